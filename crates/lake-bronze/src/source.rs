@@ -1,0 +1,189 @@
+//! Batch sources of bronze: PostgreSQL or the built-in generator.
+
+use std::sync::mpsc::sync_channel;
+
+use anyhow::{Context, Result, anyhow};
+use chrono::{NaiveDate, Utc};
+use lake_core::config::SourceArgs;
+use lake_core::pg::{PgUrl, query_error, table_columns};
+use lake_core::pg_types::CopyDecoder;
+use lake_core::{Lake, PartitionRef, PartitionWriter};
+use lake_northwind::Northwind;
+use polars::prelude::*;
+
+use crate::metadata::add_metadata;
+
+/// Rows per batch streamed from PostgreSQL: bounds memory whatever the table size.
+pub const COPY_BATCH_ROWS: usize = 128 * 1024;
+
+/// Schema the Northwind tables live in.
+pub const PG_SCHEMA: &str = "public";
+
+/// Where bronze copies tables from.
+pub enum BatchSource {
+    Postgres(PgUrl),
+    /// The built-in generator, generated once per run.
+    Generated(Northwind),
+}
+
+/// What ingesting one table did.
+#[derive(Debug, Clone)]
+pub struct IngestReport {
+    pub partition: PartitionRef,
+    pub rows: u64,
+    /// The `_source` value written.
+    pub source: String,
+}
+
+impl BatchSource {
+    /// PostgreSQL when a URL is configured, else the generator.
+    pub fn from_args(args: &SourceArgs) -> Result<BatchSource> {
+        match args.pg_url()? {
+            Some(url) => Ok(BatchSource::Postgres(url)),
+            None => Ok(BatchSource::Generated(
+                lake_northwind::generate(args.scale, args.seed).context("generating Northwind")?,
+            )),
+        }
+    }
+
+    /// The source as shown in run manifests (never a password).
+    pub fn describe(&self) -> String {
+        match self {
+            BatchSource::Postgres(url) => url.location().to_string(),
+            BatchSource::Generated(nw) => generator_location(nw),
+        }
+    }
+
+    /// Copies `table` into its bronze partition for `date`, replacing it.
+    pub fn ingest(
+        &self,
+        lake: &Lake,
+        table: &str,
+        date: NaiveDate,
+        run_id: &str,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<IngestReport> {
+        let partition = crate::partition(table, date);
+        let writer = PartitionWriter::new(lake, partition.clone(), run_id);
+        match self {
+            BatchSource::Postgres(url) => ingest_postgres(url, table, writer, progress),
+            BatchSource::Generated(nw) => ingest_generated(nw, table, writer, progress),
+        }
+    }
+}
+
+fn generator_location(nw: &Northwind) -> String {
+    format!("generator://northwind?scale={}&seed={}", nw.scale, nw.seed)
+}
+
+fn ingest_generated(
+    nw: &Northwind,
+    table: &str,
+    mut writer: PartitionWriter,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<IngestReport> {
+    let mut df = nw
+        .table(table)
+        .ok_or_else(|| anyhow!("the generator has no table {table}"))?
+        .clone();
+    let source = format!(
+        "generator://northwind/{PG_SCHEMA}.{table}?scale={}&seed={}",
+        nw.scale, nw.seed
+    );
+    add_metadata(&mut df, Utc::now(), &source)?;
+    let rows = df.height() as u64;
+    writer.write_frame(&mut df)?;
+    let manifest = writer.commit()?;
+    progress(rows);
+    Ok(IngestReport {
+        partition: crate::partition(table, manifest.date),
+        rows: manifest.row_count,
+        source,
+    })
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn ingest_postgres(
+    url: &PgUrl,
+    table: &str,
+    writer: PartitionWriter,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<IngestReport> {
+    let qualified = format!("{PG_SCHEMA}.{table}");
+    let source = format!("{}/{qualified}", url.location());
+    let mut client = url.connect()?;
+    // One snapshot for the catalog query and the copy: the columns read are
+    // the columns decoded.
+    let mut txn = client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(|err| query_error(err, &format!("starting a read of {qualified}")))?;
+    let columns = table_columns(&mut txn, PG_SCHEMA, table)?;
+    let ingested_at = Utc::now();
+    let copy = format!(
+        "COPY {}.{} TO STDOUT (FORMAT binary)",
+        quote_ident(PG_SCHEMA),
+        quote_ident(table)
+    );
+    let reader = txn
+        .copy_out(copy.as_str())
+        .map_err(|err| query_error(err, &format!("copying {qualified}")))?;
+    let mut decoder = CopyDecoder::new(
+        std::io::BufReader::with_capacity(1 << 20, reader),
+        &qualified,
+        columns,
+    )?;
+
+    // Decoding (here) and Parquet encoding (the writer thread) overlap; the
+    // channel's bound keeps at most a few batches in memory.
+    let (batches, received) = sync_channel::<DataFrame>(2);
+    let manifest = std::thread::scope(|scope| -> Result<_> {
+        let source = &source;
+        let writing = scope.spawn(move || -> Result<_> {
+            let mut writer = writer;
+            let mut file = None;
+            let mut rows = 0u64;
+            for mut batch in received {
+                add_metadata(&mut batch, ingested_at, source)?;
+                let file = match &mut file {
+                    Some(file) => file,
+                    None => file.insert(writer.start_file(&batch.schema().clone())?),
+                };
+                file.write_batch(&batch)?;
+                rows += batch.height() as u64;
+                progress(rows);
+            }
+            let file = file.ok_or_else(|| anyhow!("{source}: the copy produced no batch"))?;
+            writer.finish_file(file)?;
+            writer.commit()
+        });
+        let decoded = (|| -> Result<()> {
+            while let Some(batch) = decoder.next_batch(COPY_BATCH_ROWS)? {
+                if batches.send(batch).is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Ok(())
+        })();
+        drop(batches);
+        let written = writing
+            .join()
+            .map_err(|_| anyhow!("{source}: the Parquet writer panicked"))?;
+        decoded?;
+        written
+    })?;
+    // The reader borrows the transaction: release it before committing.
+    drop(decoder);
+    txn.commit()
+        .map_err(|err| query_error(err, &format!("finishing the read of {qualified}")))?;
+    Ok(IngestReport {
+        partition: crate::partition(table, manifest.date),
+        rows: manifest.row_count,
+        source,
+    })
+}

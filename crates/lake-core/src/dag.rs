@@ -1,0 +1,463 @@
+//! A small DAG runner for pipeline steps.
+//!
+//! A step starts when every step it depends on has succeeded; independent
+//! steps run in parallel (bounded by `workers`). A step failing with a
+//! transient error is retried with backoff a bounded number of times; a
+//! step failing for good stops the run: steps depending on it are skipped
+//! and the runner reports the first failure. Every run writes a run manifest
+//! under `_runs/`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, bail};
+use chrono::{NaiveDate, Utc};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::error::{is_transient, one_line};
+use crate::run::{Outcome, PROJECT_VERSION, RunManifest, StepRecord};
+use crate::storage::Lake;
+
+/// What a step reports when it succeeds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepOutput {
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub rejects: BTreeMap<String, u64>,
+}
+
+/// Handed to a running step to report progress.
+pub struct StepContext {
+    bar: ProgressBar,
+    pub attempt: u32,
+}
+
+impl StepContext {
+    /// Reports rows processed so far (shown live on long steps).
+    pub fn rows(&self, rows: u64) {
+        self.bar.set_position(rows);
+    }
+
+    /// Sets a short status message.
+    pub fn message(&self, message: impl Into<String>) {
+        self.bar.set_message(message.into());
+    }
+}
+
+type StepFn = Box<dyn Fn(&StepContext) -> Result<StepOutput> + Send + Sync>;
+
+/// One step of the DAG.
+pub struct Step {
+    pub name: String,
+    pub depends_on: Vec<String>,
+    run: StepFn,
+}
+
+impl Step {
+    pub fn new(
+        name: impl Into<String>,
+        depends_on: Vec<String>,
+        run: impl Fn(&StepContext) -> Result<StepOutput> + Send + Sync + 'static,
+    ) -> Step {
+        Step {
+            name: name.into(),
+            depends_on,
+            run: Box::new(run),
+        }
+    }
+}
+
+/// How the runner behaves.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub workers: usize,
+    /// Attempts per step when failures are transient (1 = no retry).
+    pub max_attempts: u32,
+    pub first_backoff: Duration,
+    /// Show live progress bars (when stderr is a terminal).
+    pub progress: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            workers: 2,
+            max_attempts: 3,
+            first_backoff: Duration::from_millis(500),
+            progress: true,
+        }
+    }
+}
+
+/// The run's outcome: its manifest, saved under `_runs/`.
+pub struct RunResult {
+    pub manifest: RunManifest,
+    /// The first failure, already as one line, when the run failed.
+    pub failure: Option<String>,
+}
+
+impl RunResult {
+    /// Turns a failed run into an error naming the failed step.
+    pub fn into_result(self) -> Result<RunManifest> {
+        match self.failure {
+            Some(failure) => bail!("{failure}"),
+            None => Ok(self.manifest),
+        }
+    }
+}
+
+/// Runs `steps` as a DAG and records the run in `_runs/{run_id}.json`.
+pub fn run_steps(
+    lake: &Lake,
+    run_id: &str,
+    date: NaiveDate,
+    source: &str,
+    steps: Vec<Step>,
+    options: &RunOptions,
+) -> Result<RunResult> {
+    validate(&steps)?;
+    let started_at = Utc::now();
+    let multi = MultiProgress::with_draw_target(if options.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let records: Mutex<HashMap<String, StepRecord>> = Mutex::new(HashMap::new());
+    let mut done: HashSet<String> = HashSet::new();
+    let mut failed: HashSet<String> = HashSet::new();
+    let mut started: HashSet<String> = HashSet::new();
+    let mut failure: Option<String> = None;
+    let by_name: HashMap<&str, &Step> = steps.iter().map(|s| (s.name.as_str(), s)).collect();
+
+    std::thread::scope(|scope| {
+        let (finished_tx, finished_rx) = mpsc::channel::<(String, bool)>();
+        let mut running = 0usize;
+        loop {
+            // Skip steps whose inputs failed; start ready ones while workers are free.
+            for step in &steps {
+                if started.contains(&step.name) {
+                    continue;
+                }
+                if step.depends_on.iter().any(|d| failed.contains(d)) {
+                    started.insert(step.name.clone());
+                    failed.insert(step.name.clone());
+                    lock(&records).insert(step.name.clone(), skipped_record(step));
+                    continue;
+                }
+                let ready = step.depends_on.iter().all(|d| done.contains(d));
+                if ready && running < options.workers.max(1) && failure.is_none() {
+                    started.insert(step.name.clone());
+                    running += 1;
+                    let tx = finished_tx.clone();
+                    let bar = multi.add(step_bar(&step.name));
+                    let step_ref = by_name[step.name.as_str()];
+                    let records = &records;
+                    scope.spawn(move || {
+                        let record = run_one(step_ref, bar, options);
+                        let ok = record.outcome == Outcome::Succeeded;
+                        lock(records).insert(step_ref.name.clone(), record);
+                        let _ = tx.send((step_ref.name.clone(), ok));
+                    });
+                }
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((name, ok)) = finished_rx.recv() else {
+                break;
+            };
+            running -= 1;
+            if ok {
+                done.insert(name);
+            } else {
+                if failure.is_none() {
+                    let record = lock(&records).get(&name).cloned();
+                    let reason = record.and_then(|r| r.error).unwrap_or_default();
+                    failure = Some(format!("step {name} failed: {reason}"));
+                }
+                failed.insert(name);
+            }
+        }
+    });
+    // Steps never started (a failure stopped the run) are recorded as skipped.
+    let mut records = records
+        .into_inner()
+        .map_err(|_| anyhow!("step records poisoned"))?;
+    let ordered: Vec<StepRecord> = steps
+        .iter()
+        .map(|s| records.remove(&s.name).unwrap_or_else(|| skipped_record(s)))
+        .collect();
+    let outcome = if failure.is_some() {
+        Outcome::Failed
+    } else {
+        Outcome::Succeeded
+    };
+    let manifest = RunManifest {
+        run_id: run_id.to_string(),
+        project_version: PROJECT_VERSION.to_string(),
+        date,
+        source: source.to_string(),
+        started_at,
+        finished_at: Utc::now(),
+        outcome,
+        steps: ordered,
+    };
+    manifest.save(lake)?;
+    Ok(RunResult { manifest, failure })
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn validate(steps: &[Step]) -> Result<()> {
+    let names: HashSet<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    if names.len() != steps.len() {
+        bail!("two pipeline steps share a name");
+    }
+    for step in steps {
+        for dep in &step.depends_on {
+            if !names.contains(dep.as_str()) {
+                bail!("step {} depends on unknown step {dep}", step.name);
+            }
+        }
+    }
+    // Kahn's algorithm: every step must become ready eventually.
+    let mut remaining: Vec<&Step> = steps.iter().collect();
+    let mut resolved: HashSet<&str> = HashSet::new();
+    while !remaining.is_empty() {
+        let before = remaining.len();
+        remaining.retain(|s| {
+            if s.depends_on.iter().all(|d| resolved.contains(d.as_str())) {
+                resolved.insert(s.name.as_str());
+                false
+            } else {
+                true
+            }
+        });
+        if remaining.len() == before {
+            bail!("pipeline steps form a cycle");
+        }
+    }
+    Ok(())
+}
+
+fn step_bar(name: &str) -> ProgressBar {
+    let bar = ProgressBar::no_length();
+    let style = ProgressStyle::with_template(
+        "{spinner} {prefix:<28} {human_pos:>12} rows  {elapsed:>4}  {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    bar.set_style(style);
+    bar.set_prefix(name.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+fn run_one(step: &Step, bar: ProgressBar, options: &RunOptions) -> StepRecord {
+    let started = Instant::now();
+    let mut attempt = 1;
+    loop {
+        let context = StepContext {
+            bar: bar.clone(),
+            attempt,
+        };
+        let result = (step.run)(&context);
+        match result {
+            Ok(output) => {
+                bar.finish_and_clear();
+                let record = StepRecord {
+                    name: step.name.clone(),
+                    inputs: output.inputs,
+                    outputs: output.outputs,
+                    rows_in: output.rows_in,
+                    rows_out: output.rows_out,
+                    rejects: output.rejects,
+                    duration_ms: started.elapsed().as_millis() as u64,
+                    attempts: attempt,
+                    outcome: Outcome::Succeeded,
+                    error: None,
+                };
+                eprintln!(
+                    "  ok  {:<30} {:>12} rows in {:>12} rows out  {:>7.2} s",
+                    step.name,
+                    group_digits(record.rows_in),
+                    group_digits(record.rows_out),
+                    started.elapsed().as_secs_f64()
+                );
+                return record;
+            }
+            Err(err) if is_transient(&err) && attempt < options.max_attempts => {
+                let wait = options.first_backoff * 2u32.pow(attempt - 1);
+                eprintln!(
+                    "  retry {} (attempt {attempt} of {}) in {:.1} s: {}",
+                    step.name,
+                    options.max_attempts,
+                    wait.as_secs_f64(),
+                    one_line(&err)
+                );
+                std::thread::sleep(wait);
+                attempt += 1;
+            }
+            Err(err) => {
+                bar.finish_and_clear();
+                let message = one_line(&err);
+                eprintln!("  FAILED {}: {message}", step.name);
+                return StepRecord {
+                    name: step.name.clone(),
+                    inputs: Vec::new(),
+                    outputs: Vec::new(),
+                    rows_in: 0,
+                    rows_out: 0,
+                    rejects: BTreeMap::new(),
+                    duration_ms: started.elapsed().as_millis() as u64,
+                    attempts: attempt,
+                    outcome: Outcome::Failed,
+                    error: Some(message),
+                };
+            }
+        }
+    }
+}
+
+fn skipped_record(step: &Step) -> StepRecord {
+    StepRecord {
+        name: step.name.clone(),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        rows_in: 0,
+        rows_out: 0,
+        rejects: BTreeMap::new(),
+        duration_ms: 0,
+        attempts: 0,
+        outcome: Outcome::Skipped,
+        error: None,
+    }
+}
+
+/// `1234567` -> `1,234,567`.
+pub fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::error::Transient;
+
+    fn quiet() -> RunOptions {
+        RunOptions {
+            workers: 2,
+            max_attempts: 3,
+            first_backoff: Duration::from_millis(1),
+            progress: false,
+        }
+    }
+
+    fn lake() -> (tempfile::TempDir, Lake) {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        (dir, lake)
+    }
+
+    fn date() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 1, 2).unwrap()
+    }
+
+    #[test]
+    fn steps_run_after_their_inputs_and_transient_failures_are_retried() {
+        let (_dir, lake) = lake();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let flaky_calls = Arc::new(AtomicU32::new(0));
+        let o1 = order.clone();
+        let o2 = order.clone();
+        let calls = flaky_calls.clone();
+        let steps = vec![
+            Step::new("b", vec!["a".into()], move |_| {
+                o2.lock().unwrap().push("b");
+                Ok(StepOutput::default())
+            }),
+            Step::new("a", vec![], move |_| {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Err(anyhow::Error::new(Transient("flaky".into())));
+                }
+                o1.lock().unwrap().push("a");
+                Ok(StepOutput {
+                    rows_out: 7,
+                    ..Default::default()
+                })
+            }),
+        ];
+        let result = run_steps(&lake, "run-1", date(), "test", steps, &quiet()).unwrap();
+        assert!(result.failure.is_none());
+        assert_eq!(*order.lock().unwrap(), vec!["a", "b"]);
+        let a = &result.manifest.steps[1];
+        assert_eq!(
+            (a.attempts, a.rows_out, a.outcome),
+            (2, 7, Outcome::Succeeded)
+        );
+        let saved = RunManifest::recent(&lake, 10).unwrap();
+        assert_eq!(saved, vec![result.manifest]);
+    }
+
+    #[test]
+    fn permanent_failure_stops_dependants_and_names_the_step() {
+        let (_dir, lake) = lake();
+        let steps = vec![
+            Step::new("a", vec![], |_| bail!("table public.orders does not exist")),
+            Step::new("b", vec!["a".into()], |_| Ok(StepOutput::default())),
+        ];
+        let result = run_steps(&lake, "run-2", date(), "test", steps, &quiet()).unwrap();
+        assert_eq!(
+            result.failure.as_deref(),
+            Some("step a failed: table public.orders does not exist")
+        );
+        let outcomes: Vec<_> = result
+            .manifest
+            .steps
+            .iter()
+            .map(|s| (s.attempts, s.outcome))
+            .collect();
+        assert_eq!(outcomes, vec![(1, Outcome::Failed), (0, Outcome::Skipped)]);
+        assert_eq!(result.manifest.outcome, Outcome::Failed);
+    }
+
+    #[test]
+    fn cycles_and_unknown_dependencies_are_refused() {
+        let (_dir, lake) = lake();
+        let cyclic = vec![
+            Step::new("a", vec!["b".into()], |_| Ok(StepOutput::default())),
+            Step::new("b", vec!["a".into()], |_| Ok(StepOutput::default())),
+        ];
+        assert!(run_steps(&lake, "r", date(), "t", cyclic, &quiet()).is_err());
+        let unknown = vec![Step::new("a", vec!["zz".into()], |_| {
+            Ok(StepOutput::default())
+        })];
+        assert!(run_steps(&lake, "r", date(), "t", unknown, &quiet()).is_err());
+    }
+
+    #[test]
+    fn digits_are_grouped() {
+        assert_eq!(group_digits(0), "0");
+        assert_eq!(group_digits(999), "999");
+        assert_eq!(group_digits(1000), "1,000");
+        assert_eq!(group_digits(2_155_000), "2,155,000");
+    }
+}

@@ -1,0 +1,58 @@
+//! Error classification shared by every layer.
+//!
+//! Errors travel as `anyhow::Error` with context naming the table, column,
+//! file or offset. The only extra knowledge the pipeline needs is whether a
+//! failure is worth retrying, which the [`Transient`] marker carries.
+
+use std::fmt;
+
+/// Marks a failure that may succeed when retried (a connection refused, a
+/// timeout, a 5xx from object storage). The pipeline retries steps whose error
+/// chain contains it a bounded number of times.
+#[derive(Debug)]
+pub struct Transient(pub String);
+
+impl fmt::Display for Transient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Transient {}
+
+/// True when any error in the chain is marked [`Transient`].
+pub fn is_transient(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| cause.is::<Transient>())
+}
+
+/// One line for a terminal: every context level joined by `: `.
+pub fn one_line(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(|cause| cause.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn transient_marker_is_found_anywhere_in_the_chain() {
+        let err = Err::<(), _>(Transient("connection refused".into()))
+            .context("reading bronze/orders")
+            .unwrap_err();
+        assert!(is_transient(&err));
+        assert!(!is_transient(&anyhow::anyhow!("missing column")));
+    }
+
+    #[test]
+    fn one_line_joins_contexts() {
+        let err = Err::<(), _>(anyhow::anyhow!("boom\nsecond line"))
+            .context("outer")
+            .unwrap_err();
+        assert_eq!(one_line(&err), "outer: boom second line");
+    }
+}

@@ -1,0 +1,337 @@
+//! Partitions and the `_SUCCESS` commit protocol (data contract, section 2).
+//!
+//! A partition is `{layer}/{table}/{date}/`. Writers put data files under
+//! fresh names, then write the `_SUCCESS` manifest listing them (one atomic
+//! put), then delete every other object of the folder. Readers read the
+//! manifest and exactly the files it lists, so a crash at any point leaves
+//! the old complete partition or the new one visible, never a mix.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, Result, anyhow};
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, Utc};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::fault;
+use crate::layer::Layer;
+use crate::parquet;
+use crate::schema::{ColumnSpec, column_specs};
+use crate::storage::{Lake, ObjectWriter};
+
+/// Name of the commit manifest of a partition.
+pub const SUCCESS: &str = "_SUCCESS";
+
+/// A partition's address: layer, table (may hold a `/`, e.g.
+/// `_rejects/sales_master`) and date.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PartitionRef {
+    pub layer: Layer,
+    pub table: String,
+    pub date: NaiveDate,
+}
+
+impl PartitionRef {
+    pub fn new(layer: Layer, table: impl Into<String>, date: NaiveDate) -> Self {
+        PartitionRef {
+            layer,
+            table: table.into(),
+            date,
+        }
+    }
+
+    /// Folder key inside the layer root.
+    pub fn dir(&self) -> String {
+        format!("{}/{}", self.table, self.date.format("%Y-%m-%d"))
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}/{name}", self.dir())
+    }
+}
+
+impl std::fmt::Display for PartitionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.layer, self.dir())
+    }
+}
+
+/// One data file of a committed partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataFile {
+    /// File name inside the partition folder.
+    pub name: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// The `_SUCCESS` manifest: what a committed partition holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub layer: Layer,
+    pub table: String,
+    pub date: NaiveDate,
+    pub run_id: String,
+    pub written_at: DateTime<Utc>,
+    pub row_count: u64,
+    pub files: Vec<DataFile>,
+    pub schema: Vec<ColumnSpec>,
+}
+
+/// Writes the data files of one partition, then commits them.
+pub struct PartitionWriter {
+    lake: Lake,
+    partition: PartitionRef,
+    run_id: String,
+    files: Vec<DataFile>,
+    schema: Option<Vec<ColumnSpec>>,
+}
+
+impl PartitionWriter {
+    pub fn new(lake: &Lake, partition: PartitionRef, run_id: &str) -> Self {
+        PartitionWriter {
+            lake: lake.clone(),
+            partition,
+            run_id: run_id.to_string(),
+            files: Vec::new(),
+            schema: None,
+        }
+    }
+
+    pub fn partition(&self) -> &PartitionRef {
+        &self.partition
+    }
+
+    fn next_file_name(&self) -> String {
+        // Run id + sequence: unique per write, so a rewrite never overwrites a
+        // file the current manifest lists.
+        format!(
+            "part-{}-{:05}.snappy.parquet",
+            self.run_id,
+            self.files.len()
+        )
+    }
+
+    fn check_schema(&mut self, schema: &Schema) -> Result<()> {
+        let specs = column_specs(schema);
+        match &self.schema {
+            None => self.schema = Some(specs),
+            Some(existing) if *existing != specs => {
+                return Err(anyhow!(
+                    "{}: a data file's schema differs from the partition's first file",
+                    self.partition
+                ));
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Writes a whole frame as one data file.
+    pub fn write_frame(&mut self, df: &mut DataFrame) -> Result<()> {
+        let mut file = self.start_file(&df.schema().clone())?;
+        file.write_batch(df)?;
+        self.finish_file(file)
+    }
+
+    /// Starts a data file written in batches (bounded memory for big tables).
+    pub fn start_file(&mut self, schema: &Schema) -> Result<ParquetFileWriter> {
+        self.check_schema(schema)?;
+        let name = self.next_file_name();
+        let key = self.partition.key(&name);
+        let sink = self.lake.writer(self.partition.layer, &key)?;
+        let batched = parquet::parquet_writer(sink.clone())
+            .batched(schema)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "starting Parquet file {}",
+                    self.lake.describe(self.partition.layer, &key)
+                )
+            })?;
+        Ok(ParquetFileWriter {
+            batched,
+            sink,
+            name,
+            rows: 0,
+            description: self.lake.describe(self.partition.layer, &key),
+        })
+    }
+
+    /// Closes a file started with [`PartitionWriter::start_file`].
+    pub fn finish_file(&mut self, file: ParquetFileWriter) -> Result<()> {
+        let ParquetFileWriter {
+            batched,
+            sink,
+            name,
+            rows,
+            description,
+        } = file;
+        batched
+            .finish()
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("closing Parquet file {description}"))?;
+        drop(batched);
+        let bytes = sink.finish()?;
+        self.files.push(DataFile { name, rows, bytes });
+        Ok(())
+    }
+
+    /// Makes the partition visible: writes `_SUCCESS`, then deletes every
+    /// object of the folder it does not list (the previous version's files
+    /// and leftovers of crashed writes).
+    pub fn commit(self) -> Result<Manifest> {
+        let schema = self.schema.ok_or_else(|| {
+            anyhow!(
+                "{}: nothing was written, refusing to commit",
+                self.partition
+            )
+        })?;
+        let manifest = Manifest {
+            layer: self.partition.layer,
+            table: self.partition.table.clone(),
+            date: self.partition.date,
+            run_id: self.run_id.clone(),
+            written_at: Utc::now(),
+            row_count: self.files.iter().map(|f| f.rows).sum(),
+            files: self.files,
+            schema,
+        };
+        let target = format!("{}/{}", self.partition.layer, self.partition.table);
+        fault::check("before_commit", &target)?;
+        let json =
+            serde_json::to_vec_pretty(&manifest).context("encoding the _SUCCESS manifest")?;
+        self.lake.put(
+            self.partition.layer,
+            &self.partition.key(SUCCESS),
+            Bytes::from(json),
+        )?;
+        fault::check("before_cleanup", &target)?;
+        remove_unlisted(&self.lake, &self.partition, &manifest)?;
+        Ok(manifest)
+    }
+}
+
+/// Deletes the objects of a partition folder that its manifest does not list.
+fn remove_unlisted(lake: &Lake, partition: &PartitionRef, manifest: &Manifest) -> Result<()> {
+    let keep: BTreeSet<String> = manifest
+        .files
+        .iter()
+        .map(|f| partition.key(&f.name))
+        .chain([partition.key(SUCCESS)])
+        .collect();
+    for object in lake.list(partition.layer, &partition.dir())? {
+        if !keep.contains(&object.key) {
+            lake.delete(partition.layer, &object.key)?;
+        }
+    }
+    Ok(())
+}
+
+/// A data file being written in batches.
+pub struct ParquetFileWriter {
+    batched: polars::io::parquet::write::BatchedWriter<ObjectWriter>,
+    sink: ObjectWriter,
+    name: String,
+    rows: u64,
+    description: String,
+}
+
+impl ParquetFileWriter {
+    pub fn write_batch(&mut self, df: &DataFrame) -> Result<()> {
+        self.batched
+            .write_batch(df)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("writing Parquet file {}", self.description))?;
+        self.rows += df.height() as u64;
+        Ok(())
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+}
+
+/// Reads the manifest of a partition; `None` when it is not committed.
+pub fn read_manifest(lake: &Lake, partition: &PartitionRef) -> Result<Option<Manifest>> {
+    let Some(bytes) = lake.get(partition.layer, &partition.key(SUCCESS))? else {
+        return Ok(None);
+    };
+    let manifest = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{partition}/{SUCCESS} is not a valid manifest"))?;
+    Ok(Some(manifest))
+}
+
+/// Dates of the committed partitions of a table, oldest first.
+pub fn committed_dates(lake: &Lake, layer: Layer, table: &str) -> Result<Vec<NaiveDate>> {
+    let mut dates = Vec::new();
+    for dir in lake.list_dirs(layer, table)? {
+        let Ok(date) = NaiveDate::parse_from_str(&dir, "%Y-%m-%d") else {
+            continue;
+        };
+        let partition = PartitionRef::new(layer, table, date);
+        if lake.get(layer, &partition.key(SUCCESS))?.is_some() {
+            dates.push(date);
+        }
+    }
+    dates.sort();
+    Ok(dates)
+}
+
+/// The partition a run dated `date` reads: the one of that date when it is
+/// committed, else the latest committed one before it.
+pub fn resolve_input(
+    lake: &Lake,
+    layer: Layer,
+    table: &str,
+    date: NaiveDate,
+) -> Result<(PartitionRef, Manifest)> {
+    let dates = committed_dates(lake, layer, table)?;
+    let chosen = dates
+        .into_iter()
+        .rev()
+        .find(|d| *d <= date)
+        .ok_or_else(|| {
+            anyhow!(
+                "no committed partition of {layer}/{table} on or before {date} in {}",
+                lake.url()
+            )
+        })?;
+    let partition = PartitionRef::new(layer, table, chosen);
+    let manifest = read_manifest(lake, &partition)?
+        .ok_or_else(|| anyhow!("{partition} lost its {SUCCESS} while being read"))?;
+    Ok((partition, manifest))
+}
+
+/// Reads the files a manifest lists, only `columns` when given, as one frame.
+pub fn read_partition(
+    lake: &Lake,
+    partition: &PartitionRef,
+    manifest: &Manifest,
+    columns: Option<&[String]>,
+) -> Result<DataFrame> {
+    let mut frames = Vec::with_capacity(manifest.files.len());
+    for file in &manifest.files {
+        let key = partition.key(&file.name);
+        let bytes = lake.get(partition.layer, &key)?.ok_or_else(|| {
+            anyhow!(
+                "{} is listed in {partition}/{SUCCESS} but missing (rewritten concurrently?)",
+                lake.describe(partition.layer, &key)
+            )
+        })?;
+        let df = parquet::decode(bytes, columns)
+            .with_context(|| format!("reading {}", lake.describe(partition.layer, &key)))?;
+        frames.push(df);
+    }
+    let mut frames = frames.into_iter();
+    let mut out = frames
+        .next()
+        .ok_or_else(|| anyhow!("{partition}: the manifest lists no data file"))?;
+    for df in frames {
+        out.vstack_mut_owned(df)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{partition}: data files with different schemas"))?;
+    }
+    Ok(out)
+}

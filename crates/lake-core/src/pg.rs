@@ -1,0 +1,297 @@
+//! PostgreSQL connections: URL parsing with TLS modes, password redaction,
+//! and the catalog query that tells bronze a table's columns.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+use postgres::config::SslMode;
+use postgres_openssl::MakeTlsConnector;
+use url::Url;
+
+use crate::error::Transient;
+use crate::pg_types::{PgColumn, polars_type};
+
+/// How hard the connection insists on TLS, with libpq's meaning of each
+/// `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Disable,
+    /// TLS when the server offers it, without verification (libpq's default).
+    Prefer,
+    /// TLS required, certificate not verified.
+    Require,
+    /// TLS required, certificate chain verified.
+    VerifyCa,
+    /// TLS required, chain and host name verified.
+    VerifyFull,
+}
+
+/// A parsed `postgresql://` URL. Its `Debug` and `Display` never show the
+/// password.
+#[derive(Clone)]
+pub struct PgUrl {
+    config: postgres::Config,
+    tls: TlsMode,
+    root_cert: Option<PathBuf>,
+    redacted: String,
+    location: String,
+}
+
+impl std::fmt::Debug for PgUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgUrl({})", self.redacted)
+    }
+}
+
+impl std::fmt::Display for PgUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+/// Connection timeout when the URL does not set `connect_timeout`.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl FromStr for PgUrl {
+    type Err = anyhow::Error;
+
+    fn from_str(raw: &str) -> Result<Self> {
+        // The url crate's messages never echo the input, so no password leaks.
+        let mut url = Url::parse(raw.trim()).map_err(|err| {
+            anyhow!("invalid PostgreSQL URL (not shown, it may hold a password): {err}")
+        })?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            bail!(
+                "invalid PostgreSQL URL: scheme {:?}, expected postgresql://",
+                url.scheme()
+            );
+        }
+        // sslmode and sslrootcert are handled here: tokio-postgres knows only
+        // disable/prefer/require and does no certificate configuration.
+        let mut tls = TlsMode::Prefer;
+        let mut root_cert = None;
+        let mut kept: Vec<(String, String)> = Vec::new();
+        for (key, value) in url.query_pairs() {
+            match key.as_ref() {
+                "sslmode" => {
+                    tls = match value.as_ref() {
+                        "disable" => TlsMode::Disable,
+                        "allow" | "prefer" => TlsMode::Prefer,
+                        "require" => TlsMode::Require,
+                        "verify-ca" => TlsMode::VerifyCa,
+                        "verify-full" => TlsMode::VerifyFull,
+                        other => bail!("invalid PostgreSQL URL: unknown sslmode {other:?}"),
+                    }
+                }
+                "sslrootcert" => root_cert = Some(PathBuf::from(value.as_ref())),
+                _ => kept.push((key.into_owned(), value.into_owned())),
+            }
+        }
+        if kept.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(kept);
+        }
+        let mut config = postgres::Config::from_str(url.as_str())
+            .map_err(|err| anyhow!("invalid PostgreSQL URL {}: {err}", redact(&url)))?;
+        config.ssl_mode(match tls {
+            TlsMode::Disable => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => SslMode::Require,
+        });
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("medallion-lake");
+        }
+        let host = url.host_str().unwrap_or("localhost").to_string();
+        let port = url.port().unwrap_or(5432);
+        let db = config
+            .get_dbname()
+            .map(str::to_string)
+            .or_else(|| config.get_user().map(str::to_string))
+            .unwrap_or_else(|| "postgres".into());
+        Ok(PgUrl {
+            config,
+            tls,
+            root_cert,
+            redacted: redact(&url),
+            location: format!("postgresql://{host}:{port}/{db}"),
+        })
+    }
+}
+
+/// The URL with its password replaced by `***`.
+fn redact(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    shown.to_string()
+}
+
+impl PgUrl {
+    /// `postgresql://host:port/db`: where data came from, without user or
+    /// password (used for `_source`).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    pub fn tls_mode(&self) -> TlsMode {
+        self.tls
+    }
+
+    /// Connects, with TLS as the URL asks.
+    pub fn connect(&self) -> Result<postgres::Client> {
+        let result = if self.tls == TlsMode::Disable {
+            self.config.connect(postgres::NoTls)
+        } else {
+            self.config.connect(self.tls_connector()?)
+        };
+        result.map_err(|err| connection_error(err, &self.redacted))
+    }
+
+    fn tls_connector(&self) -> Result<MakeTlsConnector> {
+        let mut builder =
+            SslConnector::builder(SslMethod::tls()).context("initialising OpenSSL")?;
+        let verify = matches!(self.tls, TlsMode::VerifyCa | TlsMode::VerifyFull);
+        if verify {
+            builder.set_verify(SslVerifyMode::PEER);
+            if let Some(root) = &self.root_cert {
+                builder
+                    .set_ca_file(root)
+                    .with_context(|| format!("loading sslrootcert {}", root.display()))?;
+            }
+        } else {
+            builder.set_verify(SslVerifyMode::NONE);
+        }
+        let mut connector = MakeTlsConnector::new(builder.build());
+        let check_host = self.tls == TlsMode::VerifyFull;
+        connector.set_callback(move |config, _domain| {
+            config.set_verify_hostname(check_host);
+            Ok(())
+        });
+        Ok(connector)
+    }
+}
+
+/// A connection failure as a one-line error; I/O failures (server down,
+/// refused, timeout) are marked transient, refusals by the server are not.
+fn connection_error(err: postgres::Error, redacted: &str) -> anyhow::Error {
+    let transient = err.as_db_error().is_none();
+    let err = anyhow!("{err}").context(format!("cannot connect to PostgreSQL at {redacted}"));
+    if transient {
+        err.context(Transient("PostgreSQL unreachable".into()))
+    } else {
+        err
+    }
+}
+
+/// An error of a query on an open connection, with what was being done.
+pub fn query_error(err: postgres::Error, what: &str) -> anyhow::Error {
+    let transient = err.is_closed() || err.as_db_error().is_none();
+    let message = match err.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => err.to_string(),
+    };
+    let err = anyhow!(message).context(what.to_string());
+    if transient {
+        err.context(Transient("PostgreSQL connection lost".into()))
+    } else {
+        err
+    }
+}
+
+/// The columns of `schema.table`, in table order, with their lake types.
+/// Fails naming the table when it does not exist, and the column when its
+/// type has no mapping in the data contract.
+pub fn table_columns(
+    client: &mut impl postgres::GenericClient,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<PgColumn>> {
+    let rows = client
+        .query(
+            "SELECT a.attname, t.typname, a.atttypmod \
+             FROM pg_attribute a \
+             JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_type t ON t.oid = a.atttypid \
+             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p') \
+               AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
+            &[&schema, &table],
+        )
+        .map_err(|err| query_error(err, &format!("reading the columns of {schema}.{table}")))?;
+    if rows.is_empty() {
+        bail!("table {schema}.{table} does not exist in the source database");
+    }
+    rows.iter()
+        .map(|row| {
+            let name: String = row.get(0);
+            let pg_type: String = row.get(1);
+            let typmod: i32 = row.get(2);
+            let dtype = polars_type(&pg_type, typmod).ok_or_else(|| {
+                anyhow!(
+                    "{schema}.{table}.{name} has type {pg_type}, which the lake cannot map \
+                     (supported: smallint, integer, bigint, real, double precision, numeric, \
+                     varchar, text, char, date, timestamp, timestamptz, bytea, boolean)"
+                )
+            })?;
+            Ok(PgColumn {
+                name,
+                pg_type,
+                typmod,
+                dtype,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_never_shown() {
+        let url: PgUrl = "postgresql://lake:s3cr3t@db.example:6543/northwind?sslmode=require"
+            .parse()
+            .unwrap();
+        assert_eq!(url.location(), "postgresql://db.example:6543/northwind");
+        assert!(!format!("{url} {url:?}").contains("s3cr3t"));
+        assert_eq!(url.tls_mode(), TlsMode::Require);
+    }
+
+    #[test]
+    fn verify_modes_and_defaults() {
+        let url: PgUrl = "postgres://u@h/db?sslmode=verify-full&sslrootcert=/tmp/ca.pem"
+            .parse()
+            .unwrap();
+        assert_eq!(url.tls_mode(), TlsMode::VerifyFull);
+        assert_eq!(url.location(), "postgresql://h:5432/db");
+        let plain: PgUrl = "postgresql://u@h".parse().unwrap();
+        assert_eq!(plain.tls_mode(), TlsMode::Prefer);
+        assert_eq!(plain.location(), "postgresql://h:5432/u");
+    }
+
+    #[test]
+    fn bad_urls_are_refused_without_echoing_them() {
+        let err = "mysql://u:pw@h/db"
+            .parse::<PgUrl>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected postgresql://"), "{err}");
+        let err = "postgresql://u:pw@h/db?sslmode=sometimes"
+            .parse::<PgUrl>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown sslmode") && !err.contains("pw"),
+            "{err}"
+        );
+    }
+}

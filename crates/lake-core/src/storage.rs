@@ -1,0 +1,335 @@
+//! The lake's storage: every read and write of the lake goes through
+//! [`Lake`], which wraps an `object_store` store behind a URL.
+//!
+//! The API is synchronous because the layers are CPU-bound Polars code; the
+//! object store's async calls run on a small private Tokio runtime (or on the
+//! caller's runtime when there is one).
+
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+
+use crate::error::Transient;
+use crate::layer::Layer;
+
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("lake-io")
+        .enable_all()
+        .build()
+        .unwrap_or_else(|err| panic!("cannot start the lake's I/O runtime: {err}"))
+});
+
+/// Runs a future to completion from synchronous code, on the caller's Tokio
+/// runtime when there is one (from a blocking-capable context) or on the
+/// lake's own.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => tokio::task::block_in_place(|| handle.block_on(future)),
+        Err(_) => RUNTIME.block_on(future),
+    }
+}
+
+/// One object of the lake, as listed.
+#[derive(Debug, Clone)]
+pub struct ObjectInfo {
+    /// Key relative to its layer root, e.g. `orders/2026-11-26/_SUCCESS`.
+    pub key: String,
+    pub size: u64,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// Handle on the lake's storage. Cheap to clone.
+#[derive(Clone)]
+pub struct Lake {
+    inner: Arc<LakeInner>,
+}
+
+struct LakeInner {
+    store: Arc<dyn ObjectStore>,
+    /// Where each layer lives inside `store`.
+    layout: Layout,
+    /// The lake's URL as shown to people (never holds credentials).
+    display: String,
+    /// Set for a lake on the local filesystem.
+    local_root: Option<PathBuf>,
+}
+
+/// How layers map to keys in the store.
+enum Layout {
+    /// Layer `L` lives under `{prefix}/{L}/` of one store.
+    Prefixed { prefix: String },
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Lake({})", self.inner.display)
+    }
+}
+
+impl Lake {
+    /// Opens the lake at `url`: a filesystem path or a `file://` URL.
+    pub fn open(url: &str) -> Result<Lake> {
+        let url = url.trim();
+        if url.is_empty() {
+            bail!("the lake URL is empty (set --lake or LAKE_URL)");
+        }
+        if let Some(rest) = url.strip_prefix("file://") {
+            return Self::open_local(FsPath::new(rest));
+        }
+        if let Some((scheme, _)) = url.split_once("://") {
+            bail!("unsupported lake URL scheme {scheme:?} in {url:?} (expected a path or file://)");
+        }
+        Self::open_local(FsPath::new(url))
+    }
+
+    fn open_local(root: &FsPath) -> Result<Lake> {
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("creating the lake folder {}", root.display()))?;
+        let root = root
+            .canonicalize()
+            .with_context(|| format!("resolving the lake folder {}", root.display()))?;
+        let store = LocalFileSystem::new_with_prefix(&root)
+            .with_context(|| format!("opening the lake folder {}", root.display()))?
+            .with_automatic_cleanup(true);
+        Ok(Lake {
+            inner: Arc::new(LakeInner {
+                store: Arc::new(store),
+                layout: Layout::Prefixed {
+                    prefix: String::new(),
+                },
+                display: root.display().to_string(),
+                local_root: Some(root),
+            }),
+        })
+    }
+
+    /// The lake's location as shown to people.
+    pub fn url(&self) -> &str {
+        &self.inner.display
+    }
+
+    /// The local folder of the lake, for a lake on the local filesystem.
+    pub fn local_root(&self) -> Option<&FsPath> {
+        self.inner.local_root.as_deref()
+    }
+
+    /// Human-readable location of a key, for messages.
+    pub fn describe(&self, layer: Layer, key: &str) -> String {
+        format!("{}/{}/{}", self.inner.display, layer.name(), key)
+    }
+
+    fn path(&self, layer: Layer, key: &str) -> Path {
+        match &self.inner.layout {
+            Layout::Prefixed { prefix } if prefix.is_empty() => {
+                Path::from(format!("{}/{}", layer.name(), key))
+            }
+            Layout::Prefixed { prefix } => Path::from(format!("{prefix}/{}/{key}", layer.name())),
+        }
+    }
+
+    fn layer_root(&self, layer: Layer) -> Path {
+        match &self.inner.layout {
+            Layout::Prefixed { prefix } if prefix.is_empty() => Path::from(layer.name()),
+            Layout::Prefixed { prefix } => Path::from(format!("{prefix}/{}", layer.name())),
+        }
+    }
+
+    fn relative_key(&self, layer: Layer, path: &Path) -> String {
+        let root = self.layer_root(layer);
+        path.prefix_match(&root)
+            .map(|parts| {
+                parts
+                    .map(|p| p.as_ref().to_string())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
+            .unwrap_or_else(|| path.to_string())
+    }
+
+    /// Writes `bytes` at `key`, replacing what was there, in one atomic put.
+    pub fn put(&self, layer: Layer, key: &str, bytes: Bytes) -> Result<()> {
+        let path = self.path(layer, key);
+        block_on(self.inner.store.put(&path, PutPayload::from(bytes)))
+            .map_err(|err| self.storage_error(err, "writing", layer, key))?;
+        Ok(())
+    }
+
+    /// Reads the object at `key`, or `None` when there is none.
+    pub fn get(&self, layer: Layer, key: &str) -> Result<Option<Bytes>> {
+        let path = self.path(layer, key);
+        let result = block_on(async {
+            let got = self.inner.store.get(&path).await?;
+            got.bytes().await
+        });
+        match result {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(err) => Err(self.storage_error(err, "reading", layer, key)),
+        }
+    }
+
+    /// Lists every object under `prefix` (a folder key such as
+    /// `orders/2026-11-26`), recursively.
+    pub fn list(&self, layer: Layer, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let path = self.path(layer, prefix.trim_end_matches('/'));
+        let metas: Vec<_> = block_on(self.inner.store.list(Some(&path)).try_collect())
+            .map_err(|err| self.storage_error(err, "listing", layer, prefix))?;
+        let mut objects: Vec<ObjectInfo> = metas
+            .into_iter()
+            .map(|meta| ObjectInfo {
+                key: self.relative_key(layer, &meta.location),
+                size: meta.size,
+                last_modified: meta.last_modified,
+            })
+            .collect();
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
+    }
+
+    /// Names of the immediate sub-folders of `prefix` (empty for the layer root).
+    pub fn list_dirs(&self, layer: Layer, prefix: &str) -> Result<Vec<String>> {
+        let prefix = prefix.trim_end_matches('/');
+        let path = if prefix.is_empty() {
+            self.layer_root(layer)
+        } else {
+            self.path(layer, prefix)
+        };
+        let listing = block_on(self.inner.store.list_with_delimiter(Some(&path)))
+            .map_err(|err| self.storage_error(err, "listing", layer, prefix))?;
+        let mut dirs: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        dirs.sort();
+        Ok(dirs)
+    }
+
+    /// Deletes the object at `key`; deleting a missing object is not an error.
+    pub fn delete(&self, layer: Layer, key: &str) -> Result<()> {
+        let path = self.path(layer, key);
+        match block_on(self.inner.store.delete(&path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(err) => Err(self.storage_error(err, "deleting", layer, key)),
+        }
+    }
+
+    /// Opens a streaming writer for a (possibly large) object: its bytes go
+    /// out in bounded parts and the object appears only on
+    /// [`ObjectWriter::finish`].
+    pub fn writer(&self, layer: Layer, key: &str) -> Result<ObjectWriter> {
+        let path = self.path(layer, key);
+        let upload = block_on(self.inner.store.put_multipart(&path))
+            .map_err(|err| self.storage_error(err, "starting the upload of", layer, key))?;
+        Ok(ObjectWriter {
+            state: Arc::new(Mutex::new(WriterState {
+                upload: Some(WriteMultipart::new(upload)),
+                written: 0,
+            })),
+            description: self.describe(layer, key),
+        })
+    }
+
+    fn storage_error(
+        &self,
+        err: object_store::Error,
+        verb: &str,
+        layer: Layer,
+        key: &str,
+    ) -> anyhow::Error {
+        let what = format!("{verb} {}", self.describe(layer, key));
+        let transient = !matches!(
+            err,
+            object_store::Error::NotFound { .. }
+                | object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. }
+                | object_store::Error::NotSupported { .. }
+                | object_store::Error::InvalidPath { .. }
+                | object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. }
+        );
+        let err = anyhow!("{err}").context(what);
+        if transient {
+            err.context(Transient("storage error".into()))
+        } else {
+            err
+        }
+    }
+}
+
+struct WriterState {
+    upload: Option<WriteMultipart>,
+    written: u64,
+}
+
+/// Streaming writer of one object (see [`Lake::writer`]). Clones share the
+/// same upload, so a Parquet writer can own one clone while the caller keeps
+/// another to finish the upload. Dropped without `finish`, the upload is
+/// aborted and nothing becomes visible.
+#[derive(Clone)]
+pub struct ObjectWriter {
+    state: Arc<Mutex<WriterState>>,
+    description: String,
+}
+
+/// Parts uploaded concurrently while a writer streams.
+const UPLOAD_CONCURRENCY: usize = 4;
+
+impl ObjectWriter {
+    /// Completes the upload; the object becomes visible. Returns its size.
+    pub fn finish(&self) -> Result<u64> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| anyhow!("writer of {} poisoned", self.description))?;
+        let upload = state
+            .upload
+            .take()
+            .ok_or_else(|| anyhow!("writer of {} already finished", self.description))?;
+        block_on(upload.finish()).map_err(|err| {
+            anyhow!("{err}").context(format!("completing the upload of {}", self.description))
+        })?;
+        Ok(state.written)
+    }
+}
+
+impl Write for ObjectWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| std::io::Error::other("object writer poisoned"))?;
+        let upload = state
+            .upload
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("object writer already finished"))?;
+        block_on(upload.wait_for_capacity(UPLOAD_CONCURRENCY)).map_err(std::io::Error::other)?;
+        upload.write(buf);
+        state.written += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for WriterState {
+    fn drop(&mut self) {
+        if let Some(upload) = self.upload.take() {
+            // Best effort: an aborted upload leaves nothing visible either way.
+            let _ = block_on(upload.abort());
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! `lake-silver`: builds silver/sales_master and its rejects from bronze.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+use lake_core::config::{LakeArgs, init_tracing};
+use lake_core::dag::{RunOptions, run_steps};
+use lake_core::error::one_line;
+use lake_core::run::new_run_id;
+
+/// Build silver/sales_master/{date}/ and silver/_rejects/sales_master/{date}/
+/// from the bronze partitions of that date (or the latest before it).
+#[derive(Parser)]
+#[command(name = "lake-silver", version)]
+struct Cli {
+    #[command(flatten)]
+    lake: LakeArgs,
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let lake = cli.lake.open()?;
+    let date = cli.lake.run_date();
+    let run_id = new_run_id();
+    let steps = lake_silver::steps(&lake, date, &run_id, vec![]);
+    run_steps(
+        &lake,
+        &run_id,
+        date,
+        "bronze",
+        steps,
+        &RunOptions::default(),
+    )?
+    .into_result()?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("lake-silver: error: {}", one_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}

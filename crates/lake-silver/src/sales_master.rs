@@ -1,0 +1,435 @@
+//! `silver/sales_master`: one row per valid order line (data contract,
+//! section 4), and `silver/_rejects/sales_master`: every other line with the
+//! reason it cannot be a sale.
+//!
+//! [`classify`] joins the five bronze tables and gives every order line a
+//! `reject_reason` (null for a valid line); [`sales_master`] and
+//! [`rejects`] split that one frame, so every input line lands in exactly
+//! one output. All three are pure lazy transformations.
+
+use chrono::{DateTime, Utc};
+use lake_core::country::{country_code, standardized_country_name};
+use lake_core::schema::Expect;
+use polars::prelude::*;
+
+/// Columns silver needs from each bronze table, with the types it accepts.
+pub const ORDER_DETAILS_COLUMNS: &[(&str, Expect)] = &[
+    ("order_id", Expect::Key),
+    ("product_id", Expect::Key),
+    ("unit_price", Expect::Number),
+    ("quantity", Expect::Integer),
+    ("discount", Expect::Number),
+];
+pub const ORDERS_COLUMNS: &[(&str, Expect)] = &[
+    ("order_id", Expect::Key),
+    ("customer_id", Expect::Key),
+    ("employee_id", Expect::Key),
+    ("order_date", Expect::Date),
+    ("required_date", Expect::Date),
+    ("shipped_date", Expect::Date),
+];
+pub const PRODUCTS_COLUMNS: &[(&str, Expect)] = &[
+    ("product_id", Expect::Key),
+    ("product_name", Expect::Text),
+    ("category_id", Expect::Key),
+];
+pub const CATEGORIES_COLUMNS: &[(&str, Expect)] = &[
+    ("category_id", Expect::Key),
+    ("category_name", Expect::Text),
+];
+pub const CUSTOMERS_COLUMNS: &[(&str, Expect)] = &[
+    ("customer_id", Expect::Key),
+    ("company_name", Expect::Text),
+    ("city", Expect::Text),
+    ("country", Expect::Text),
+];
+
+/// Reject reasons, in the order the rules are tried (first match wins).
+pub const REJECT_REASONS: [&str; 8] = [
+    "orphan_order",
+    "orphan_product",
+    "unknown_customer",
+    "missing_order_date",
+    "invalid_quantity",
+    "invalid_unit_price",
+    "invalid_discount",
+    "duplicate_line",
+];
+
+/// Category name of a line whose product has no category or an unknown one.
+pub const UNCATEGORIZED: &str = "Uncategorized";
+
+/// Column holding the reason in the classified frame and in rejects.
+pub const REJECT_REASON: &str = "reject_reason";
+
+/// The five bronze inputs of sales_master.
+pub struct SalesInputs {
+    pub order_details: LazyFrame,
+    pub orders: LazyFrame,
+    pub products: LazyFrame,
+    pub categories: LazyFrame,
+    pub customers: LazyFrame,
+}
+
+// Internal columns carry a `__` prefix so they never collide with source
+// columns (bronze's own metadata uses a single `_`).
+const LINE_NO: &str = "__line_no";
+const ORDER_KEY: &str = "__order_key";
+const PRODUCT_KEY: &str = "__product_key";
+const CATEGORY_KEY: &str = "__category_key";
+const CUSTOMER_KEY: &str = "__customer_key";
+const ORDER_FOUND: &str = "__order_found";
+const PRODUCT_FOUND: &str = "__product_found";
+const CUSTOMER_FOUND: &str = "__customer_found";
+
+/// An integer id as Int64: text ids are trimmed first (ids are trimmed on
+/// both sides of every join); a text that is not a number gives null, which
+/// no join matches.
+fn int_key(schema: &Schema, name: &str) -> Expr {
+    match schema.get(name) {
+        Some(DataType::String) => col(name).str().strip_chars(lit(NULL)).cast(DataType::Int64),
+        _ => col(name).cast(DataType::Int64),
+    }
+}
+
+/// A text id, trimmed; empty means none.
+fn text_key(schema: &Schema, name: &str) -> Expr {
+    let text = match schema.get(name) {
+        Some(DataType::String) => col(name),
+        _ => col(name).cast(DataType::String),
+    };
+    let trimmed = text.str().strip_chars(lit(NULL));
+    when(trimmed.clone().eq(lit("")))
+        .then(lit(NULL).cast(DataType::String))
+        .otherwise(trimmed)
+}
+
+fn trimmed(name: &str) -> Expr {
+    col(name).str().strip_chars(lit(NULL))
+}
+
+fn left_join(left: LazyFrame, right: LazyFrame, key_left: &str, key_right: &str) -> LazyFrame {
+    let mut args = JoinArgs::new(JoinType::Left);
+    args.maintain_order = MaintainOrderJoin::Left;
+    left.join(right, [col(key_left)], [col(key_right)], args)
+}
+
+/// One row per key: the first in source order wins, so a duplicated
+/// dimension row can never multiply order lines.
+fn first_per_key(lf: LazyFrame, key: &str) -> LazyFrame {
+    lf.filter(col(key).is_not_null())
+        .unique_stable_generic(Some(vec![col(key)]), UniqueKeepStrategy::First)
+}
+
+fn schema_of(lf: &mut LazyFrame) -> PolarsResult<SchemaRef> {
+    lf.collect_schema()
+}
+
+/// Every order line with its joined attributes and `reject_reason`.
+pub fn classify(inputs: SalesInputs) -> PolarsResult<LazyFrame> {
+    let SalesInputs {
+        mut order_details,
+        mut orders,
+        mut products,
+        mut categories,
+        mut customers,
+    } = inputs;
+    let details_schema = schema_of(&mut order_details)?;
+    let orders_schema = schema_of(&mut orders)?;
+    let products_schema = schema_of(&mut products)?;
+    let categories_schema = schema_of(&mut categories)?;
+    let customers_schema = schema_of(&mut customers)?;
+
+    let lines = order_details.with_row_index(LINE_NO, None).with_columns([
+        int_key(&details_schema, "order_id").alias(ORDER_KEY),
+        int_key(&details_schema, "product_id").alias(PRODUCT_KEY),
+        col("unit_price")
+            .cast(DataType::Float64)
+            .alias("__unit_price"),
+        col("quantity").cast(DataType::Int64).alias("__quantity"),
+        col("discount")
+            .cast(DataType::Float64)
+            .fill_null(lit(0.0))
+            .alias("__discount"),
+    ]);
+    let orders = first_per_key(
+        orders.select([
+            int_key(&orders_schema, "order_id").alias(ORDER_KEY),
+            text_key(&orders_schema, "customer_id").alias(CUSTOMER_KEY),
+            int_key(&orders_schema, "employee_id").alias("__employee_id"),
+            col("order_date").alias("__order_date"),
+            col("required_date").alias("__required_date"),
+            col("shipped_date").alias("__shipped_date"),
+            lit(true).alias(ORDER_FOUND),
+        ]),
+        ORDER_KEY,
+    );
+    let products = first_per_key(
+        products.select([
+            int_key(&products_schema, "product_id").alias(PRODUCT_KEY),
+            trimmed("product_name").alias("__product_name"),
+            int_key(&products_schema, "category_id").alias(CATEGORY_KEY),
+            lit(true).alias(PRODUCT_FOUND),
+        ]),
+        PRODUCT_KEY,
+    );
+    let categories = first_per_key(
+        categories.select([
+            int_key(&categories_schema, "category_id").alias("__category_join"),
+            trimmed("category_name").alias("__category_name"),
+        ]),
+        "__category_join",
+    );
+    let customers = first_per_key(
+        customers.select([
+            text_key(&customers_schema, "customer_id").alias("__customer_join"),
+            col("company_name").alias("__company_name"),
+            col("city").alias("__city"),
+            standardized_country_name(col("country")).alias("__country"),
+            country_code(col("country")).alias("__country_code"),
+            lit(true).alias(CUSTOMER_FOUND),
+        ]),
+        "__customer_join",
+    );
+
+    let joined = left_join(lines, orders, ORDER_KEY, ORDER_KEY);
+    let joined = left_join(joined, products, PRODUCT_KEY, PRODUCT_KEY);
+    let joined = left_join(joined, categories, CATEGORY_KEY, "__category_join");
+    let joined = left_join(joined, customers, CUSTOMER_KEY, "__customer_join");
+
+    let quantity = col("__quantity");
+    let price = col("__unit_price");
+    let discount = col("__discount");
+    let reason = when(col(ORDER_FOUND).is_null())
+        .then(lit("orphan_order"))
+        .when(col(PRODUCT_FOUND).is_null())
+        .then(lit("orphan_product"))
+        .when(col(CUSTOMER_FOUND).is_null())
+        .then(lit("unknown_customer"))
+        .when(col("__order_date").is_null())
+        .then(lit("missing_order_date"))
+        .when(quantity.clone().is_null().or(quantity.lt_eq(lit(0))))
+        .then(lit("invalid_quantity"))
+        .when(
+            price
+                .clone()
+                .is_null()
+                .or(price.clone().is_finite().not())
+                .or(price.lt(lit(0.0))),
+        )
+        .then(lit("invalid_unit_price"))
+        .when(
+            discount
+                .clone()
+                .is_nan()
+                .or(discount.clone().lt(lit(0.0)))
+                .or(discount.gt(lit(1.0))),
+        )
+        .then(lit("invalid_discount"))
+        .otherwise(lit(NULL).cast(DataType::String));
+
+    // duplicate_line: among lines passing every other rule, only the first
+    // (in source read order) of each (order_id, product_id) is a sale.
+    let valid_line_no = when(col(REJECT_REASON).is_null())
+        .then(col(LINE_NO))
+        .otherwise(lit(NULL).cast(IDX_DTYPE));
+    let first_valid = valid_line_no
+        .min()
+        .over([col(ORDER_KEY), col(PRODUCT_KEY)])?;
+    let classified = joined
+        .with_column(reason.alias(REJECT_REASON))
+        .with_column(
+            when(
+                col(REJECT_REASON)
+                    .is_null()
+                    .and(col(LINE_NO).neq(first_valid)),
+            )
+            .then(lit("duplicate_line"))
+            .otherwise(col(REJECT_REASON))
+            .alias(REJECT_REASON),
+        )
+        .sort([LINE_NO], SortMultipleOptions::default());
+    Ok(classified.drop(cols([ORDER_FOUND, PRODUCT_FOUND, CUSTOMER_FOUND])))
+}
+
+fn timestamp_literal(at: DateTime<Utc>) -> Expr {
+    lit(at.timestamp_micros()).cast(DataType::Datetime(
+        TimeUnit::Microseconds,
+        Some(TimeZone::UTC),
+    ))
+}
+
+/// The valid lines, with the contract's columns and types.
+pub fn sales_master(classified: LazyFrame, processed_at: DateTime<Utc>) -> LazyFrame {
+    classified.filter(col(REJECT_REASON).is_null()).select([
+        col(ORDER_KEY).alias("order_id"),
+        col(PRODUCT_KEY).alias("product_id"),
+        col(CUSTOMER_KEY).alias("customer_id"),
+        col("__employee_id").alias("employee_id"),
+        col("__order_date").cast(DataType::Date).alias("order_date"),
+        col("__required_date")
+            .cast(DataType::Date)
+            .alias("required_date"),
+        col("__shipped_date")
+            .cast(DataType::Date)
+            .alias("shipped_date"),
+        col("__product_name").alias("product_name"),
+        col(CATEGORY_KEY).alias("category_id"),
+        col("__category_name")
+            .fill_null(lit(UNCATEGORIZED))
+            .alias("category_name"),
+        col("__company_name").alias("company_name"),
+        col("__city").alias("city"),
+        col("__country").alias("country"),
+        col("__country_code").alias("country_code"),
+        col("__unit_price").alias("unit_price"),
+        col("__discount").alias("discount"),
+        col("__quantity").alias("quantity"),
+        (col("__unit_price")
+            * col("__quantity").cast(DataType::Float64)
+            * (lit(1.0) - col("__discount")))
+        .alias("line_total"),
+        timestamp_literal(processed_at).alias("_processed_at"),
+    ])
+}
+
+/// The rejected lines: every order_details column as read, the reason and
+/// when it was rejected.
+pub fn rejects(
+    classified: LazyFrame,
+    order_details_columns: &[String],
+    rejected_at: DateTime<Utc>,
+) -> LazyFrame {
+    let mut columns: Vec<Expr> = order_details_columns
+        .iter()
+        .map(|name| col(name.as_str()))
+        .collect();
+    columns.push(col(REJECT_REASON));
+    columns.push(timestamp_literal(rejected_at).alias("_rejected_at"));
+    classified
+        .filter(col(REJECT_REASON).is_not_null())
+        .select(columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, TimeZone};
+    use lake_core::display::render;
+
+    use super::*;
+
+    fn date(y: i32, m: u32, d: u32) -> Option<NaiveDate> {
+        NaiveDate::from_ymd_opt(y, m, d)
+    }
+
+    /// Order lines exercising every reject rule, in rule order, plus the
+    /// cases that must stay valid (null discount, unknown category, padded
+    /// customer id, a duplicate whose first occurrence was rejected).
+    fn inputs() -> SalesInputs {
+        let order_details = df!(
+            "order_id" => [Some(1i16), Some(99), Some(1), Some(2), Some(3), Some(4), Some(1), Some(1), Some(1), Some(1), Some(5), Some(5), Some(6), Some(1), Some(7), Some(8), Some(8), Some(9), None],
+            "product_id" => [Some(10i16), Some(10), Some(77), Some(10), Some(10), Some(10), Some(11), Some(12), Some(13), Some(10), Some(11), Some(12), Some(13), Some(14), Some(10), Some(10), Some(10), Some(13), Some(10)],
+            "unit_price" => [Some(10.0f32), Some(5.0), Some(5.0), Some(5.0), Some(5.0), Some(5.0), Some(5.0), Some(-1.0), Some(5.0), Some(10.0), Some(4.0), Some(2.5), Some(3.0), None, Some(1.0), Some(5.0), Some(5.0), Some(2.0), Some(1.0)],
+            "quantity" => [Some(2i16), Some(1), Some(1), Some(1), Some(1), Some(1), Some(0), Some(1), Some(1), Some(3), Some(1), Some(4), Some(2), Some(1), Some(-2), Some(0), Some(2), Some(5), Some(1)],
+            "discount" => [Some(0.0f32), Some(0.0), Some(0.0), Some(0.0), Some(0.0), Some(0.0), Some(0.0), Some(0.0), Some(1.5), Some(0.1), None, Some(0.25), Some(0.0), Some(0.0), Some(0.0), Some(0.0), Some(0.0), Some(0.05), Some(0.0)],
+        )
+        .unwrap();
+        let orders = df!(
+            "order_id" => [1i16, 2, 3, 4, 5, 6, 7, 8, 9, 1],
+            "customer_id" => [Some("ALFKI"), Some("ZZZZZ"), None, Some("ALFKI"), Some("BERGS"), Some("  BLONP "), Some(""), Some("CHOPS"), Some("NULLC"), Some("BERGS")],
+            "employee_id" => [Some(1i16), Some(2), Some(3), None, Some(5), Some(6), Some(7), Some(8), Some(9), Some(4)],
+            "order_date" => [date(1997, 1, 10), date(1997, 1, 11), date(1997, 1, 12), None, date(1997, 2, 1), date(1997, 2, 2), date(1997, 2, 3), date(1997, 2, 4), date(1997, 2, 5), date(1999, 9, 9)],
+            "required_date" => [date(1997, 2, 7), None, None, None, None, None, None, None, None, None],
+            "shipped_date" => [date(1997, 1, 15), None, None, None, date(1997, 2, 9), None, None, None, None, None],
+        )
+        .unwrap();
+        let products = df!(
+            "product_id" => [10i16, 11, 12, 13, 14],
+            "product_name" => [" Chai ", "Chang", "Tofu", "Ikura", "Konbu"],
+            "category_id" => [Some(1i16), None, Some(99), Some(8), Some(8)],
+        )
+        .unwrap();
+        let categories = df!(
+            "category_id" => [1i16, 8],
+            "category_name" => ["Beverages", "Seafood"],
+            "description" => ["drinks", "fish"],
+        )
+        .unwrap();
+        let customers = df!(
+            "customer_id" => ["ALFKI", "BERGS", "BLONP", "CHOPS", "NULLC"],
+            "company_name" => [Some("Alfreds"), Some("Berglunds"), Some("Blondel"), Some("Chop-suey"), None],
+            "city" => [Some("Berlin"), Some("Luleå"), Some("Strasbourg"), Some("Bern"), None],
+            "country" => [Some("Deutschland"), Some(" sweden "), Some("Royaume-Uni"), Some("Suisse"), None],
+        )
+        .unwrap();
+        SalesInputs {
+            order_details: order_details.lazy(),
+            orders: orders.lazy(),
+            products: products.lazy(),
+            categories: categories.lazy(),
+            customers: customers.lazy(),
+        }
+    }
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn every_line_is_classified_once() {
+        let classified = classify(inputs()).unwrap().collect().unwrap();
+        let sales = sales_master(classified.clone().lazy(), at())
+            .collect()
+            .unwrap();
+        let columns: Vec<String> = [
+            "order_id",
+            "product_id",
+            "unit_price",
+            "quantity",
+            "discount",
+        ]
+        .map(String::from)
+        .to_vec();
+        let rejected = rejects(classified.lazy(), &columns, at())
+            .collect()
+            .unwrap();
+        assert_eq!(sales.height() + rejected.height(), 19);
+        insta::assert_snapshot!("sales_master", render(&sales));
+        insta::assert_snapshot!("rejects", render(&rejected));
+    }
+
+    #[test]
+    fn output_types_follow_the_contract() {
+        let classified = classify(inputs()).unwrap();
+        let schema = sales_master(classified, at()).collect_schema().unwrap();
+        let types: Vec<String> = schema
+            .iter()
+            .map(|(name, dtype)| format!("{name}: {}", lake_core::schema::dtype_name(dtype)))
+            .collect();
+        insta::assert_snapshot!(types.join("\n"));
+    }
+
+    #[test]
+    fn text_ids_are_trimmed_and_cast() {
+        // A source keeping ids as text, padded, must join like integers.
+        let mut inputs = inputs();
+        inputs.order_details = df!(
+            "order_id" => [" 1", "x"],
+            "product_id" => ["10 ", "10"],
+            "unit_price" => [1.0f64, 1.0],
+            "quantity" => [1i64, 1],
+            "discount" => [0.0f64, 0.0],
+        )
+        .unwrap()
+        .lazy();
+        let classified = classify(inputs).unwrap().collect().unwrap();
+        let reasons: Vec<Option<&str>> = classified
+            .column(REJECT_REASON)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(reasons, vec![None, Some("orphan_order")]);
+    }
+}

@@ -1,0 +1,36 @@
+//! Real services for integration tests.
+//!
+//! Each service comes, in order of preference, from an address in the
+//! environment (`LAKE_TEST_PG_URL`, ...), or from a native binary started on
+//! a free loopback port in a temporary directory. A started service is
+//! stopped, and its directory removed, when the test process exits, however
+//! it exits: a watchdog process waits for the end of a pipe the test process
+//! holds. A service that cannot be had fails the test with a message saying
+//! how to provide it; no test passes silently without its service.
+
+pub mod postgres_server;
+pub mod process;
+
+pub use postgres_server::{PgServer, TestDb, pg_server};
+
+use std::net::TcpListener;
+
+/// A free TCP port on 127.0.0.1 (bound and released: a small race remains,
+/// which the start-up checks catch).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .unwrap_or_else(|err| panic!("no free loopback port: {err}"))
+}
+
+/// A process-unique suffix for names of databases, topics, folders.
+pub fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}

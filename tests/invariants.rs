@@ -1,0 +1,114 @@
+//! The contract's invariants on generated data at several scales:
+//! rows(order_details) = rows(sales_master) + rows(rejects), and every way
+//! of adding up revenue gives the same total.
+
+use lake_core::Layer;
+use lake_tests::{close, read, run, sum_f64, test_date};
+
+fn check_scale(scale: u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run(dir.path(), None, scale, test_date()).unwrap();
+    let lake = &run.lake;
+    let date = test_date();
+
+    let details = read(lake, Layer::Bronze, "order_details", date);
+    let sales = read(lake, Layer::Silver, "sales_master", date);
+    let rejects = read(lake, Layer::Silver, "_rejects/sales_master", date);
+    assert_eq!(
+        details.height(),
+        sales.height() + rejects.height(),
+        "scale {scale}: order lines must land in sales_master or rejects"
+    );
+
+    // Bronze is an exact copy of the generator's tables.
+    let nw = lake_northwind::generate(scale, lake_core::config::DEFAULT_GENERATOR_SEED).unwrap();
+    for table in lake_bronze::TABLES {
+        let bronze = read(lake, Layer::Bronze, table, date);
+        let source = nw.table(table).unwrap();
+        let copied = bronze.select(source.get_column_names_owned()).unwrap();
+        assert!(
+            copied.equals_missing(source),
+            "bronze/{table} differs from its source at scale {scale}"
+        );
+    }
+
+    let kpi = read(lake, Layer::Gold, "kpi_summary", date);
+    let total = sum_f64(&kpi, "total_revenue");
+    let line_total = sum_f64(&sales, "line_total");
+    for (what, value) in [
+        ("sum of silver line_total", line_total),
+        (
+            "sum of revenue_by_country",
+            sum_f64(
+                &read(lake, Layer::Gold, "revenue_by_country", date),
+                "revenue",
+            ),
+        ),
+        (
+            "sum of sales_by_category",
+            sum_f64(
+                &read(lake, Layer::Gold, "sales_by_category", date),
+                "revenue",
+            ),
+        ),
+        (
+            "sum of rfm monetary",
+            sum_f64(&read(lake, Layer::Gold, "rfm", date), "monetary"),
+        ),
+        (
+            "sum of rfm_segments revenue",
+            sum_f64(&read(lake, Layer::Gold, "rfm_segments", date), "revenue"),
+        ),
+    ] {
+        assert!(
+            close(total, value, 1e-9),
+            "scale {scale}: total_revenue {total} != {what} {value}"
+        );
+    }
+    assert!(total > 0.0);
+
+    // The run manifest records the same reject counts as the rejects table.
+    let silver_step = run
+        .manifest
+        .steps
+        .iter()
+        .find(|s| s.name == "silver/sales_master")
+        .unwrap();
+    let recorded: u64 = silver_step.rejects.values().sum();
+    assert_eq!(recorded as usize, rejects.height());
+    assert_eq!(silver_step.rows_in as usize, details.height());
+}
+
+#[test]
+fn invariants_hold_at_scale_1() {
+    check_scale(1);
+}
+
+#[test]
+fn invariants_hold_at_scale_7() {
+    check_scale(7);
+}
+
+#[test]
+fn invariants_hold_at_scale_60_with_integer_ids() {
+    check_scale(60);
+}
+
+#[test]
+fn every_reject_reason_occurs_on_generated_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run(dir.path(), None, 1, test_date()).unwrap();
+    let silver_step = run
+        .manifest
+        .steps
+        .iter()
+        .find(|s| s.name == "silver/sales_master")
+        .unwrap();
+    for reason in lake_silver::sales_master::REJECT_REASONS {
+        assert!(
+            silver_step.rejects.get(reason).copied().unwrap_or(0) > 0,
+            "no {reason} reject at scale 1: {:?}",
+            silver_step.rejects
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! Helpers shared by the workspace tests.
+
+pub mod oracle;
+
+use chrono::NaiveDate;
+use lake_core::Lake;
+use lake_core::config::{LakeArgs, SourceArgs};
+use lake_core::dag::RunOptions;
+use xtask::pipeline::{PipelineOptions, PipelineRun, run_pipeline};
+
+/// The run date the tests write.
+pub fn test_date() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 26).unwrap()
+}
+
+/// Runs the whole batch pipeline into `lake_dir`.
+pub fn run(
+    lake_dir: &std::path::Path,
+    pg: Option<String>,
+    scale: u32,
+    date: NaiveDate,
+) -> anyhow::Result<PipelineRun> {
+    run_pipeline(&PipelineOptions {
+        lake: LakeArgs {
+            lake: lake_dir.display().to_string(),
+            date: Some(date),
+        },
+        source: SourceArgs {
+            pg,
+            scale,
+            seed: lake_core::config::DEFAULT_GENERATOR_SEED,
+        },
+        rfm_as_of: None,
+        run: RunOptions {
+            progress: false,
+            first_backoff: std::time::Duration::from_millis(10),
+            ..RunOptions::default()
+        },
+    })
+}
+
+/// Reads a committed partition whole.
+pub fn read(
+    lake: &Lake,
+    layer: lake_core::Layer,
+    table: &str,
+    date: NaiveDate,
+) -> polars::prelude::DataFrame {
+    let partition = lake_core::PartitionRef::new(layer, table, date);
+    let manifest = lake_core::partition::read_manifest(lake, &partition)
+        .unwrap()
+        .unwrap_or_else(|| panic!("{partition} is not committed"));
+    lake_core::partition::read_partition(lake, &partition, &manifest, None).unwrap()
+}
+
+/// Sum of a Float64 column.
+pub fn sum_f64(df: &polars::prelude::DataFrame, column: &str) -> f64 {
+    df.column(column)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .flatten()
+        .sum()
+}
+
+/// |a - b| within `rel` of the larger magnitude.
+pub fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-300)
+}

@@ -1,0 +1,94 @@
+//! `cargo xtask`: pipeline, seed, and the other chores of the lake.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use lake_core::config::{LakeArgs, SourceArgs, init_tracing, parse_date};
+use lake_core::dag::RunOptions;
+use lake_core::error::one_line;
+use xtask::pipeline::{PipelineOptions, run_pipeline};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", version, about = "Chores of the medallion lake")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run bronze -> silver -> gold and print a summary.
+    Pipeline {
+        #[command(flatten)]
+        lake: LakeArgs,
+        #[command(flatten)]
+        source: SourceArgs,
+        /// Reference date of RFM recency (default: the day after the latest order).
+        #[arg(long, env = "LAKE_RFM_AS_OF", value_parser = parse_date, value_name = "YYYY-MM-DD")]
+        as_of: Option<NaiveDate>,
+        /// Steps run in parallel.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+    /// Create the six Northwind tables in PostgreSQL and load generated data.
+    Seed {
+        /// Target database (postgresql://...).
+        #[arg(long, env = "LAKE_PG_URL", hide_env_values = true)]
+        pg: String,
+        #[arg(long, env = "LAKE_SCALE", default_value_t = 1)]
+        scale: u32,
+        #[arg(long, env = "LAKE_SEED", default_value_t = lake_core::config::DEFAULT_GENERATOR_SEED)]
+        seed: u64,
+    },
+    /// Run every test of the workspace (they start the services they need).
+    Test {
+        /// Extra arguments for `cargo test`, after `--`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Pipeline {
+            lake,
+            source,
+            as_of,
+            workers,
+        } => {
+            let options = PipelineOptions {
+                lake,
+                source,
+                rfm_as_of: as_of,
+                run: RunOptions {
+                    workers,
+                    ..RunOptions::default()
+                },
+            };
+            let run = run_pipeline(&options)?;
+            print!("{}", xtask::summary::render(&run)?);
+        }
+        Command::Seed { pg, scale, seed } => {
+            let url: lake_core::pg::PgUrl = pg.parse()?;
+            for (table, rows) in xtask::seed::seed(&url, scale, seed)? {
+                println!("{table:<15} {rows:>10} rows");
+            }
+            println!("seeded {} at scale {scale}", url.location());
+        }
+        Command::Test { args } => xtask::test::run_tests(&args)?,
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", one_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
