@@ -4,7 +4,7 @@
 use polars::prelude::*;
 
 /// `col_a | col_b` header, then one `value | value` line per row; nulls
-/// shown as `null`, strings quoted so spaces stay visible.
+/// shown as `null`, strings quoted so spaces stay visible, floats in full.
 pub fn render(df: &DataFrame) -> String {
     let mut out = String::new();
     let names: Vec<String> = df
@@ -22,6 +22,9 @@ pub fn render(df: &DataFrame) -> String {
                 Ok(AnyValue::Null) => "null".to_string(),
                 Ok(AnyValue::String(s)) => format!("{s:?}"),
                 Ok(AnyValue::StringOwned(s)) => format!("{:?}", s.as_str()),
+                // Shortest round-trip form: snapshots show every bit that matters.
+                Ok(AnyValue::Float64(v)) => format!("{v:?}"),
+                Ok(AnyValue::Float32(v)) => format!("{v:?}f32"),
                 Ok(value) => value.to_string(),
                 Err(err) => format!("<{err}>"),
             })
