@@ -62,10 +62,12 @@ fn reruns_are_idempotent_and_crashes_leave_a_complete_partition() {
     let gold_first = gold(&lake);
     let second = run(dir.path(), None, 2, date).unwrap();
     assert_ne!(first.manifest.run_id, second.manifest.run_id);
-    for (a, b) in gold_first.iter().zip(gold(&lake)) {
+    for ((a, b), metric) in gold_first.iter().zip(gold(&lake)).zip(lake_gold::METRICS) {
         assert!(
             a.equals_missing(&b),
-            "gold differs between two runs of the same date"
+            "gold/{metric} differs between two runs of the same date:\n{}\n{}",
+            lake_core::display::render(a),
+            lake_core::display::render(&b)
         );
     }
     assert_eq!(stray_files(&lake), Vec::<String>::new());

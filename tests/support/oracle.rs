@@ -105,8 +105,12 @@ pub fn assert_matches(
     }
 }
 
+/// A gold table, the ORDER BY giving the oracle its row order, and how each
+/// column compares.
+pub type GoldTableSpec = (&'static str, &'static str, &'static [(&'static str, Kind)]);
+
 /// The gold tables and how each column compares.
-pub const GOLD_COLUMNS: [(&str, &str, &[(&str, Kind)]); 5] = [
+pub const GOLD_COLUMNS: [GoldTableSpec; 5] = [
     (
         "kpi_summary",
         "",

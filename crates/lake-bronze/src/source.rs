@@ -21,7 +21,8 @@ pub const PG_SCHEMA: &str = "public";
 
 /// Where bronze copies tables from.
 pub enum BatchSource {
-    Postgres(PgUrl),
+    /// Boxed: a parsed URL is much larger than the generator's handle.
+    Postgres(Box<PgUrl>),
     /// The built-in generator, generated once per run.
     Generated(Northwind),
 }
@@ -39,7 +40,7 @@ impl BatchSource {
     /// PostgreSQL when a URL is configured, else the generator.
     pub fn from_args(args: &SourceArgs) -> Result<BatchSource> {
         match args.pg_url()? {
-            Some(url) => Ok(BatchSource::Postgres(url)),
+            Some(url) => Ok(BatchSource::Postgres(Box::new(url))),
             None => Ok(BatchSource::Generated(
                 lake_northwind::generate(args.scale, args.seed).context("generating Northwind")?,
             )),

@@ -1164,7 +1164,16 @@ mod tests {
             Some("   "),
             Some("  Atlantis   Nova "),
         ])?;
-        let out = standardize_frame(df)?;
+        let mut out = standardize_frame(df)?;
+        // Quote the raw values so leading, trailing and inner spaces (and ""
+        // versus "   ") are visible in the snapshot.
+        let quoted: StringChunked = out
+            .column("raw")?
+            .str()?
+            .iter()
+            .map(|raw| raw.map(|text| format!("{text:?}")))
+            .collect();
+        out.replace("raw", quoted.with_name("raw".into()).into_column())?;
         // Polars elides rows beyond its display limit (10 by default), so
         // the frame is shown in two halves to keep every row visible.
         let half = out.height().div_ceil(2);

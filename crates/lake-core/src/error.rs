@@ -20,9 +20,10 @@ impl fmt::Display for Transient {
 
 impl std::error::Error for Transient {}
 
-/// True when any error in the chain is marked [`Transient`].
+/// True when the error, or any context wrapped around it, is marked
+/// [`Transient`] (anyhow's downcast looks through every context layer).
 pub fn is_transient(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| cause.is::<Transient>())
+    err.downcast_ref::<Transient>().is_some()
 }
 
 /// One line for a terminal: every context level joined by `: `.
@@ -45,6 +46,10 @@ mod tests {
             .context("reading bronze/orders")
             .unwrap_err();
         assert!(is_transient(&err));
+        let wrapped = anyhow::anyhow!("refused")
+            .context(Transient("unreachable".into()))
+            .context("step bronze/orders");
+        assert!(is_transient(&wrapped));
         assert!(!is_transient(&anyhow::anyhow!("missing column")));
     }
 

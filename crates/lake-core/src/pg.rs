@@ -183,7 +183,8 @@ impl PgUrl {
 /// refused, timeout) are marked transient, refusals by the server are not.
 fn connection_error(err: postgres::Error, redacted: &str) -> anyhow::Error {
     let transient = err.as_db_error().is_none();
-    let err = anyhow!("{err}").context(format!("cannot connect to PostgreSQL at {redacted}"));
+    let err =
+        anyhow!(describe(&err)).context(format!("cannot connect to PostgreSQL at {redacted}"));
     if transient {
         err.context(Transient("PostgreSQL unreachable".into()))
     } else {
@@ -191,14 +192,22 @@ fn connection_error(err: postgres::Error, redacted: &str) -> anyhow::Error {
     }
 }
 
+/// The server's own message for a database error (postgres' `Display` says
+/// only "db error"), else the client's.
+fn describe(err: &postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => match std::error::Error::source(err) {
+            Some(source) => format!("{err}: {source}"),
+            None => err.to_string(),
+        },
+    }
+}
+
 /// An error of a query on an open connection, with what was being done.
 pub fn query_error(err: postgres::Error, what: &str) -> anyhow::Error {
     let transient = err.is_closed() || err.as_db_error().is_none();
-    let message = match err.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => err.to_string(),
-    };
-    let err = anyhow!(message).context(what.to_string());
+    let err = anyhow!(describe(&err)).context(what.to_string());
     if transient {
         err.context(Transient("PostgreSQL connection lost".into()))
     } else {

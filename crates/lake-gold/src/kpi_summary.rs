@@ -2,12 +2,14 @@
 
 use polars::prelude::*;
 
+use crate::aggregate::stable_sum;
+
 /// total_revenue, order_count, customer_count, line_count, units_sold,
 /// avg_order_value (null when there is no order), first/last order date.
 pub fn kpi_summary(sales: LazyFrame) -> LazyFrame {
     sales
         .select([
-            col("line_total").sum().alias("total_revenue"),
+            stable_sum(col("line_total")).alias("total_revenue"),
             col("order_id")
                 .n_unique()
                 .cast(DataType::Int64)

@@ -3,13 +3,13 @@
 //! lazy frames to a lazy frame; [`build_metric`] is the edge that reads
 //! silver, runs one and commits its partition.
 
+mod aggregate;
 pub mod figures;
 pub mod kpi_summary;
 pub mod revenue_by_country;
 pub mod rfm;
 pub mod rfm_segments;
 pub mod sales_by_category;
-mod share;
 
 #[cfg(test)]
 mod fixtures;

@@ -215,6 +215,51 @@ fn days_between(earlier: &str, later: &str) -> Expr {
     col(later).cast(DataType::Int32) - col(earlier).cast(DataType::Int32)
 }
 
+/// The counts the crate documentation states for scale 1 and the default seed.
+#[test]
+fn documented_counts_at_scale_1() {
+    let nw = scale1();
+    let od = table(&nw, "order_details");
+    let orders = table(&nw, "orders");
+    let customers = table(&nw, "customers");
+    let products = table(&nw, "products");
+    let duplicated = od
+        .clone()
+        .lazy()
+        .group_by([col("order_id"), col("product_id")])
+        .agg([len().alias("n")])
+        .filter(col("n").gt(lit(1)))
+        .collect()
+        .unwrap()
+        .height();
+    let line_counts = [
+        count(od, not_in("product_id", products, "product_id")),
+        count(od, col("quantity").eq(lit(0))),
+        count(od, col("discount").is_null()),
+        duplicated,
+        count(od, not_in("order_id", orders, "order_id")),
+        count(od, col("unit_price").lt(lit(0.0f32))),
+        count(od, col("discount").eq(lit(1.5f32))),
+    ];
+    assert_eq!(line_counts, [7, 7, 11, 4, 2, 1, 1]);
+    assert_eq!(od.height(), 2188 + 4 + 2);
+    assert_eq!(count(orders, col("order_date").is_null()), 2);
+    assert_eq!(
+        count(orders, not_in("customer_id", customers, "customer_id")),
+        3
+    );
+    let aliases = Series::new(
+        "a".into(),
+        COUNTRY_ALIASES.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        count(customers, col("country").is_in(lit(aliases), false)),
+        9
+    );
+    assert_eq!(count(customers, col("country").is_null()), 1);
+    assert_eq!(count(customers, col("country").eq(lit(""))), 1);
+}
+
 #[test]
 fn plausible_values() {
     let nw = scale1();
@@ -381,33 +426,13 @@ fn snapshot_heads() {
     }
 }
 
-/// Seeds a fresh database of the server at `LAKE_TEST_PG_URL` and reads it back.
+/// Seeds a fresh database of the test PostgreSQL server and reads it back.
 mod postgres_round_trip {
-    use std::time::{SystemTime, UNIX_EPOCH};
-
-    use postgres::{Client, Config, NoTls};
+    use lake_testkit::pg_server;
+    use postgres::{Client, NoTls};
 
     use super::*;
     use crate::seed_postgres;
-
-    const VAR: &str = "LAKE_TEST_PG_URL";
-
-    /// Drops the test database when the test ends, also on failure.
-    struct TempDb {
-        url: String,
-        name: String,
-    }
-
-    impl Drop for TempDb {
-        fn drop(&mut self) {
-            if let Ok(mut admin) = Client::connect(&self.url, NoTls) {
-                let _ = admin.batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    self.name
-                ));
-            }
-        }
-    }
 
     fn count_rows(client: &mut Client, sql: &str) -> i64 {
         client
@@ -448,29 +473,8 @@ mod postgres_round_trip {
 
     #[test]
     fn seeds_and_reads_back() {
-        let url = std::env::var(VAR).unwrap_or_else(|_| {
-            panic!(
-                "set {VAR} to a PostgreSQL server URL with the right to create databases \
-                 (e.g. postgresql://postgres@127.0.0.1:5432/postgres) to run this test"
-            )
-        });
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let name = format!("lake_northwind_test_{}_{nanos}", std::process::id());
-        let mut admin = Client::connect(&url, NoTls).expect("connect to LAKE_TEST_PG_URL");
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create test database");
-        drop(admin);
-        let _guard = TempDb {
-            url: url.clone(),
-            name: name.clone(),
-        };
-        let mut config: Config = url.parse().expect("parse LAKE_TEST_PG_URL");
-        config.dbname(&name);
-        let mut client = config.connect(NoTls).expect("connect to the test database");
+        let db = pg_server().create_db("lake_northwind");
+        let mut client = Client::connect(&db.url, NoTls).expect("connect to the test database");
 
         let nw = scale1();
         check(&mut client, &nw, "smallint");
