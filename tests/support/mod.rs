@@ -20,23 +20,23 @@ pub fn run(
     scale: u32,
     date: NaiveDate,
 ) -> anyhow::Result<PipelineRun> {
-    run_pipeline(&PipelineOptions {
-        lake: LakeArgs {
+    let mut options = PipelineOptions::new(
+        LakeArgs {
             lake: lake_dir.display().to_string(),
             date: Some(date),
         },
-        source: SourceArgs {
+        SourceArgs {
             pg,
             scale,
             seed: lake_core::config::DEFAULT_GENERATOR_SEED,
         },
-        rfm_as_of: None,
-        run: RunOptions {
-            progress: false,
-            first_backoff: std::time::Duration::from_millis(10),
-            ..RunOptions::default()
-        },
-    })
+    );
+    options.run = RunOptions {
+        progress: false,
+        first_backoff: std::time::Duration::from_millis(10),
+        ..RunOptions::default()
+    };
+    run_pipeline(&options)
 }
 
 /// Reads a committed partition whole.

@@ -1,6 +1,7 @@
 //! The project's chores as plain Rust, reachable as `cargo xtask ...`, and
 //! as a library so workspace tests run the very same pipeline.
 
+pub mod bench;
 pub mod pipeline;
 pub mod seed;
 pub mod summary;

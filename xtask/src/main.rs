@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use lake_core::config::{LakeArgs, SourceArgs, init_tracing, parse_date};
 use lake_core::dag::RunOptions;
 use lake_core::error::one_line;
-use xtask::pipeline::{PipelineOptions, run_pipeline};
+use xtask::pipeline::{PipelineOptions, Stage, run_pipeline};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", version, about = "Chores of the medallion lake")]
@@ -42,6 +42,22 @@ enum Command {
         #[arg(long, env = "LAKE_SEED", default_value_t = lake_core::config::DEFAULT_GENERATOR_SEED)]
         seed: u64,
     },
+    /// Run one layer of the pipeline (used by the benchmarks).
+    #[command(hide = true)]
+    Stage {
+        #[arg(value_enum)]
+        stage: Stage,
+        #[command(flatten)]
+        lake: LakeArgs,
+        #[command(flatten)]
+        source: SourceArgs,
+        /// Bronze tables to copy (default: all six).
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+    },
+    /// Benchmarks with their targets: `bench batch --scale N`.
+    #[command(subcommand)]
+    Bench(xtask::bench::Bench),
     /// Run every test of the workspace (they start the services they need).
     Test {
         /// Extra arguments for `cargo test`, after `--`.
@@ -58,18 +74,28 @@ fn run(cli: Cli) -> Result<()> {
             as_of,
             workers,
         } => {
-            let options = PipelineOptions {
-                lake,
-                source,
-                rfm_as_of: as_of,
-                run: RunOptions {
-                    workers,
-                    ..RunOptions::default()
-                },
+            let mut options = PipelineOptions::new(lake, source);
+            options.rfm_as_of = as_of;
+            options.run = RunOptions {
+                workers,
+                ..RunOptions::default()
             };
             let run = run_pipeline(&options)?;
             print!("{}", xtask::summary::render(&run)?);
         }
+        Command::Stage {
+            stage,
+            lake,
+            source,
+            tables,
+        } => {
+            let mut options = PipelineOptions::new(lake, source);
+            options.stages = vec![stage];
+            options.tables = tables;
+            options.run.progress = false;
+            run_pipeline(&options)?;
+        }
+        Command::Bench(bench) => xtask::bench::run(bench)?,
         Command::Seed { pg, scale, seed } => {
             let url: lake_core::pg::PgUrl = pg.parse()?;
             for (table, rows) in xtask::seed::seed(&url, scale, seed)? {

@@ -10,12 +10,39 @@ use lake_core::config::{LakeArgs, SourceArgs};
 use lake_core::dag::{RunOptions, run_steps};
 use lake_core::run::{RunManifest, new_run_id};
 
+/// A layer of the batch pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stage {
+    Bronze,
+    Silver,
+    Gold,
+}
+
 /// Options of one pipeline run.
 pub struct PipelineOptions {
     pub lake: LakeArgs,
     pub source: SourceArgs,
     pub rfm_as_of: Option<NaiveDate>,
     pub run: RunOptions,
+    /// Layers to run (all three for the pipeline); a layer left out is read
+    /// from what the lake already holds.
+    pub stages: Vec<Stage>,
+    /// Bronze tables to copy (all six when empty).
+    pub tables: Vec<String>,
+}
+
+impl PipelineOptions {
+    /// The whole pipeline with default run options.
+    pub fn new(lake: LakeArgs, source: SourceArgs) -> PipelineOptions {
+        PipelineOptions {
+            lake,
+            source,
+            rfm_as_of: None,
+            run: RunOptions::default(),
+            stages: vec![Stage::Bronze, Stage::Silver, Stage::Gold],
+            tables: Vec::new(),
+        }
+    }
 }
 
 /// What a successful run leaves behind.
@@ -31,32 +58,42 @@ pub fn run_pipeline(options: &PipelineOptions) -> Result<PipelineRun> {
     let lake = options.lake.open()?;
     let date = options.lake.run_date();
     let run_id = new_run_id();
-    let source = Arc::new(lake_bronze::BatchSource::from_args(&options.source)?);
-    let tables: Vec<String> = lake_bronze::TABLES.iter().map(|t| t.to_string()).collect();
-
-    let mut steps = lake_bronze::steps(&lake, source.clone(), date, &run_id, &tables);
-    let silver_inputs = lake_silver::INPUT_TABLES
-        .iter()
-        .map(|t| lake_bronze::step_name(t))
-        .collect();
-    steps.extend(lake_silver::steps(&lake, date, &run_id, silver_inputs));
-    steps.extend(lake_gold::steps(
-        &lake,
-        date,
-        &run_id,
-        options.rfm_as_of,
-        Some(lake_silver::STEP.to_string()),
-    ));
-    let manifest = run_steps(
-        &lake,
-        &run_id,
-        date,
-        &source.describe(),
-        steps,
-        &options.run,
-    )
-    .context("running the pipeline")?
-    .into_result()?;
+    let runs = |stage| options.stages.contains(&stage);
+    let mut steps = Vec::new();
+    let mut source_name = "lake".to_string();
+    if runs(Stage::Bronze) {
+        let source = Arc::new(lake_bronze::BatchSource::from_args(&options.source)?);
+        source_name = source.describe();
+        let tables: Vec<String> = if options.tables.is_empty() {
+            lake_bronze::TABLES.iter().map(|t| t.to_string()).collect()
+        } else {
+            lake_bronze::check_tables(&options.tables)?;
+            options.tables.clone()
+        };
+        steps.extend(lake_bronze::steps(&lake, source, date, &run_id, &tables));
+    }
+    if runs(Stage::Silver) {
+        // Silver waits for the bronze steps of this run that it reads.
+        let silver_inputs = lake_silver::INPUT_TABLES
+            .iter()
+            .map(|t| lake_bronze::step_name(t))
+            .filter(|name| steps.iter().any(|s| &s.name == name))
+            .collect();
+        steps.extend(lake_silver::steps(&lake, date, &run_id, silver_inputs));
+    }
+    if runs(Stage::Gold) {
+        let silver_step = runs(Stage::Silver).then(|| lake_silver::STEP.to_string());
+        steps.extend(lake_gold::steps(
+            &lake,
+            date,
+            &run_id,
+            options.rfm_as_of,
+            silver_step,
+        ));
+    }
+    let manifest = run_steps(&lake, &run_id, date, &source_name, steps, &options.run)
+        .context("running the pipeline")?
+        .into_result()?;
     Ok(PipelineRun {
         lake,
         date,
