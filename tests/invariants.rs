@@ -112,3 +112,55 @@ fn every_reject_reason_occurs_on_generated_data() {
         );
     }
 }
+
+#[test]
+fn classifying_in_slices_gives_the_same_silver() {
+    let dir = tempfile::tempdir().unwrap();
+    let date = test_date();
+    let run = run(dir.path(), None, 3, date).unwrap();
+    let lake = &run.lake;
+    let sort = |df: polars::prelude::DataFrame, drop: &str| {
+        let df = df.drop(drop).unwrap();
+        let by = df.get_column_names_owned();
+        df.sort(by, Default::default()).unwrap()
+    };
+    let whole_sales = sort(
+        read(lake, Layer::Silver, "sales_master", date),
+        "_processed_at",
+    );
+    let whole_rejects = sort(
+        read(lake, Layer::Silver, "_rejects/sales_master", date),
+        "_rejected_at",
+    );
+    let one_slice = run
+        .manifest
+        .steps
+        .iter()
+        .find(|s| s.name == "silver/sales_master")
+        .unwrap();
+
+    // About 6,600 lines in slices of 700: ten slices.
+    let sliced = lake_silver::build_sales_master_in_slices(lake, date, "sliced", 700).unwrap();
+    let sales = read(lake, Layer::Silver, "sales_master", date);
+    let manifest = lake_core::partition::read_manifest(lake, &lake_silver::partition(date))
+        .unwrap()
+        .unwrap();
+    assert!(
+        manifest.files.len() >= 9,
+        "expected one file per slice, got {}",
+        manifest.files.len()
+    );
+    assert!(sort(sales, "_processed_at").equals_missing(&whole_sales));
+    assert!(
+        sort(
+            read(lake, Layer::Silver, "_rejects/sales_master", date),
+            "_rejected_at"
+        )
+        .equals_missing(&whole_rejects)
+    );
+    assert_eq!(sliced.rejects, one_slice.rejects);
+    assert_eq!(
+        (sliced.rows_in, sliced.rows_out),
+        (one_slice.rows_in, one_slice.rows_out)
+    );
+}

@@ -155,7 +155,7 @@ fn ingest_postgres(
                     Some(file) => file,
                     None => file.insert(writer.start_file(&batch.schema().clone())?),
                 };
-                file.write_batch(&batch)?;
+                file.write_batch(&mut batch)?;
                 rows += batch.height() as u64;
                 progress(rows);
             }

@@ -157,7 +157,12 @@ pub fn run_steps(
                     let step_ref = by_name[step.name.as_str()];
                     let records = &records;
                     scope.spawn(move || {
-                        let record = run_one(step_ref, bar, options);
+                        // A panicking step must fail the run, not leave the
+                        // scheduler waiting for it forever.
+                        let record = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            run_one(step_ref, bar, options)
+                        }))
+                        .unwrap_or_else(|panic| panicked_record(step_ref, panic.as_ref()));
                         let ok = record.outcome == Outcome::Succeeded;
                         lock(records).insert(step_ref.name.clone(), record);
                         let _ = tx.send((step_ref.name.clone(), ok));
@@ -326,6 +331,22 @@ fn run_one(step: &Step, bar: ProgressBar, options: &RunOptions) -> StepRecord {
     }
 }
 
+fn panicked_record(step: &Step, panic: &(dyn std::any::Any + Send)) -> StepRecord {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    let error = format!("panicked: {}", message.replace('\n', " "));
+    eprintln!("  FAILED {}: {error}", step.name);
+    StepRecord {
+        outcome: Outcome::Failed,
+        error: Some(error),
+        attempts: 1,
+        ..skipped_record(step)
+    }
+}
+
 fn skipped_record(step: &Step) -> StepRecord {
     StepRecord {
         name: step.name.clone(),
@@ -437,6 +458,21 @@ mod tests {
             .collect();
         assert_eq!(outcomes, vec![(1, Outcome::Failed), (0, Outcome::Skipped)]);
         assert_eq!(result.manifest.outcome, Outcome::Failed);
+    }
+
+    #[test]
+    fn a_panicking_step_fails_the_run() {
+        let (_dir, lake) = lake();
+        let steps = vec![
+            Step::new("a", vec![], |_| panic!("index out of bounds")),
+            Step::new("b", vec!["a".into()], |_| Ok(StepOutput::default())),
+        ];
+        let result = run_steps(&lake, "run-3", date(), "test", steps, &quiet()).unwrap();
+        assert_eq!(
+            result.failure.as_deref(),
+            Some("step a failed: panicked: index out of bounds")
+        );
+        assert_eq!(result.manifest.steps[1].outcome, Outcome::Skipped);
     }
 
     #[test]

@@ -239,12 +239,18 @@ pub struct ParquetFileWriter {
 }
 
 impl ParquetFileWriter {
-    pub fn write_batch(&mut self, df: &DataFrame) -> Result<()> {
+    /// Writes a batch as one or more row groups (its chunks are aligned
+    /// first, as Parquet row groups need).
+    pub fn write_batch(&mut self, df: &mut DataFrame) -> Result<()> {
+        let height = df.height() as u64;
+        let chunked = polars::frame::chunk_df_for_writing(df, parquet::ROW_GROUP_ROWS)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("preparing a batch for {}", self.description))?;
         self.batched
-            .write_batch(df)
+            .write_batch(&chunked)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("writing Parquet file {}", self.description))?;
-        self.rows += df.height() as u64;
+        self.rows += height;
         Ok(())
     }
 
@@ -334,4 +340,135 @@ pub fn read_partition(
             .with_context(|| format!("{partition}: data files with different schemas"))?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, d).unwrap()
+    }
+
+    fn lake() -> (tempfile::TempDir, Lake) {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        (dir, lake)
+    }
+
+    fn write(lake: &Lake, date: NaiveDate, run: &str, values: &[i64]) -> Manifest {
+        let mut writer = PartitionWriter::new(lake, PartitionRef::new(Layer::Gold, "t", date), run);
+        let mut df = df!("x" => values).unwrap();
+        writer.write_frame(&mut df).unwrap();
+        writer.commit().unwrap()
+    }
+
+    fn read_x(lake: &Lake, date: NaiveDate) -> Vec<i64> {
+        let partition = PartitionRef::new(Layer::Gold, "t", date);
+        let manifest = read_manifest(lake, &partition).unwrap().unwrap();
+        let df = read_partition(lake, &partition, &manifest, None).unwrap();
+        df.column("x")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
+    }
+
+    #[test]
+    fn a_rewrite_replaces_the_partition_and_deletes_the_old_files() {
+        let (_dir, lake) = lake();
+        let first = write(&lake, day(1), "r1", &[1, 2, 3]);
+        assert_eq!(
+            (first.row_count, first.schema[0].dtype.as_str()),
+            (3, "Int64")
+        );
+        let second = write(&lake, day(1), "r2", &[4, 5]);
+        assert_eq!(read_x(&lake, day(1)), vec![4, 5]);
+        let objects: Vec<String> = lake
+            .list(Layer::Gold, "t/2026-03-01")
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        let mut expected = vec![
+            format!("t/2026-03-01/{}", second.files[0].name),
+            "t/2026-03-01/_SUCCESS".to_string(),
+        ];
+        expected.sort();
+        assert_eq!(objects, expected);
+    }
+
+    #[test]
+    fn uncommitted_files_are_invisible() {
+        let (_dir, lake) = lake();
+        let mut writer =
+            PartitionWriter::new(&lake, PartitionRef::new(Layer::Gold, "t", day(2)), "r1");
+        writer
+            .write_frame(&mut df!("x" => [1i64]).unwrap())
+            .unwrap();
+        drop(writer);
+        assert!(
+            read_manifest(&lake, &PartitionRef::new(Layer::Gold, "t", day(2)))
+                .unwrap()
+                .is_none()
+        );
+        assert!(committed_dates(&lake, Layer::Gold, "t").unwrap().is_empty());
+        let err = resolve_input(&lake, Layer::Gold, "t", day(2))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("no committed partition of gold/t on or before 2026-03-02"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn inputs_resolve_to_the_date_or_the_latest_before_it() {
+        let (_dir, lake) = lake();
+        write(&lake, day(1), "r1", &[1]);
+        write(&lake, day(3), "r3", &[3]);
+        let date_of = |d| {
+            resolve_input(&lake, Layer::Gold, "t", day(d))
+                .unwrap()
+                .0
+                .date
+        };
+        assert_eq!(date_of(1), day(1));
+        assert_eq!(date_of(2), day(1));
+        assert_eq!(date_of(3), day(3));
+        assert_eq!(date_of(9), day(3));
+    }
+
+    #[test]
+    fn frames_with_misaligned_chunks_are_written_whole() {
+        let (_dir, lake) = lake();
+        // One chunk in `x`, two in `y` (as a join can leave them): Parquet
+        // row groups need the chunks aligned.
+        let x = Series::new("x".into(), [1i64, 2, 3]);
+        let mut y = Series::new("y".into(), [10i64, 20]);
+        y.append(&Series::new("y".into(), [30i64])).unwrap();
+        let mut df = DataFrame::new(3, vec![x.into_column(), y.into_column()]).unwrap();
+        let mut writer =
+            PartitionWriter::new(&lake, PartitionRef::new(Layer::Gold, "t", day(4)), "r1");
+        writer.write_frame(&mut df).unwrap();
+        let manifest = writer.commit().unwrap();
+        assert_eq!(manifest.row_count, 3);
+        assert_eq!(read_x(&lake, day(4)), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn files_of_one_partition_must_share_a_schema() {
+        let (_dir, lake) = lake();
+        let mut writer =
+            PartitionWriter::new(&lake, PartitionRef::new(Layer::Gold, "t", day(5)), "r1");
+        writer
+            .write_frame(&mut df!("x" => [1i64]).unwrap())
+            .unwrap();
+        let err = writer
+            .write_frame(&mut df!("x" => ["a"]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("schema differs"), "{err}");
+    }
 }

@@ -40,6 +40,12 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// Enters the lake's runtime, for calls that spawn tasks without awaiting
+/// them (object_store's multipart upload starts each part as a task).
+fn enter_runtime() -> tokio::runtime::EnterGuard<'static> {
+    RUNTIME.handle().enter()
+}
+
 /// One object of the lake, as listed.
 #[derive(Debug, Clone)]
 pub struct ObjectInfo {
@@ -315,6 +321,7 @@ impl Write for ObjectWriter {
             .as_mut()
             .ok_or_else(|| std::io::Error::other("object writer already finished"))?;
         block_on(upload.wait_for_capacity(UPLOAD_CONCURRENCY)).map_err(std::io::Error::other)?;
+        let _runtime = enter_runtime();
         upload.write(buf);
         state.written += buf.len() as u64;
         Ok(buf.len())
@@ -331,5 +338,47 @@ impl Drop for WriterState {
             // Best effort: an aborted upload leaves nothing visible either way.
             let _ = block_on(upload.abort());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn streaming_writer_uploads_many_parts_and_shows_nothing_until_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        // 12 MiB in 64 KiB writes: several multipart parts.
+        let chunk: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
+        let mut writer = lake.writer(Layer::Bronze, "t/2026-01-01/big.bin").unwrap();
+        for _ in 0..192 {
+            writer.write_all(&chunk).unwrap();
+        }
+        assert_eq!(
+            lake.get(Layer::Bronze, "t/2026-01-01/big.bin").unwrap(),
+            None
+        );
+        assert_eq!(writer.finish().unwrap(), 192 * 65_536);
+        let bytes = lake
+            .get(Layer::Bronze, "t/2026-01-01/big.bin")
+            .unwrap()
+            .unwrap();
+        assert_eq!(bytes.len(), 192 * 65_536);
+        assert!(bytes.chunks(65_536).all(|c| c == chunk.as_slice()));
+    }
+
+    #[test]
+    fn dropped_writer_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        {
+            let mut writer = lake.writer(Layer::Silver, "t/x.bin").unwrap();
+            writer.write_all(&[1u8; 6 << 20]).unwrap();
+        }
+        assert_eq!(lake.get(Layer::Silver, "t/x.bin").unwrap(), None);
+        assert!(lake.list(Layer::Silver, "t").unwrap().is_empty());
     }
 }

@@ -33,6 +33,19 @@ pub const INPUT_TABLES: [&str; 5] = [
     "customers",
 ];
 
+/// Order lines classified per slice (see [`build_sales_master`]).
+pub const LINES_PER_SLICE: u64 = 500_000;
+
+/// The rows of `lf` whose order key falls in slice `slice` of `slices`.
+fn in_slice(mut lf: LazyFrame, order_id: &str, slice: u32, slices: u32) -> Result<LazyFrame> {
+    if slices == 1 {
+        return Ok(lf);
+    }
+    let schema = lf.collect_schema().map_err(anyhow::Error::from)?;
+    let bucket = sales_master::order_slice(&schema, order_id, slices);
+    Ok(lf.filter(bucket.eq(lit(slice as i64))))
+}
+
 /// The silver partition of sales_master for `date`.
 pub fn partition(date: NaiveDate) -> PartitionRef {
     PartitionRef::new(Layer::Silver, SALES_MASTER, date)
@@ -41,6 +54,16 @@ pub fn partition(date: NaiveDate) -> PartitionRef {
 /// Reads bronze, builds sales_master and its rejects, checks the row
 /// invariant and commits both partitions.
 pub fn build_sales_master(lake: &Lake, date: NaiveDate, run_id: &str) -> Result<StepOutput> {
+    build_sales_master_in_slices(lake, date, run_id, LINES_PER_SLICE)
+}
+
+/// [`build_sales_master`] with an explicit slice size (tests use small ones).
+pub fn build_sales_master_in_slices(
+    lake: &Lake,
+    date: NaiveDate,
+    run_id: &str,
+    lines_per_slice: u64,
+) -> Result<StepOutput> {
     use sales_master::*;
     let details = read_input(
         lake,
@@ -87,51 +110,56 @@ pub fn build_sales_master(lake: &Lake, date: NaiveDate, run_id: &str) -> Result<
         .iter()
         .map(|input| input.partition.to_string())
         .collect();
-    let detail_columns: Vec<String> = details
-        .frame
-        .get_column_names()
-        .iter()
-        .map(|name| name.to_string())
-        .collect();
     let lines_in = details.frame.height() as u64;
 
-    let classified = classify(SalesInputs {
-        order_details: details.frame.lazy(),
-        orders: orders.frame.lazy(),
-        products: products.frame.lazy(),
-        categories: categories.frame.lazy(),
-        customers: customers.frame.lazy(),
-    })?
-    .collect()
-    .map_err(anyhow::Error::from)
-    .context("building silver/sales_master")?;
+    // The joins of a large table need several times its size in memory;
+    // classifying it in slices of orders bounds the peak. A slice holds
+    // every line of its orders, so duplicate detection is unaffected.
+    let slices = lines_in.div_ceil(lines_per_slice.max(1)).max(1) as u32;
     let now = Utc::now();
-    let mut sales = sales_master(classified.clone().lazy(), now)
+    let mut sales_writer = PartitionWriter::new(lake, partition(date), run_id);
+    let mut rejects_writer = PartitionWriter::new(
+        lake,
+        PartitionRef::new(Layer::Silver, SALES_MASTER_REJECTS, date),
+        run_id,
+    );
+    let (mut sales_rows, mut reject_rows) = (0u64, 0u64);
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    for slice in 0..slices {
+        let details_slice = in_slice(details.frame.clone().lazy(), "order_id", slice, slices)?;
+        let classified = classify(SalesInputs {
+            order_details: details_slice.clone(),
+            orders: in_slice(orders.frame.clone().lazy(), "order_id", slice, slices)?,
+            products: products.frame.clone().lazy(),
+            categories: categories.frame.clone().lazy(),
+            customers: customers.frame.clone().lazy(),
+        })?
         .collect()
         .map_err(anyhow::Error::from)
-        .context("selecting the valid sales lines")?;
-    let mut rejected = rejects(classified.lazy(), &detail_columns, now)
-        .collect()
-        .map_err(anyhow::Error::from)
-        .context("selecting the rejected lines")?;
-
-    let (sales_rows, reject_rows) = (sales.height() as u64, rejected.height() as u64);
+        .context("building silver/sales_master")?;
+        let mut sales = sales_master(classified.clone().lazy(), now)
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("selecting the valid sales lines")?;
+        let mut rejected = rejects(details_slice, classified.lazy(), now)
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("selecting the rejected lines")?;
+        sales_rows += sales.height() as u64;
+        reject_rows += rejected.height() as u64;
+        for (reason, count) in reject_counts(&rejected)? {
+            *reasons.entry(reason).or_insert(0) += count;
+        }
+        sales_writer.write_frame(&mut sales)?;
+        rejects_writer.write_frame(&mut rejected)?;
+    }
     if sales_rows + reject_rows != lines_in {
         bail!(
             "silver/sales_master invariant broken: {lines_in} order lines in, \
              {sales_rows} sales + {reject_rows} rejects out"
         );
     }
-    let reasons = reject_counts(&rejected)?;
 
-    let mut sales_writer = PartitionWriter::new(lake, partition(date), run_id);
-    sales_writer.write_frame(&mut sales)?;
-    let mut rejects_writer = PartitionWriter::new(
-        lake,
-        PartitionRef::new(Layer::Silver, SALES_MASTER_REJECTS, date),
-        run_id,
-    );
-    rejects_writer.write_frame(&mut rejected)?;
     // Rejects first: once sales_master is visible, its rejects are too.
     let rejects_manifest = rejects_writer.commit()?;
     let sales_manifest = sales_writer.commit()?;

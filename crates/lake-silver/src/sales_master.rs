@@ -92,6 +92,14 @@ fn int_key(schema: &Schema, name: &str) -> Expr {
     }
 }
 
+/// The slice (0..slices) of an order id, by the same key the joins use;
+/// lines without a usable order id go to slice 0.
+pub fn order_slice(schema: &Schema, order_id: &str, slices: u32) -> Expr {
+    (int_key(schema, order_id) % lit(slices as i64))
+        .abs()
+        .fill_null(lit(0i64))
+}
+
 /// A text id, trimmed; empty means none.
 fn text_key(schema: &Schema, name: &str) -> Expr {
     let text = match schema.get(name) {
@@ -140,7 +148,10 @@ pub fn classify(inputs: SalesInputs) -> PolarsResult<LazyFrame> {
     let categories_schema = schema_of(&mut categories)?;
     let customers_schema = schema_of(&mut customers)?;
 
-    let lines = order_details.with_row_index(LINE_NO, None).with_columns([
+    // Only the columns the rules need travel through the joins; rejects
+    // take the full rows back by line number.
+    let lines = order_details.with_row_index(LINE_NO, None).select([
+        col(LINE_NO),
         int_key(&details_schema, "order_id").alias(ORDER_KEY),
         int_key(&details_schema, "product_id").alias(PRODUCT_KEY),
         col("unit_price")
@@ -236,19 +247,16 @@ pub fn classify(inputs: SalesInputs) -> PolarsResult<LazyFrame> {
     let first_valid = valid_line_no
         .min()
         .over([col(ORDER_KEY), col(PRODUCT_KEY)])?;
-    let classified = joined
-        .with_column(reason.alias(REJECT_REASON))
-        .with_column(
-            when(
-                col(REJECT_REASON)
-                    .is_null()
-                    .and(col(LINE_NO).neq(first_valid)),
-            )
-            .then(lit("duplicate_line"))
-            .otherwise(col(REJECT_REASON))
-            .alias(REJECT_REASON),
+    let classified = joined.with_column(reason.alias(REJECT_REASON)).with_column(
+        when(
+            col(REJECT_REASON)
+                .is_null()
+                .and(col(LINE_NO).neq(first_valid)),
         )
-        .sort([LINE_NO], SortMultipleOptions::default());
+        .then(lit("duplicate_line"))
+        .otherwise(col(REJECT_REASON))
+        .alias(REJECT_REASON),
+    );
     Ok(classified.drop(cols([ORDER_FOUND, PRODUCT_FOUND, CUSTOMER_FOUND])))
 }
 
@@ -293,22 +301,23 @@ pub fn sales_master(classified: LazyFrame, processed_at: DateTime<Utc>) -> LazyF
     ])
 }
 
-/// The rejected lines: every order_details column as read, the reason and
-/// when it was rejected.
+/// The rejected lines: every order_details column as read (in source
+/// order), the reason and when it was rejected.
 pub fn rejects(
+    order_details: LazyFrame,
     classified: LazyFrame,
-    order_details_columns: &[String],
     rejected_at: DateTime<Utc>,
 ) -> LazyFrame {
-    let mut columns: Vec<Expr> = order_details_columns
-        .iter()
-        .map(|name| col(name.as_str()))
-        .collect();
-    columns.push(col(REJECT_REASON));
-    columns.push(timestamp_literal(rejected_at).alias("_rejected_at"));
-    classified
+    let reasons = classified
         .filter(col(REJECT_REASON).is_not_null())
-        .select(columns)
+        .select([col(LINE_NO), col(REJECT_REASON)]);
+    let mut args = JoinArgs::new(JoinType::Inner);
+    args.maintain_order = MaintainOrderJoin::Left;
+    order_details
+        .with_row_index(LINE_NO, None)
+        .join(reasons, [col(LINE_NO)], [col(LINE_NO)], args)
+        .drop(cols([LINE_NO]))
+        .with_column(timestamp_literal(rejected_at).alias("_rejected_at"))
 }
 
 #[cfg(test)]
@@ -377,22 +386,13 @@ mod tests {
 
     #[test]
     fn every_line_is_classified_once() {
-        let classified = classify(inputs()).unwrap().collect().unwrap();
+        let inputs = inputs();
+        let details = inputs.order_details.clone();
+        let classified = classify(inputs).unwrap().collect().unwrap();
         let sales = sales_master(classified.clone().lazy(), at())
             .collect()
             .unwrap();
-        let columns: Vec<String> = [
-            "order_id",
-            "product_id",
-            "unit_price",
-            "quantity",
-            "discount",
-        ]
-        .map(String::from)
-        .to_vec();
-        let rejected = rejects(classified.lazy(), &columns, at())
-            .collect()
-            .unwrap();
+        let rejected = rejects(details, classified.lazy(), at()).collect().unwrap();
         assert_eq!(sales.height() + rejected.height(), 19);
         insta::assert_snapshot!("sales_master", render(&sales));
         insta::assert_snapshot!("rejects", render(&rejected));
