@@ -64,6 +64,76 @@ pub struct DataFile {
     pub name: String,
     pub rows: u64,
     pub bytes: u64,
+    /// The stream batch that wrote the file, for files appended by a stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<FileOrigin>,
+}
+
+/// Which stream batch wrote a file: a replayed batch supersedes the files
+/// of the same source partition from that batch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileOrigin {
+    /// Source partition (a Kafka partition).
+    pub partition: i32,
+    /// Batch number within that source partition.
+    pub batch: u64,
+}
+
+/// A lock older than this is taken to belong to a writer that died.
+const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a writer waits for the lock before giving up.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+const LOCK: &str = "_LOCK";
+/// Unlisted files older than this are leftovers of crashed writers.
+const STALE_FILE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Exclusive right to change one partition's manifest, among several
+/// writer processes (an atomic create of `_LOCK`, released on drop).
+struct PartitionLock {
+    lake: Lake,
+    layer: Layer,
+    key: String,
+}
+
+impl PartitionLock {
+    fn acquire(lake: &Lake, partition: &PartitionRef) -> Result<PartitionLock> {
+        let key = partition.key(LOCK);
+        let started = std::time::Instant::now();
+        let owner = format!("{}@{}", std::process::id(), Utc::now().to_rfc3339());
+        loop {
+            if lake.create(partition.layer, &key, Bytes::from(owner.clone()))? {
+                return Ok(PartitionLock {
+                    lake: lake.clone(),
+                    layer: partition.layer,
+                    key,
+                });
+            }
+            if let Some(lock) = lake.head(partition.layer, &key)? {
+                let age = (Utc::now() - lock.last_modified)
+                    .to_std()
+                    .unwrap_or_default();
+                if age > STALE_LOCK {
+                    lake.delete(partition.layer, &key)?;
+                    continue;
+                }
+            }
+            if started.elapsed() > LOCK_WAIT {
+                return Err(anyhow!(
+                    "{partition}: could not take {LOCK} within {} s (another writer holds it; \
+                     delete {} if no writer is running)",
+                    LOCK_WAIT.as_secs(),
+                    lake.describe(partition.layer, &key)
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for PartitionLock {
+    fn drop(&mut self) {
+        let _ = self.lake.delete(self.layer, &self.key);
+    }
 }
 
 /// The `_SUCCESS` manifest: what a committed partition holds.
@@ -86,6 +156,7 @@ pub struct PartitionWriter {
     run_id: String,
     files: Vec<DataFile>,
     schema: Option<Vec<ColumnSpec>>,
+    origin: Option<FileOrigin>,
 }
 
 impl PartitionWriter {
@@ -96,7 +167,14 @@ impl PartitionWriter {
             run_id: run_id.to_string(),
             files: Vec::new(),
             schema: None,
+            origin: None,
         }
+    }
+
+    /// Marks the files this writer writes as coming from a stream batch.
+    pub fn with_origin(mut self, origin: FileOrigin) -> Self {
+        self.origin = Some(origin);
+        self
     }
 
     pub fn partition(&self) -> &PartitionRef {
@@ -104,13 +182,16 @@ impl PartitionWriter {
     }
 
     fn next_file_name(&self) -> String {
-        // Run id + sequence: unique per write, so a rewrite never overwrites a
-        // file the current manifest lists.
-        format!(
-            "part-{}-{:05}.snappy.parquet",
-            self.run_id,
-            self.files.len()
-        )
+        // Run id + a process-wide sequence: unique per write, so a rewrite
+        // (or a replayed stream batch) never overwrites a file a manifest
+        // lists.
+        static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let sequence = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let origin = self
+            .origin
+            .map(|o| format!("-p{}-b{}", o.partition, o.batch))
+            .unwrap_or_default();
+        format!("part-{}{origin}-{sequence:06}.snappy.parquet", self.run_id)
     }
 
     fn check_schema(&mut self, schema: &Schema) -> Result<()> {
@@ -174,7 +255,12 @@ impl PartitionWriter {
             .with_context(|| format!("closing Parquet file {description}"))?;
         drop(batched);
         let bytes = sink.finish()?;
-        self.files.push(DataFile { name, rows, bytes });
+        self.files.push(DataFile {
+            name,
+            rows,
+            bytes,
+            origin: self.origin,
+        });
         Ok(())
     }
 
@@ -211,6 +297,112 @@ impl PartitionWriter {
         remove_unlisted(&self.lake, &self.partition, &manifest)?;
         Ok(manifest)
     }
+}
+
+impl PartitionWriter {
+    /// Adds this writer's files to the partition, for writers that share a
+    /// partition (stream processes): under the partition lock, the current
+    /// manifest's files are kept except those this writer's batch
+    /// supersedes (same source partition, same or later batch: the outputs
+    /// of a batch replayed after a crash), and the new manifest is written.
+    /// Only superseded files and stale leftovers are deleted, never the
+    /// in-flight files of another writer.
+    pub fn commit_append(self) -> Result<Manifest> {
+        let origin = self.origin;
+        self.commit_locked(|file| match (origin, file.origin) {
+            (Some(mine), Some(theirs)) => {
+                theirs.partition == mine.partition && theirs.batch >= mine.batch
+            }
+            _ => false,
+        })
+    }
+
+    /// Replaces the partition (like [`PartitionWriter::commit`]) for writers
+    /// that share a partition: under the partition lock, deleting only the
+    /// files of the replaced manifest and stale leftovers.
+    pub fn commit_replace(self) -> Result<Manifest> {
+        self.commit_locked(|_| true)
+    }
+
+    fn commit_locked(self, superseded: impl Fn(&DataFile) -> bool) -> Result<Manifest> {
+        let schema = self.schema.clone().ok_or_else(|| {
+            anyhow!(
+                "{}: nothing was written, refusing to commit",
+                self.partition
+            )
+        })?;
+        let _lock = PartitionLock::acquire(&self.lake, &self.partition)?;
+        let previous = read_manifest(&self.lake, &self.partition)?;
+        let (kept, dropped): (Vec<DataFile>, Vec<DataFile>) = previous
+            .as_ref()
+            .map(|m| m.files.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|file| !superseded(file));
+        if let Some(previous) = &previous
+            && !kept.is_empty()
+            && previous.schema != schema
+        {
+            return Err(anyhow!(
+                "{}: new files do not have the partition's schema (it has {} columns, they have {})",
+                self.partition,
+                previous.schema.len(),
+                schema.len()
+            ));
+        }
+        let mut files = kept;
+        files.extend(self.files.iter().cloned());
+        let manifest = Manifest {
+            layer: self.partition.layer,
+            table: self.partition.table.clone(),
+            date: self.partition.date,
+            run_id: self.run_id.clone(),
+            written_at: Utc::now(),
+            row_count: files.iter().map(|f| f.rows).sum(),
+            files,
+            schema,
+        };
+        let target = format!("{}/{}", self.partition.layer, self.partition.table);
+        fault::check("before_commit", &target)?;
+        let json =
+            serde_json::to_vec_pretty(&manifest).context("encoding the _SUCCESS manifest")?;
+        self.lake.put(
+            self.partition.layer,
+            &self.partition.key(SUCCESS),
+            Bytes::from(json),
+        )?;
+        fault::check("before_cleanup", &target)?;
+        let listed: BTreeSet<&str> = manifest.files.iter().map(|f| f.name.as_str()).collect();
+        for file in dropped.iter().filter(|f| !listed.contains(f.name.as_str())) {
+            self.lake
+                .delete(self.partition.layer, &self.partition.key(&file.name))?;
+        }
+        remove_stale_leftovers(&self.lake, &self.partition, &manifest)?;
+        Ok(manifest)
+    }
+}
+
+/// Deletes unlisted data files old enough to be leftovers of crashed
+/// writers (recent ones may belong to a writer about to commit).
+fn remove_stale_leftovers(
+    lake: &Lake,
+    partition: &PartitionRef,
+    manifest: &Manifest,
+) -> Result<()> {
+    let listed: BTreeSet<String> = manifest
+        .files
+        .iter()
+        .map(|f| partition.key(&f.name))
+        .collect();
+    let now = Utc::now();
+    for object in lake.list(partition.layer, &partition.dir())? {
+        let name = object.key.rsplit('/').next().unwrap_or_default();
+        let age = (now - object.last_modified).to_std().unwrap_or_default();
+        if name != SUCCESS && name != LOCK && !listed.contains(&object.key) && age > STALE_FILE {
+            lake.delete(partition.layer, &object.key)?;
+        }
+    }
+    Ok(())
 }
 
 /// Deletes the objects of a partition folder that its manifest does not list.
@@ -455,6 +647,95 @@ mod tests {
         let manifest = writer.commit().unwrap();
         assert_eq!(manifest.row_count, 3);
         assert_eq!(read_x(&lake, day(4)), vec![1, 2, 3]);
+    }
+
+    fn append(lake: &Lake, source_partition: i32, batch: u64, values: &[i64]) -> Manifest {
+        let writer =
+            PartitionWriter::new(lake, PartitionRef::new(Layer::Bronze, "s", day(6)), "run")
+                .with_origin(FileOrigin {
+                    partition: source_partition,
+                    batch,
+                });
+        let mut writer = writer;
+        writer
+            .write_frame(&mut df!("x" => values).unwrap())
+            .unwrap();
+        writer.commit_append().unwrap()
+    }
+
+    fn read_s(lake: &Lake) -> Vec<i64> {
+        let partition = PartitionRef::new(Layer::Bronze, "s", day(6));
+        let manifest = read_manifest(lake, &partition).unwrap().unwrap();
+        let df = read_partition(lake, &partition, &manifest, None).unwrap();
+        let mut values: Vec<i64> = df
+            .column("x")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        values.sort();
+        values
+    }
+
+    #[test]
+    fn appends_accumulate_and_a_replayed_batch_supersedes_its_earlier_output() {
+        let (_dir, lake) = lake();
+        append(&lake, 0, 1, &[1, 2]);
+        append(&lake, 1, 1, &[10]);
+        append(&lake, 0, 2, &[3]);
+        assert_eq!(read_s(&lake), vec![1, 2, 3, 10]);
+        // Partition 0 replays batch 2 (a crash before its checkpoint): the
+        // first attempt's file goes, partition 1's files stay.
+        let manifest = append(&lake, 0, 2, &[3, 4]);
+        assert_eq!(read_s(&lake), vec![1, 2, 3, 4, 10]);
+        assert_eq!(manifest.files.len(), 3);
+        let on_disk = lake.list(Layer::Bronze, "s/2026-03-06").unwrap();
+        assert_eq!(
+            on_disk.len(),
+            4,
+            "three data files and _SUCCESS: {on_disk:?}"
+        );
+    }
+
+    #[test]
+    fn concurrent_appends_lose_nothing() {
+        let (_dir, lake) = lake();
+        std::thread::scope(|scope| {
+            for writer in 0..6i32 {
+                let lake = lake.clone();
+                scope.spawn(move || {
+                    for batch in 1..=5u64 {
+                        append(&lake, writer, batch, &[writer as i64 * 100 + batch as i64]);
+                    }
+                });
+            }
+        });
+        let expected: Vec<i64> = (0..6)
+            .flat_map(|w| (1..=5).map(move |b| w * 100 + b))
+            .collect();
+        let mut expected = expected;
+        expected.sort();
+        assert_eq!(read_s(&lake), expected);
+        assert!(
+            lake.head(Layer::Bronze, "s/2026-03-06/_LOCK")
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_locked_replace_keeps_only_the_new_files() {
+        let (_dir, lake) = lake();
+        append(&lake, 0, 1, &[1]);
+        let mut writer =
+            PartitionWriter::new(&lake, PartitionRef::new(Layer::Bronze, "s", day(6)), "snap");
+        writer
+            .write_frame(&mut df!("x" => [7i64, 8]).unwrap())
+            .unwrap();
+        writer.commit_replace().unwrap();
+        assert_eq!(read_s(&lake), vec![7, 8]);
+        assert_eq!(lake.list(Layer::Bronze, "s/2026-03-06").unwrap().len(), 2);
     }
 
     #[test]

@@ -171,6 +171,37 @@ impl Lake {
         Ok(())
     }
 
+    /// Writes `bytes` at `key` only if no object is there (an atomic
+    /// create); `false` when one already exists.
+    pub fn create(&self, layer: Layer, key: &str, bytes: Bytes) -> Result<bool> {
+        let path = self.path(layer, key);
+        let options = object_store::PutOptions::from(object_store::PutMode::Create);
+        match block_on(
+            self.inner
+                .store
+                .put_opts(&path, PutPayload::from(bytes), options),
+        ) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(err) => Err(self.storage_error(err, "creating", layer, key)),
+        }
+    }
+
+    /// Size and modification time of the object at `key`, if any.
+    pub fn head(&self, layer: Layer, key: &str) -> Result<Option<ObjectInfo>> {
+        let path = self.path(layer, key);
+        match block_on(self.inner.store.head(&path)) {
+            Ok(meta) => Ok(Some(ObjectInfo {
+                key: key.to_string(),
+                size: meta.size,
+                last_modified: meta.last_modified,
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(err) => Err(self.storage_error(err, "inspecting", layer, key)),
+        }
+    }
+
     /// Reads the object at `key`, or `None` when there is none.
     pub fn get(&self, layer: Layer, key: &str) -> Result<Option<Bytes>> {
         let path = self.path(layer, key);
@@ -368,6 +399,27 @@ mod tests {
             .unwrap();
         assert_eq!(bytes.len(), 192 * 65_536);
         assert!(bytes.chunks(65_536).all(|c| c == chunk.as_slice()));
+    }
+
+    #[test]
+    fn create_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        assert!(
+            lake.create(Layer::Gold, "t/_LOCK", Bytes::from_static(b"a"))
+                .unwrap()
+        );
+        assert!(
+            !lake
+                .create(Layer::Gold, "t/_LOCK", Bytes::from_static(b"b"))
+                .unwrap()
+        );
+        assert_eq!(
+            lake.get(Layer::Gold, "t/_LOCK").unwrap().unwrap(),
+            Bytes::from_static(b"a")
+        );
+        assert_eq!(lake.head(Layer::Gold, "t/_LOCK").unwrap().unwrap().size, 1);
+        assert!(lake.head(Layer::Gold, "t/none").unwrap().is_none());
     }
 
     #[test]
