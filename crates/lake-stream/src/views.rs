@@ -1,0 +1,247 @@
+//! The live views: per-partition aggregates merged into
+//! `live_sales_by_country` and `live_sales_by_minute`, and the unified
+//! view that joins them with the batch figures (data contract, sections 6
+//! and 7).
+
+use std::collections::BTreeMap;
+
+use polars::prelude::*;
+
+use crate::state::{MINUTE_MICROS, PartitionState, Sum, Totals};
+
+/// Merged totals of several partitions. Partitions are added in partition
+/// order, so the result does not depend on which process owns which.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveTotals {
+    pub by_country: BTreeMap<String, MergedTotals>,
+    pub by_minute: BTreeMap<(i64, String), MergedTotals>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MergedTotals {
+    pub amount: f64,
+    pub count: u64,
+    pub last_event_time: i64,
+}
+
+fn merge_into<K: Ord + Clone>(
+    target: &mut BTreeMap<K, (Sum, u64, i64)>,
+    source: &BTreeMap<K, Totals>,
+) {
+    for (key, totals) in source {
+        let entry = target.entry(key.clone()).or_default();
+        entry.0.add(totals.amount.value());
+        entry.1 += totals.count;
+        entry.2 = entry.2.max(totals.last_event_time);
+    }
+}
+
+fn finish<K: Ord>(merged: BTreeMap<K, (Sum, u64, i64)>) -> BTreeMap<K, MergedTotals> {
+    merged
+        .into_iter()
+        .map(|(key, (amount, count, last))| {
+            (
+                key,
+                MergedTotals {
+                    amount: amount.value(),
+                    count,
+                    last_event_time: last,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Merges partition states (any order given; merged in partition order).
+pub fn merge<'a>(states: impl IntoIterator<Item = &'a PartitionState>) -> LiveTotals {
+    let mut states: Vec<&PartitionState> = states.into_iter().collect();
+    states.sort_by_key(|s| s.partition);
+    let mut by_country = BTreeMap::new();
+    let mut by_minute = BTreeMap::new();
+    for state in states {
+        merge_into(&mut by_country, &state.by_country);
+        merge_into(&mut by_minute, &state.by_minute);
+    }
+    LiveTotals {
+        by_country: finish(by_country),
+        by_minute: finish(by_minute),
+    }
+}
+
+fn datetime_column(name: &str, micros: Vec<i64>) -> PolarsResult<Column> {
+    Ok(Series::new(name.into(), micros)
+        .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+        .into_column())
+}
+
+impl LiveTotals {
+    /// `live_sales_by_country`: pays, total_ventes_live, nb_transactions,
+    /// last_event_time; one row per standardized country, sorted.
+    pub fn by_country_frame(&self) -> PolarsResult<DataFrame> {
+        let rows = &self.by_country;
+        DataFrame::new(
+            rows.len(),
+            vec![
+                Column::new("pays".into(), rows.keys().cloned().collect::<Vec<_>>()),
+                Column::new(
+                    "total_ventes_live".into(),
+                    rows.values().map(|t| t.amount).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "nb_transactions".into(),
+                    rows.values().map(|t| t.count as i64).collect::<Vec<_>>(),
+                ),
+                datetime_column(
+                    "last_event_time",
+                    rows.values().map(|t| t.last_event_time).collect(),
+                )?,
+            ],
+        )
+    }
+
+    /// `live_sales_by_minute`: window_start, window_end, pays, total_ventes,
+    /// nb_transactions; one row per 1-minute window and country.
+    pub fn by_minute_frame(&self) -> PolarsResult<DataFrame> {
+        let rows = &self.by_minute;
+        DataFrame::new(
+            rows.len(),
+            vec![
+                datetime_column(
+                    "window_start",
+                    rows.keys().map(|(start, _)| *start).collect(),
+                )?,
+                datetime_column(
+                    "window_end",
+                    rows.keys()
+                        .map(|(start, _)| start + MINUTE_MICROS)
+                        .collect(),
+                )?,
+                Column::new(
+                    "pays".into(),
+                    rows.keys()
+                        .map(|(_, pays)| pays.clone())
+                        .collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "total_ventes".into(),
+                    rows.values().map(|t| t.amount).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "nb_transactions".into(),
+                    rows.values().map(|t| t.count as i64).collect::<Vec<_>>(),
+                ),
+            ],
+        )
+    }
+}
+
+/// `unified_sales_by_country`: batch `revenue_by_country` full-outer-joined
+/// with `live_sales_by_country` on the standardized country.
+pub fn unified_sales_by_country(
+    revenue_by_country: LazyFrame,
+    live_by_country: LazyFrame,
+) -> LazyFrame {
+    let batch = revenue_by_country.select([
+        col("country"),
+        col("revenue").alias("revenue_batch"),
+        col("order_count").alias("orders_batch"),
+    ]);
+    let live = live_by_country.select([
+        col("pays"),
+        col("total_ventes_live").alias("revenue_live"),
+        col("nb_transactions").alias("transactions_live"),
+    ]);
+    let mut args = JoinArgs::new(JoinType::Full);
+    args.coalesce = JoinCoalesce::CoalesceColumns;
+    batch
+        .join(live, [col("country")], [col("pays")], args)
+        .select([
+            col("country"),
+            col("revenue_batch"),
+            col("revenue_live"),
+            (col("revenue_batch").fill_null(lit(0.0)) + col("revenue_live").fill_null(lit(0.0)))
+                .alias("revenue_total"),
+            col("orders_batch"),
+            col("transactions_live"),
+        ])
+        .sort(["country"], SortMultipleOptions::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use lake_core::display::render;
+
+    use super::*;
+
+    fn state(partition: i32, events: &[(&str, &str, &str, f64)]) -> PartitionState {
+        let mut state = PartitionState::new(partition);
+        for (offset, (id, time, pays, montant)) in events.iter().enumerate() {
+            let json = format!(
+                r#"{{"event_id":"{id}","event_time":"{time}","pays":"{pays}","montant":{montant}}}"#
+            );
+            state.apply(offset as i64, Some(json.as_bytes()), 600_000_000);
+        }
+        state
+    }
+
+    fn two_partitions() -> (PartitionState, PartitionState) {
+        (
+            state(
+                0,
+                &[
+                    ("a", "2026-11-26T10:00:10Z", "France", 10.0),
+                    ("b", "2026-11-26T10:01:00Z", "USA", 2.5),
+                ],
+            ),
+            state(
+                1,
+                &[
+                    ("c", "2026-11-26T10:00:50Z", "Royaume-Uni", 4.0),
+                    ("d", "2026-11-26T10:00:55Z", "france", 1.25),
+                ],
+            ),
+        )
+    }
+
+    #[test]
+    fn merged_views() {
+        let (p0, p1) = two_partitions();
+        let live = merge([&p1, &p0]);
+        insta::assert_snapshot!("by_country", render(&live.by_country_frame().unwrap()));
+        insta::assert_snapshot!("by_minute", render(&live.by_minute_frame().unwrap()));
+        // The merge does not depend on the order states are given in.
+        assert_eq!(live, merge([&p0, &p1]));
+    }
+
+    #[test]
+    fn unified_view_keeps_countries_of_either_side() {
+        let (p0, p1) = two_partitions();
+        let live = merge([&p0, &p1]).by_country_frame().unwrap();
+        let batch = df!(
+            "country" => ["France", "Germany"],
+            "revenue" => [100.0, 50.0],
+            "order_count" => [3i64, 2],
+        )
+        .unwrap();
+        let unified = unified_sales_by_country(batch.lazy(), live.lazy())
+            .collect()
+            .unwrap();
+        insta::assert_snapshot!(render(&unified));
+    }
+
+    #[test]
+    fn no_events_give_empty_views_with_their_schema() {
+        let live = merge([]);
+        let frame = live.by_country_frame().unwrap();
+        assert_eq!(frame.height(), 0);
+        assert_eq!(
+            frame.get_column_names(),
+            [
+                "pays",
+                "total_ventes_live",
+                "nb_transactions",
+                "last_event_time"
+            ]
+        );
+    }
+}
