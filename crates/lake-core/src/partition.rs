@@ -307,14 +307,22 @@ impl PartitionWriter {
     /// of a batch replayed after a crash), and the new manifest is written.
     /// Only superseded files and stale leftovers are deleted, never the
     /// in-flight files of another writer.
-    pub fn commit_append(self) -> Result<Manifest> {
+    ///
+    /// A writer that wrote nothing still supersedes (a replayed batch may
+    /// have less to say than its first attempt); it returns `None` when
+    /// the partition does not exist, as there is nothing to change.
+    pub fn commit_append(self) -> Result<Option<Manifest>> {
         let origin = self.origin;
+        if self.files.is_empty() && read_manifest(&self.lake, &self.partition)?.is_none() {
+            return Ok(None);
+        }
         self.commit_locked(|file| match (origin, file.origin) {
             (Some(mine), Some(theirs)) => {
                 theirs.partition == mine.partition && theirs.batch >= mine.batch
             }
             _ => false,
         })
+        .map(Some)
     }
 
     /// Replaces the partition (like [`PartitionWriter::commit`]) for writers
@@ -325,14 +333,19 @@ impl PartitionWriter {
     }
 
     fn commit_locked(self, superseded: impl Fn(&DataFile) -> bool) -> Result<Manifest> {
-        let schema = self.schema.clone().ok_or_else(|| {
-            anyhow!(
-                "{}: nothing was written, refusing to commit",
-                self.partition
-            )
-        })?;
         let _lock = PartitionLock::acquire(&self.lake, &self.partition)?;
         let previous = read_manifest(&self.lake, &self.partition)?;
+        // A writer with no file of its own keeps the partition's schema.
+        let schema = self
+            .schema
+            .clone()
+            .or_else(|| previous.as_ref().map(|m| m.schema.clone()))
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: nothing was written, refusing to commit",
+                    self.partition
+                )
+            })?;
         let (kept, dropped): (Vec<DataFile>, Vec<DataFile>) = previous
             .as_ref()
             .map(|m| m.files.clone())
@@ -657,10 +670,12 @@ mod tests {
                     batch,
                 });
         let mut writer = writer;
-        writer
-            .write_frame(&mut df!("x" => values).unwrap())
-            .unwrap();
-        writer.commit_append().unwrap()
+        if !values.is_empty() {
+            writer
+                .write_frame(&mut df!("x" => values).unwrap())
+                .unwrap();
+        }
+        writer.commit_append().unwrap().unwrap()
     }
 
     fn read_s(lake: &Lake) -> Vec<i64> {
@@ -696,25 +711,44 @@ mod tests {
             4,
             "three data files and _SUCCESS: {on_disk:?}"
         );
+        // Replayed once more with nothing to write: the batch's files go.
+        append(&lake, 0, 2, &[]);
+        assert_eq!(read_s(&lake), vec![1, 2, 10]);
+        // Nothing to write to a partition that does not exist: no partition.
+        let writer =
+            PartitionWriter::new(&lake, PartitionRef::new(Layer::Bronze, "s", day(7)), "run")
+                .with_origin(FileOrigin {
+                    partition: 0,
+                    batch: 1,
+                });
+        assert!(writer.commit_append().unwrap().is_none());
+        assert!(
+            read_manifest(&lake, &PartitionRef::new(Layer::Bronze, "s", day(7)))
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn concurrent_appends_lose_nothing() {
         let (_dir, lake) = lake();
+        append(&lake, 9, 1, &[900]);
         std::thread::scope(|scope| {
             for writer in 0..6i32 {
                 let lake = lake.clone();
                 scope.spawn(move || {
                     for batch in 1..=5u64 {
                         append(&lake, writer, batch, &[writer as i64 * 100 + batch as i64]);
+                        // Batches with nothing to write still commit.
+                        append(&lake, writer, batch + 100, &[]);
                     }
                 });
             }
         });
-        let expected: Vec<i64> = (0..6)
+        let mut expected: Vec<i64> = (0..6)
             .flat_map(|w| (1..=5).map(move |b| w * 100 + b))
+            .chain([900])
             .collect();
-        let mut expected = expected;
         expected.sort();
         assert_eq!(read_s(&lake), expected);
         assert!(

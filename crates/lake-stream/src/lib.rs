@@ -10,5 +10,9 @@
 pub mod checkpoint;
 pub mod event;
 pub mod processor;
+pub mod produce;
+pub mod producer;
+pub mod run;
 pub mod state;
+pub mod status;
 pub mod views;

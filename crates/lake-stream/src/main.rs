@@ -1,1 +1,245 @@
-fn main() {}
+//! `lake-stream`: the streaming layer's command line.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
+use lake_core::config::init_tracing;
+use lake_core::error::one_line;
+use lake_core::run::new_run_id;
+use lake_stream::processor::StreamConfig;
+use lake_stream::produce::{ProduceOptions, produce};
+use lake_stream::producer::EventMix;
+use lake_stream::run::{KafkaRunOptions, KafkaSettings, Trigger, parse_duration, run_kafka};
+
+/// Sales events of Kafka into the lake: bronze events, a DLQ, live gold views.
+#[derive(Parser)]
+#[command(name = "lake-stream", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct KafkaArgs {
+    /// Kafka bootstrap servers (host:port,...).
+    #[arg(long = "kafka", env = "LAKE_KAFKA_BROKERS", value_name = "BROKERS")]
+    brokers: String,
+    /// Topic of the sales events.
+    #[arg(long, env = "LAKE_KAFKA_TOPIC", default_value = "ventes-temps-reel")]
+    topic: String,
+    /// Consumer group.
+    #[arg(long, env = "LAKE_KAFKA_GROUP", default_value = "lake-stream")]
+    group: String,
+    /// librdkafka setting passed through, e.g. -X security.protocol=SASL_SSL (repeatable;
+    /// LAKE_KAFKA_CONFIG holds comma-separated ones).
+    #[arg(
+        short = 'X',
+        value_name = "KEY=VALUE",
+        env = "LAKE_KAFKA_CONFIG",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    config: Vec<String>,
+    /// How long to wait for the brokers.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    connect_timeout: Duration,
+}
+
+impl KafkaArgs {
+    fn settings(&self) -> Result<KafkaSettings> {
+        let mut extra = Vec::new();
+        for item in &self.config {
+            let Some((key, value)) = item.split_once('=') else {
+                bail!("invalid Kafka setting {item:?}: expected KEY=VALUE");
+            };
+            extra.push((key.trim().to_string(), value.trim().to_string()));
+        }
+        Ok(KafkaSettings {
+            brokers: self.brokers.clone(),
+            topic: self.topic.clone(),
+            group: self.group.clone(),
+            extra,
+            connect_timeout: self.connect_timeout,
+        })
+    }
+}
+
+#[derive(Args, Clone)]
+struct QueryArgs {
+    /// The lake: a folder path or file:// URL.
+    #[arg(long = "lake", env = "LAKE_URL", default_value = "./lake")]
+    lake: String,
+    /// Name of the query (its checkpoints live in checkpoints/{query}/).
+    #[arg(long, default_value = "ventes_temps_reel")]
+    query: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Consume the topic: validate, deduplicate, aggregate, write, checkpoint.
+    Run {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        query: QueryArgs,
+        /// available-now, or interval=DURATION (e.g. interval=1s).
+        #[arg(long, default_value = "available-now")]
+        trigger: Trigger,
+        /// Allowed lateness: events older than the latest event time minus this go to the DLQ.
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        lateness: Duration,
+        /// Most messages in one micro-batch.
+        #[arg(long, default_value_t = 50_000)]
+        max_batch: usize,
+    },
+    /// Send generated sales events; prints what a consumer must count (JSON).
+    Produce {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// Number of messages.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Send for this long (e.g. 30s).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Messages per second (default: as fast as possible).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Share of malformed messages.
+        #[arg(long, default_value_t = 0.02)]
+        malformed: f64,
+        /// Share of duplicates (retries of a recent event).
+        #[arg(long, default_value_t = 0.02)]
+        duplicates: f64,
+        /// Share of late events.
+        #[arg(long, default_value_t = 0.01)]
+        late: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Partitions, committed and checkpointed offsets, lag, last checkpoint.
+    Status {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        query: QueryArgs,
+    },
+    /// Delete the query's checkpoints and the stream's outputs (start over).
+    Reset {
+        #[command(flatten)]
+        query: QueryArgs,
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run {
+            kafka,
+            query,
+            trigger,
+            lateness,
+            max_batch,
+        } => {
+            let settings = kafka.settings()?;
+            let lake = lake_core::Lake::open(&query.lake)?;
+            let stop = Arc::new(AtomicBool::new(false));
+            signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
+            signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+            let config = StreamConfig {
+                query: query.query.clone(),
+                topic: settings.topic.clone(),
+                source: settings.source_uri(),
+                allowed_lateness: lateness,
+                run_id: new_run_id(),
+            };
+            let options = KafkaRunOptions {
+                trigger,
+                max_batch,
+                ..KafkaRunOptions::default()
+            };
+            let summary = run_kafka(
+                &lake,
+                &settings,
+                config,
+                &options,
+                stop,
+                &mut |report, _| {
+                    if report.messages > 0 {
+                        eprintln!(
+                            "batch: {} messages, {} counted, {} to the DLQ",
+                            report.messages,
+                            report.counted,
+                            report.rejected.values().sum::<u64>()
+                        );
+                    }
+                },
+            )?;
+            println!(
+                "{} batches, {} messages, {} counted, {} to the DLQ",
+                summary.batches,
+                summary.messages,
+                summary.counted,
+                summary.rejected.values().sum::<u64>()
+            );
+        }
+        Command::Produce {
+            kafka,
+            count,
+            duration,
+            rate,
+            malformed,
+            duplicates,
+            late,
+            seed,
+        } => {
+            let options = ProduceOptions {
+                count,
+                duration,
+                rate,
+                mix: EventMix {
+                    malformed,
+                    duplicate: duplicates,
+                    late,
+                },
+                seed,
+            };
+            let report = produce(&kafka.settings()?, &options)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Status { kafka, query } => {
+            let lake = lake_core::Lake::open(&query.lake)?;
+            let statuses = lake_stream::status::status(&lake, &kafka.settings()?, &query.query)?;
+            print!("{}", lake_stream::status::render(&statuses));
+        }
+        Command::Reset { query, yes } => {
+            if !yes {
+                bail!(
+                    "reset deletes the checkpoints and outputs of query {}: add --yes",
+                    query.query
+                );
+            }
+            let lake = lake_core::Lake::open(&query.lake)?;
+            let deleted = lake_stream::status::reset(&lake, &query.query)?;
+            println!("deleted {deleted} objects");
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("lake-stream: error: {}", one_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -8,9 +8,11 @@
 //! holds. A service that cannot be had fails the test with a message saying
 //! how to provide it; no test passes silently without its service.
 
+pub mod kafka_server;
 pub mod postgres_server;
 pub mod process;
 
+pub use kafka_server::{KafkaServer, kafka_server};
 pub use postgres_server::{PgServer, TestDb, pg_server};
 
 use std::net::TcpListener;

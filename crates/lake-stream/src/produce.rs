@@ -1,0 +1,116 @@
+//! `lake-stream produce`: sends generated sales events to Kafka at a rate,
+//! for a count or a duration, and reports what a consumer must count.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::Utc;
+use rdkafka::ClientContext;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::producer::{EventGenerator, EventMix, ProducerReport};
+use crate::run::KafkaSettings;
+
+/// How much to send.
+#[derive(Debug, Clone)]
+pub struct ProduceOptions {
+    pub count: Option<u64>,
+    pub duration: Option<Duration>,
+    /// Messages per second (as fast as possible when absent).
+    pub rate: Option<f64>,
+    pub mix: EventMix,
+    pub seed: u64,
+}
+
+#[derive(Default)]
+struct DeliveryCounter {
+    failed: AtomicU64,
+}
+
+impl ClientContext for DeliveryCounter {}
+
+impl ProducerContext for DeliveryCounter {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        if let Err((err, _)) = result {
+            tracing::warn!("delivery failed: {err}");
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Sends the events and returns the report of what was sent.
+pub fn produce(settings: &KafkaSettings, options: &ProduceOptions) -> Result<ProducerReport> {
+    if options.count.is_none() && options.duration.is_none() {
+        bail!("say how much to send: --count N or --duration D");
+    }
+    let probe: BaseConsumer = settings
+        .client_config()
+        .create()
+        .context("creating a Kafka client")?;
+    let partitions = settings.check_topic(&probe)?;
+    drop(probe);
+    let mut config = rdkafka::ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000");
+    for (key, value) in &settings.extra {
+        config.set(key, value);
+    }
+    let producer: BaseProducer<DeliveryCounter> = config
+        .create_with_context(DeliveryCounter::default())
+        .context("creating the Kafka producer")?;
+    let mut generator = EventGenerator::new(options.seed, partitions.len() as i32, options.mix)?;
+    let started = Instant::now();
+    let mut sent = 0u64;
+    loop {
+        if options.count.is_some_and(|n| sent >= n)
+            || options.duration.is_some_and(|d| started.elapsed() >= d)
+        {
+            break;
+        }
+        if let Some(rate) = options.rate {
+            let due = Duration::from_secs_f64(sent as f64 / rate);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                producer.poll(wait.min(Duration::from_millis(50)));
+                continue;
+            }
+        }
+        let message = generator.next_message(Utc::now());
+        let mut record = BaseRecord::to(&settings.topic)
+            .partition(partitions[message.partition as usize])
+            .key(&message.key)
+            .payload(&message.payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((err, _)) => return Err(anyhow!("sending to {}: {err}", settings.topic)),
+            }
+        }
+        sent += 1;
+        if sent.is_multiple_of(1000) {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .map_err(|err| anyhow!("flushing to {}: {err}", settings.brokers))?;
+    let failed = producer.context().failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        bail!(
+            "{failed} of {sent} messages were not delivered to {}",
+            settings.topic
+        );
+    }
+    Ok(generator.report().clone())
+}
