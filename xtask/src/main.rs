@@ -31,6 +31,11 @@ enum Command {
         /// Steps run in parallel.
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        #[command(flatten)]
+        kafka: lake_stream::config::KafkaArgs,
+        /// Events the built-in producer makes when no Kafka is configured.
+        #[arg(long, env = "LAKE_STREAM_EVENTS", default_value_t = 5_000)]
+        events: u64,
     },
     /// Create the six Northwind tables in PostgreSQL and load generated data.
     Seed {
@@ -73,8 +78,18 @@ fn run(cli: Cli) -> Result<()> {
             source,
             as_of,
             workers,
+            kafka,
+            events,
         } => {
+            let stream = match kafka.settings()? {
+                Some(settings) => lake_stream::step::StreamSource::Kafka(settings),
+                None => lake_stream::step::StreamSource::Embedded {
+                    events,
+                    seed: source.seed,
+                },
+            };
             let mut options = PipelineOptions::new(lake, source);
+            options.stream = Some(stream);
             options.rfm_as_of = as_of;
             options.run = RunOptions {
                 workers,

@@ -9,6 +9,7 @@ use lake_core::Lake;
 use lake_core::config::{LakeArgs, SourceArgs};
 use lake_core::dag::{RunOptions, run_steps};
 use lake_core::run::{RunManifest, new_run_id};
+use lake_stream::step::StreamSource;
 
 /// A layer of the batch pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -29,6 +30,8 @@ pub struct PipelineOptions {
     pub stages: Vec<Stage>,
     /// Bronze tables to copy (all six when empty).
     pub tables: Vec<String>,
+    /// The stream stage's source; no stream stage when `None`.
+    pub stream: Option<StreamSource>,
 }
 
 impl PipelineOptions {
@@ -41,6 +44,7 @@ impl PipelineOptions {
             run: RunOptions::default(),
             stages: vec![Stage::Bronze, Stage::Silver, Stage::Gold],
             tables: Vec::new(),
+            stream: None,
         }
     }
 }
@@ -89,6 +93,20 @@ pub fn run_pipeline(options: &PipelineOptions) -> Result<PipelineRun> {
             &run_id,
             options.rfm_as_of,
             silver_step,
+        ));
+    }
+    if let Some(source) = &options.stream {
+        // After gold: the stream stage's summary joins live and batch figures.
+        let after: Vec<String> = steps
+            .iter()
+            .map(|s| s.name.clone())
+            .filter(|n| n.starts_with("gold/"))
+            .collect();
+        steps.push(lake_stream::step::pipeline_step(
+            &lake,
+            date,
+            source.clone(),
+            after,
         ));
     }
     let manifest = run_steps(&lake, &run_id, date, &source_name, steps, &options.run)

@@ -2,9 +2,12 @@
 
 use std::fmt::Write;
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use lake_core::dag::group_digits;
+use lake_core::partition::{committed_dates, read_manifest, read_partition};
+use lake_core::{Layer, PartitionRef};
 use lake_gold::figures::GoldFigures;
+use polars::prelude::*;
 
 use crate::pipeline::PipelineRun;
 
@@ -65,18 +68,102 @@ pub fn render(run: &PipelineRun) -> Result<String> {
         writeln!(out, "  {segment:<20} {count:>8}")?;
     }
     writeln!(out, "\nRows rejected by reason:")?;
-    let rejects: Vec<_> = manifest
+    let rejects: Vec<(&str, &String, &u64)> = manifest
         .steps
         .iter()
-        .flat_map(|s| s.rejects.iter())
+        .flat_map(|s| {
+            s.rejects
+                .iter()
+                .map(move |(reason, n)| (s.name.as_str(), reason, n))
+        })
         .collect();
     if rejects.is_empty() {
         writeln!(out, "  none")?;
     }
-    for (reason, count) in rejects {
-        writeln!(out, "  {reason:<20} {:>8}", group_digits(*count))?;
+    for (step, reason, count) in rejects {
+        writeln!(out, "  {step:<26} {reason:<22} {:>8}", group_digits(*count))?;
+    }
+    if manifest
+        .steps
+        .iter()
+        .any(|s| s.name == lake_stream::step::STEP)
+    {
+        live_section(&mut out, run)?;
     }
     Ok(out)
+}
+
+/// Reads the latest committed partition of a gold table.
+fn latest_gold(lake: &lake_core::Lake, table: &str) -> Result<Option<DataFrame>> {
+    let Some(date) = committed_dates(lake, Layer::Gold, table)?.pop() else {
+        return Ok(None);
+    };
+    let partition = PartitionRef::new(Layer::Gold, table, date);
+    let manifest =
+        read_manifest(lake, &partition)?.ok_or_else(|| anyhow!("{partition} vanished"))?;
+    Ok(Some(read_partition(lake, &partition, &manifest, None)?))
+}
+
+/// Live sales by country and the unified view (batch + live).
+fn live_section(out: &mut String, run: &PipelineRun) -> Result<()> {
+    let Some(live) = latest_gold(&run.lake, lake_stream::processor::LIVE_BY_COUNTRY)? else {
+        return Ok(());
+    };
+    let batch = lake_gold::figures::read_gold(&run.lake, "revenue_by_country", run.date)?;
+    let unified = lake_stream::views::unified_sales_by_country(batch.lazy(), live.clone().lazy())
+        .sort(
+            ["revenue_total"],
+            SortMultipleOptions::default().with_order_descending(true),
+        )
+        .collect()
+        .map_err(anyhow::Error::from)?;
+    let live_total: f64 = live
+        .column("total_ventes_live")?
+        .f64()?
+        .iter()
+        .flatten()
+        .sum();
+    let transactions: i64 = live
+        .column("nb_transactions")?
+        .i64()?
+        .iter()
+        .flatten()
+        .sum();
+    writeln!(
+        out,
+        "\nLive sales: {} in {} transactions over {} countries",
+        money(live_total),
+        group_digits(transactions.max(0) as u64),
+        live.height()
+    )?;
+    writeln!(out, "\nUnified sales by country (batch + live), top 5:")?;
+    writeln!(
+        out,
+        "  {:<20} {:>18} {:>14} {:>18}",
+        "country", "batch", "live", "total"
+    )?;
+    let text = |df: &DataFrame, c: &str, i: usize| -> Result<String> {
+        Ok(df.column(c)?.str()?.get(i).unwrap_or("").to_string())
+    };
+    let amount = |df: &DataFrame, c: &str, i: usize| -> Result<String> {
+        Ok(df
+            .column(c)?
+            .f64()?
+            .get(i)
+            .map(money)
+            .unwrap_or_else(|| "-".into()))
+    };
+    for i in 0..unified.height().min(5) {
+        writeln!(
+            out,
+            "  {:<20} {:>18} {:>14} {:>18}",
+            text(&unified, "country", i)?,
+            amount(&unified, "revenue_batch", i)?,
+            amount(&unified, "revenue_live", i)?,
+            amount(&unified, "revenue_total", i)?
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! [`checkpoint`] holds where each partition resumes.
 
 pub mod checkpoint;
+pub mod config;
 pub mod event;
 pub mod processor;
 pub mod produce;
@@ -15,4 +16,5 @@ pub mod producer;
 pub mod run;
 pub mod state;
 pub mod status;
+pub mod step;
 pub mod views;

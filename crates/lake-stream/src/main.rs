@@ -10,10 +10,11 @@ use clap::{Args, Parser, Subcommand};
 use lake_core::config::init_tracing;
 use lake_core::error::one_line;
 use lake_core::run::new_run_id;
+use lake_stream::config::KafkaArgs;
 use lake_stream::processor::StreamConfig;
 use lake_stream::produce::{ProduceOptions, produce};
 use lake_stream::producer::EventMix;
-use lake_stream::run::{KafkaRunOptions, KafkaSettings, Trigger, parse_duration, run_kafka};
+use lake_stream::run::{KafkaRunOptions, Trigger, parse_duration, run_kafka};
 
 /// Sales events of Kafka into the lake: bronze events, a DLQ, live gold views.
 #[derive(Parser)]
@@ -21,51 +22,6 @@ use lake_stream::run::{KafkaRunOptions, KafkaSettings, Trigger, parse_duration, 
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Args, Clone)]
-struct KafkaArgs {
-    /// Kafka bootstrap servers (host:port,...).
-    #[arg(long = "kafka", env = "LAKE_KAFKA_BROKERS", value_name = "BROKERS")]
-    brokers: String,
-    /// Topic of the sales events.
-    #[arg(long, env = "LAKE_KAFKA_TOPIC", default_value = "ventes-temps-reel")]
-    topic: String,
-    /// Consumer group.
-    #[arg(long, env = "LAKE_KAFKA_GROUP", default_value = "lake-stream")]
-    group: String,
-    /// librdkafka setting passed through, e.g. -X security.protocol=SASL_SSL (repeatable;
-    /// LAKE_KAFKA_CONFIG holds comma-separated ones).
-    #[arg(
-        short = 'X',
-        value_name = "KEY=VALUE",
-        env = "LAKE_KAFKA_CONFIG",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
-    config: Vec<String>,
-    /// How long to wait for the brokers.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    connect_timeout: Duration,
-}
-
-impl KafkaArgs {
-    fn settings(&self) -> Result<KafkaSettings> {
-        let mut extra = Vec::new();
-        for item in &self.config {
-            let Some((key, value)) = item.split_once('=') else {
-                bail!("invalid Kafka setting {item:?}: expected KEY=VALUE");
-            };
-            extra.push((key.trim().to_string(), value.trim().to_string()));
-        }
-        Ok(KafkaSettings {
-            brokers: self.brokers.clone(),
-            topic: self.topic.clone(),
-            group: self.group.clone(),
-            extra,
-            connect_timeout: self.connect_timeout,
-        })
-    }
 }
 
 #[derive(Args, Clone)]
@@ -147,7 +103,7 @@ fn run(cli: Cli) -> Result<()> {
             lateness,
             max_batch,
         } => {
-            let settings = kafka.settings()?;
+            let settings = kafka.required()?;
             let lake = lake_core::Lake::open(&query.lake)?;
             let stop = Arc::new(AtomicBool::new(false));
             signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
@@ -210,12 +166,12 @@ fn run(cli: Cli) -> Result<()> {
                 },
                 seed,
             };
-            let report = produce(&kafka.settings()?, &options)?;
+            let report = produce(&kafka.required()?, &options)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Status { kafka, query } => {
             let lake = lake_core::Lake::open(&query.lake)?;
-            let statuses = lake_stream::status::status(&lake, &kafka.settings()?, &query.query)?;
+            let statuses = lake_stream::status::status(&lake, &kafka.required()?, &query.query)?;
             print!("{}", lake_stream::status::render(&statuses));
         }
         Command::Reset { query, yes } => {

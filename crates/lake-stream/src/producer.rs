@@ -63,6 +63,8 @@ pub struct ProducerReport {
 const LATE_BY: ChronoDuration = ChronoDuration::hours(2);
 /// Valid events kept for duplicates: retries resend a recent one.
 const RECENT: usize = 1000;
+/// How old a retried event may be (the consumer's lateness is 10 minutes).
+const RETRY_WINDOW: ChronoDuration = ChronoDuration::minutes(2);
 
 /// Deterministic (for a seed) generator of sales event messages.
 pub struct EventGenerator {
@@ -73,7 +75,8 @@ pub struct EventGenerator {
     products: Vec<(String, f64)>,
     /// Partitions that already have a counted event (a late event needs one).
     started: Vec<bool>,
-    recent: VecDeque<GeneratedMessage>,
+    /// Recent counted events with their event time, for duplicates.
+    recent: VecDeque<(DateTime<Utc>, GeneratedMessage)>,
     sequence: u64,
     seed: u64,
     report: ProducerReport,
@@ -156,11 +159,22 @@ impl EventGenerator {
         if roll < mix.malformed {
             return self.malformed(now);
         }
-        if roll < mix.malformed + mix.duplicate && !self.recent.is_empty() {
-            let index = self.rng.index(self.recent.len());
-            let message = self.recent[index].clone();
-            self.dlq(DlqReason::Duplicate);
-            return message;
+        if roll < mix.malformed + mix.duplicate {
+            // A retry comes soon after the original: well within the allowed
+            // lateness, so the consumer sees a duplicate, not a late event.
+            while self
+                .recent
+                .front()
+                .is_some_and(|(time, _)| now - *time > RETRY_WINDOW)
+            {
+                self.recent.pop_front();
+            }
+            if !self.recent.is_empty() {
+                let index = self.rng.index(self.recent.len());
+                let message = self.recent[index].1.clone();
+                self.dlq(DlqReason::Duplicate);
+                return message;
+            }
         }
         if roll < mix.malformed + mix.duplicate + mix.late {
             let started: Vec<i32> = (0..self.partitions)
@@ -194,7 +208,7 @@ impl EventGenerator {
         if self.recent.len() == RECENT {
             self.recent.pop_front();
         }
-        self.recent.push_back(message.clone());
+        self.recent.push_back((now, message.clone()));
         message
     }
 

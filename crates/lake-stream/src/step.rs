@@ -1,0 +1,111 @@
+//! The stream stage of `cargo xtask pipeline`: an available-now run on
+//! Kafka when one is configured, else the built-in producer in process.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use lake_core::Lake;
+use lake_core::dag::{Step, StepOutput};
+use lake_core::run::new_run_id;
+
+use crate::processor::{DLQ_TABLE, EVENTS_TABLE, LIVE_BY_COUNTRY, StreamConfig};
+use crate::producer::EventMix;
+use crate::run::{
+    EmbeddedOptions, KafkaRunOptions, KafkaSettings, RunSummary, run_embedded, run_kafka,
+};
+
+/// Name of the DAG step.
+pub const STEP: &str = "stream/ventes_temps_reel";
+/// Query name of the Kafka stream (its checkpoints' folder).
+pub const QUERY: &str = "ventes_temps_reel";
+/// Query name of the built-in source, kept apart from a real topic's.
+pub const EMBEDDED_QUERY: &str = "embedded_ventes_temps_reel";
+
+/// Where the pipeline's stream stage reads.
+#[derive(Debug, Clone)]
+pub enum StreamSource {
+    Kafka(KafkaSettings),
+    /// The built-in producer: this many events over the run date.
+    Embedded {
+        events: u64,
+        seed: u64,
+    },
+}
+
+fn output(summary: RunSummary, input: String) -> StepOutput {
+    StepOutput {
+        inputs: vec![input],
+        outputs: vec![
+            format!("bronze/{EVENTS_TABLE}"),
+            format!("bronze/{DLQ_TABLE}"),
+            format!("gold/{LIVE_BY_COUNTRY}"),
+        ],
+        rows_in: summary.messages,
+        rows_out: summary.counted,
+        rejects: summary
+            .rejected
+            .iter()
+            .map(|(reason, count)| (format!("dlq:{}", reason.as_str()), *count))
+            .collect(),
+    }
+}
+
+/// The stream step, after `depends_on`.
+pub fn pipeline_step(
+    lake: &Lake,
+    date: NaiveDate,
+    source: StreamSource,
+    depends_on: Vec<String>,
+) -> Step {
+    let lake = lake.clone();
+    Step::new(STEP, depends_on, move |ctx| {
+        let lateness = Duration::from_secs(600);
+        match &source {
+            StreamSource::Kafka(settings) => {
+                let config = StreamConfig {
+                    query: QUERY.into(),
+                    topic: settings.topic.clone(),
+                    source: settings.source_uri(),
+                    allowed_lateness: lateness,
+                    run_id: new_run_id(),
+                };
+                let stop = Arc::new(AtomicBool::new(false));
+                let mut seen = 0u64;
+                let summary = run_kafka(
+                    &lake,
+                    settings,
+                    config,
+                    &KafkaRunOptions::default(),
+                    stop,
+                    &mut |report, _| {
+                        seen += report.messages;
+                        ctx.rows(seen);
+                    },
+                )?;
+                Ok(output(summary, settings.source_uri()))
+            }
+            StreamSource::Embedded { events, seed } => {
+                let config = StreamConfig {
+                    query: EMBEDDED_QUERY.into(),
+                    topic: "ventes-temps-reel".into(),
+                    source: "embedded://producer/ventes-temps-reel".into(),
+                    allowed_lateness: lateness,
+                    run_id: new_run_id(),
+                };
+                let options = EmbeddedOptions {
+                    events: *events,
+                    partitions: 4,
+                    seed: *seed,
+                    mix: EventMix::default(),
+                    batch_size: 2_000,
+                    date,
+                };
+                let (summary, _) = run_embedded(&lake, config.clone(), &options)?;
+                ctx.rows(summary.messages);
+                Ok(output(summary, config.source))
+            }
+        }
+    })
+}
