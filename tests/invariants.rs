@@ -164,3 +164,105 @@ fn classifying_in_slices_gives_the_same_silver() {
         (one_slice.rows_in, one_slice.rows_out)
     );
 }
+
+#[test]
+fn the_live_view_adds_up_the_bronze_events() {
+    use lake_stream::step::StreamSource;
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let date = test_date();
+    let mut options = xtask::pipeline::PipelineOptions::new(
+        lake_core::config::LakeArgs {
+            lake: dir.path().display().to_string(),
+            date: Some(date),
+        },
+        lake_core::config::SourceArgs {
+            pg: None,
+            scale: 1,
+            seed: 3,
+        },
+    );
+    options.run.progress = false;
+    options.stream = Some(StreamSource::Embedded {
+        events: 3000,
+        seed: 3,
+    });
+    let run = xtask::pipeline::run_pipeline(&options).unwrap();
+    let step = run
+        .manifest
+        .steps
+        .iter()
+        .find(|s| s.name == "stream/ventes_temps_reel")
+        .unwrap();
+    assert_eq!(step.rows_in, 3000);
+
+    // Recompute the live view from bronze: standardize, group, sum.
+    let lake = &run.lake;
+    let dates =
+        lake_core::partition::committed_dates(lake, Layer::Bronze, "ventes_temps_reel").unwrap();
+    assert_eq!(dates, vec![date], "embedded events land on the run date");
+    let events = read(lake, Layer::Bronze, "ventes_temps_reel", date);
+    assert_eq!(events.height() as u64, step.rows_out);
+    let recomputed = events
+        .lazy()
+        .with_column(lake_core::country::standardized_country_name(col("pays")).alias("pays"))
+        .group_by([col("pays")])
+        .agg([col("montant").sum().alias("total"), len().alias("n")])
+        .sort(["pays"], Default::default())
+        .collect()
+        .unwrap();
+    let live_dates =
+        lake_core::partition::committed_dates(lake, Layer::Gold, "live_sales_by_country").unwrap();
+    let live = read(
+        lake,
+        Layer::Gold,
+        "live_sales_by_country",
+        *live_dates.last().unwrap(),
+    );
+    assert_eq!(live.height(), recomputed.height());
+    let names = |df: &DataFrame, c: &str| -> Vec<String> {
+        df.column(c)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(names(&live, "pays"), names(&recomputed, "pays"));
+    for i in 0..live.height() {
+        let a = live
+            .column("total_ventes_live")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .get(i)
+            .unwrap();
+        let b = recomputed
+            .column("total")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .get(i)
+            .unwrap();
+        assert!(close(a, b, 1e-9), "row {i}: {a} vs {b}");
+        let n = live
+            .column("nb_transactions")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .get(i)
+            .unwrap();
+        let m = recomputed
+            .column("n")
+            .unwrap()
+            .cast(&DataType::Int64)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .get(i)
+            .unwrap();
+        assert_eq!(n, m);
+    }
+}

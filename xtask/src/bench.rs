@@ -21,6 +21,8 @@ use lake_core::pg::PgUrl;
 pub enum Bench {
     /// Batch path: PostgreSQL -> bronze -> silver -> gold.
     Batch(BatchArgs),
+    /// Stream: events/s against a raw consumer, and live-view latency.
+    Stream(crate::bench_stream::StreamArgs),
 }
 
 #[derive(Args)]
@@ -42,6 +44,7 @@ pub struct BatchArgs {
 pub fn run(bench: Bench) -> Result<()> {
     match bench {
         Bench::Batch(args) => batch(args),
+        Bench::Stream(args) => crate::bench_stream::stream(args),
     }
 }
 
@@ -78,7 +81,7 @@ fn measure_stage(stage: &str, lake: &Path, pg: &str, tables: Option<&str>) -> Re
 }
 
 /// Waits for a child and returns (success, peak RSS in bytes) from wait4.
-fn wait_with_rusage(pid: u32) -> Result<(bool, u64)> {
+pub(crate) fn wait_with_rusage(pid: u32) -> Result<(bool, u64)> {
     let mut status: libc::c_int = 0;
     // SAFETY: a zeroed rusage is a valid out-parameter for wait4.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };

@@ -2,6 +2,7 @@
 //! as a library so workspace tests run the very same pipeline.
 
 pub mod bench;
+mod bench_stream;
 pub mod pipeline;
 pub mod seed;
 pub mod summary;

@@ -316,12 +316,15 @@ impl PartitionWriter {
         if self.files.is_empty() && read_manifest(&self.lake, &self.partition)?.is_none() {
             return Ok(None);
         }
-        self.commit_locked(|file| match (origin, file.origin) {
-            (Some(mine), Some(theirs)) => {
-                theirs.partition == mine.partition && theirs.batch >= mine.batch
-            }
-            _ => false,
-        })
+        self.commit_locked(
+            |file| match (origin, file.origin) {
+                (Some(mine), Some(theirs)) => {
+                    theirs.partition == mine.partition && theirs.batch >= mine.batch
+                }
+                _ => false,
+            },
+            false,
+        )
         .map(Some)
     }
 
@@ -329,10 +332,14 @@ impl PartitionWriter {
     /// that share a partition: under the partition lock, deleting only the
     /// files of the replaced manifest and stale leftovers.
     pub fn commit_replace(self) -> Result<Manifest> {
-        self.commit_locked(|_| true)
+        self.commit_locked(|_| true, true)
     }
 
-    fn commit_locked(self, superseded: impl Fn(&DataFile) -> bool) -> Result<Manifest> {
+    fn commit_locked(
+        self,
+        superseded: impl Fn(&DataFile) -> bool,
+        sweep: bool,
+    ) -> Result<Manifest> {
         let _lock = PartitionLock::acquire(&self.lake, &self.partition)?;
         let previous = read_manifest(&self.lake, &self.partition)?;
         // A writer with no file of its own keeps the partition's schema.
@@ -390,7 +397,11 @@ impl PartitionWriter {
             self.lake
                 .delete(self.partition.layer, &self.partition.key(&file.name))?;
         }
-        remove_stale_leftovers(&self.lake, &self.partition, &manifest)?;
+        // Sweeping leftovers lists the folder: worth it when replacing (rare),
+        // not on every append of a stream.
+        if sweep {
+            remove_stale_leftovers(&self.lake, &self.partition, &manifest)?;
+        }
         Ok(manifest)
     }
 }

@@ -98,18 +98,29 @@ impl CheckpointStore {
         }))
     }
 
+    /// The partitions that have a checkpoint.
+    pub fn partitions(&self) -> Result<Vec<i32>> {
+        Ok(self
+            .lake
+            .list(Layer::Checkpoints, &self.query)?
+            .iter()
+            .filter_map(|object| {
+                object
+                    .key
+                    .rsplit('/')
+                    .next()?
+                    .strip_prefix("partition-")?
+                    .strip_suffix(".ckpt")?
+                    .parse::<i32>()
+                    .ok()
+            })
+            .collect())
+    }
+
     /// Every partition's checkpoint.
     pub fn load_all(&self) -> Result<BTreeMap<i32, Checkpoint>> {
         let mut all = BTreeMap::new();
-        for object in self.lake.list(Layer::Checkpoints, &self.query)? {
-            let name = object.key.rsplit('/').next().unwrap_or_default();
-            let Some(partition) = name
-                .strip_prefix("partition-")
-                .and_then(|rest| rest.strip_suffix(".ckpt"))
-                .and_then(|p| p.parse::<i32>().ok())
-            else {
-                continue;
-            };
+        for partition in self.partitions()? {
             if let Some(checkpoint) = self.load(partition)? {
                 all.insert(partition, checkpoint);
             }

@@ -96,6 +96,10 @@ pub struct Processor {
     states: BTreeMap<i32, PartitionState>,
     /// Messages of a later date than their batch, for the next batch.
     carry: BTreeMap<i32, Vec<SourceMessage>>,
+    /// Partitions whose next batch may replay one an earlier process
+    /// committed outputs for but did not checkpoint: its empty outputs must
+    /// still supersede. Later batches of this process are new.
+    may_replay: std::collections::BTreeSet<i32>,
 }
 
 impl Processor {
@@ -107,6 +111,7 @@ impl Processor {
             checkpoints,
             states: BTreeMap::new(),
             carry: BTreeMap::new(),
+            may_replay: Default::default(),
         }
     }
 
@@ -128,6 +133,7 @@ impl Processor {
         let next = state.next_offset;
         self.states.insert(partition, state);
         self.carry.remove(&partition);
+        self.may_replay.insert(partition);
         Ok(next)
     }
 
@@ -224,12 +230,19 @@ impl Processor {
             *report.rejected.entry(rejection.reason).or_insert(0) += 1;
         }
 
+        let replay = self.may_replay.remove(&partition);
         let mut events = events_frame(&counted, ingested_at, &self.config.source)?;
-        self.append(EVENTS_TABLE, date, origin, &mut events)
-            .with_context(|| format!("writing bronze/{EVENTS_TABLE} for partition {partition}"))?;
+        if events.height() > 0 || replay {
+            self.append(EVENTS_TABLE, date, origin, &mut events)
+                .with_context(|| {
+                    format!("writing bronze/{EVENTS_TABLE} for partition {partition}")
+                })?;
+        }
         let mut dlq = dlq_frame(&rejected, &self.config.topic, ingested_at)?;
-        self.append(DLQ_TABLE, date, origin, &mut dlq)
-            .with_context(|| format!("writing bronze/{DLQ_TABLE} for partition {partition}"))?;
+        if dlq.height() > 0 || replay {
+            self.append(DLQ_TABLE, date, origin, &mut dlq)
+                .with_context(|| format!("writing bronze/{DLQ_TABLE} for partition {partition}"))?;
+        }
 
         let state = self
             .states
@@ -260,13 +273,14 @@ impl Processor {
     /// The live totals over every partition: this process's states, and the
     /// latest checkpoints of the partitions other processes own.
     pub fn live_totals(&self) -> Result<LiveTotals> {
-        let others: Vec<PartitionState> = self
-            .checkpoints
-            .load_all()?
-            .into_values()
-            .map(|c| c.state)
-            .filter(|s| !self.states.contains_key(&s.partition))
-            .collect();
+        let mut others: Vec<PartitionState> = Vec::new();
+        for partition in self.checkpoints.partitions()? {
+            if !self.states.contains_key(&partition)
+                && let Some(checkpoint) = self.checkpoints.load(partition)?
+            {
+                others.push(checkpoint.state);
+            }
+        }
         Ok(merge(self.states.values().chain(others.iter())))
     }
 

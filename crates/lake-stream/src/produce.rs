@@ -45,6 +45,16 @@ impl ProducerContext for DeliveryCounter {
 
 /// Sends the events and returns the report of what was sent.
 pub fn produce(settings: &KafkaSettings, options: &ProduceOptions) -> Result<ProducerReport> {
+    produce_with(settings, options, &mut |_| {})
+}
+
+/// [`produce`], calling `on_sent` with each message's sequence number as
+/// it is handed to the client (benchmarks time events from there).
+pub fn produce_with(
+    settings: &KafkaSettings,
+    options: &ProduceOptions,
+    on_sent: &mut dyn FnMut(u64),
+) -> Result<ProducerReport> {
     if options.count.is_none() && options.duration.is_none() {
         bail!("say how much to send: --count N or --duration D");
     }
@@ -58,7 +68,7 @@ pub fn produce(settings: &KafkaSettings, options: &ProduceOptions) -> Result<Pro
     config
         .set("bootstrap.servers", &settings.brokers)
         .set("acks", "all")
-        .set("linger.ms", "5")
+        .set("linger.ms", "1")
         .set("message.timeout.ms", "30000");
     for (key, value) in &settings.extra {
         config.set(key, value);
@@ -97,8 +107,9 @@ pub fn produce(settings: &KafkaSettings, options: &ProduceOptions) -> Result<Pro
                 Err((err, _)) => return Err(anyhow!("sending to {}: {err}", settings.topic)),
             }
         }
+        on_sent(sent);
         sent += 1;
-        if sent.is_multiple_of(1000) {
+        if sent.is_multiple_of(1000) || options.rate.is_some() {
             producer.poll(Duration::ZERO);
         }
     }

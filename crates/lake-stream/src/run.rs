@@ -129,6 +129,9 @@ impl KafkaSettings {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
+            // An idle partition answers a fetch after at most this: it bounds
+            // the time a new event waits in the broker.
+            .set("fetch.wait.max.ms", "100")
             .set(
                 "socket.timeout.ms",
                 (self.connect_timeout.as_millis().max(1000)).to_string(),
@@ -352,7 +355,13 @@ pub fn run_kafka(
         if due || stopping {
             let report = {
                 let mut shared = lock(&shared);
+                let batch_timer = Instant::now();
                 let report = shared.processor.process(std::mem::take(&mut buffer))?;
+                tracing::info!(
+                    "micro-batch: {} messages in {:.3} s",
+                    report.messages,
+                    batch_timer.elapsed().as_secs_f64()
+                );
                 commit_offsets(&consumer, &settings.topic, &shared.processor);
                 on_batch(&report, &shared.processor);
                 report

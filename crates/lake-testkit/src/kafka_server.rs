@@ -57,6 +57,14 @@ fn find_tansu() -> Result<PathBuf> {
 }
 
 impl KafkaServer {
+    /// A handle on a broker someone else runs (for topic creation).
+    pub fn attach(brokers: &str) -> KafkaServer {
+        KafkaServer {
+            brokers: brokers.to_string(),
+            _watchdog: None,
+        }
+    }
+
     fn obtain() -> Result<KafkaServer> {
         if let Ok(brokers) = std::env::var("LAKE_TEST_KAFKA") {
             let server = KafkaServer {
