@@ -18,6 +18,7 @@ pub mod partition;
 pub mod pg;
 pub mod pg_types;
 pub mod run;
+pub mod s3;
 pub mod schema;
 pub mod storage;
 

@@ -62,19 +62,21 @@ pub struct Lake {
 }
 
 struct LakeInner {
-    store: Arc<dyn ObjectStore>,
-    /// Where each layer lives inside `store`.
-    layout: Layout,
+    /// Where each layer lives (index: position in [`Layer::ALL`]).
+    roots: Vec<Root>,
     /// The lake's URL as shown to people (never holds credentials).
     display: String,
     /// Set for a lake on the local filesystem.
     local_root: Option<PathBuf>,
 }
 
-/// How layers map to keys in the store.
-enum Layout {
-    /// Layer `L` lives under `{prefix}/{L}/` of one store.
-    Prefixed { prefix: String },
+/// Where one layer lives: a store and a key prefix inside it.
+struct Root {
+    store: Arc<dyn ObjectStore>,
+    /// Key prefix of the layer in `store` (no trailing slash; may be empty).
+    prefix: String,
+    /// How the layer's location is shown, e.g. `s3://bronze` or `/data/lake/bronze`.
+    display: String,
 }
 
 impl std::fmt::Debug for Lake {
@@ -83,8 +85,20 @@ impl std::fmt::Debug for Lake {
     }
 }
 
+fn join(prefix: &str, key: &str) -> String {
+    match (prefix.is_empty(), key.is_empty()) {
+        (true, _) => key.to_string(),
+        (false, true) => prefix.to_string(),
+        (false, false) => format!("{prefix}/{key}"),
+    }
+}
+
 impl Lake {
-    /// Opens the lake at `url`: a filesystem path or a `file://` URL.
+    /// Opens the lake at `url`: a filesystem path, a `file://` URL, or
+    /// `s3://` (one bucket per layer: bronze, silver, gold, checkpoints; run
+    /// manifests in gold under `_runs/`) or `s3://BUCKET[/PREFIX]` (every
+    /// layer under one bucket). S3 is configured by the standard AWS
+    /// variables (see [`crate::s3`]).
     pub fn open(url: &str) -> Result<Lake> {
         let url = url.trim();
         if url.is_empty() {
@@ -93,8 +107,13 @@ impl Lake {
         if let Some(rest) = url.strip_prefix("file://") {
             return Self::open_local(FsPath::new(rest));
         }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            return Self::open_s3(rest, crate::s3::S3Settings::from_env()?);
+        }
         if let Some((scheme, _)) = url.split_once("://") {
-            bail!("unsupported lake URL scheme {scheme:?} in {url:?} (expected a path or file://)");
+            bail!(
+                "unsupported lake URL scheme {scheme:?} in {url:?} (expected a path, file:// or s3://)"
+            );
         }
         Self::open_local(FsPath::new(url))
     }
@@ -105,17 +124,90 @@ impl Lake {
         let root = root
             .canonicalize()
             .with_context(|| format!("resolving the lake folder {}", root.display()))?;
-        let store = LocalFileSystem::new_with_prefix(&root)
-            .with_context(|| format!("opening the lake folder {}", root.display()))?
-            .with_automatic_cleanup(true);
+        let store: Arc<dyn ObjectStore> = Arc::new(
+            LocalFileSystem::new_with_prefix(&root)
+                .with_context(|| format!("opening the lake folder {}", root.display()))?
+                .with_automatic_cleanup(true),
+        );
+        let display = root.display().to_string();
+        let roots = Layer::ALL
+            .iter()
+            .map(|layer| Root {
+                store: store.clone(),
+                prefix: layer.name().to_string(),
+                display: format!("{display}/{}", layer.name()),
+            })
+            .collect();
         Ok(Lake {
             inner: Arc::new(LakeInner {
-                store: Arc::new(store),
-                layout: Layout::Prefixed {
-                    prefix: String::new(),
-                },
-                display: root.display().to_string(),
+                roots,
+                display,
                 local_root: Some(root),
+            }),
+        })
+    }
+
+    /// Opens an `s3://` lake with explicit settings (instead of the
+    /// environment's).
+    pub fn open_s3_with(url: &str, settings: crate::s3::S3Settings) -> Result<Lake> {
+        let rest = url
+            .trim()
+            .strip_prefix("s3://")
+            .ok_or_else(|| anyhow!("not an s3:// URL: {url}"))?;
+        Self::open_s3(rest, settings)
+    }
+
+    fn open_s3(rest: &str, settings: crate::s3::S3Settings) -> Result<Lake> {
+        let rest = rest.trim_matches('/');
+        let (roots, display) = if rest.is_empty() {
+            let mut stores = std::collections::BTreeMap::new();
+            let roots = Layer::ALL
+                .iter()
+                .map(|layer| {
+                    let (bucket, prefix) = match layer {
+                        Layer::Runs => ("gold", "_runs"),
+                        other => (other.name(), ""),
+                    };
+                    let store = match stores.get(bucket) {
+                        Some(store) => Arc::clone(store),
+                        None => {
+                            let store: Arc<dyn ObjectStore> = Arc::new(settings.store(bucket)?);
+                            stores.insert(bucket, store.clone());
+                            store
+                        }
+                    };
+                    Ok(Root {
+                        store,
+                        prefix: prefix.to_string(),
+                        display: format!("s3://{}", join(bucket, prefix)),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (roots, format!("s3:// at {}", settings.endpoint_display()))
+        } else {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let store: Arc<dyn ObjectStore> = Arc::new(settings.store(bucket)?);
+            let roots = Layer::ALL
+                .iter()
+                .map(|layer| {
+                    let prefix = join(prefix.trim_matches('/'), layer.name());
+                    Root {
+                        store: store.clone(),
+                        display: format!("s3://{bucket}/{prefix}"),
+                        prefix,
+                    }
+                })
+                .collect();
+            (
+                roots,
+                format!("s3://{rest} at {}", settings.endpoint_display()),
+            )
+        };
+        Ok(Lake {
+            inner: Arc::new(LakeInner {
+                roots,
+                display,
+                local_root: None,
             }),
         })
     }
@@ -130,25 +222,26 @@ impl Lake {
         self.inner.local_root.as_deref()
     }
 
+    fn root(&self, layer: Layer) -> &Root {
+        let index = Layer::ALL.iter().position(|l| *l == layer).unwrap_or(0);
+        &self.inner.roots[index]
+    }
+
+    fn store(&self, layer: Layer) -> &Arc<dyn ObjectStore> {
+        &self.root(layer).store
+    }
+
     /// Human-readable location of a key, for messages.
     pub fn describe(&self, layer: Layer, key: &str) -> String {
-        format!("{}/{}/{}", self.inner.display, layer.name(), key)
+        join(&self.root(layer).display, key)
     }
 
     fn path(&self, layer: Layer, key: &str) -> Path {
-        match &self.inner.layout {
-            Layout::Prefixed { prefix } if prefix.is_empty() => {
-                Path::from(format!("{}/{}", layer.name(), key))
-            }
-            Layout::Prefixed { prefix } => Path::from(format!("{prefix}/{}/{key}", layer.name())),
-        }
+        Path::from(join(&self.root(layer).prefix, key))
     }
 
     fn layer_root(&self, layer: Layer) -> Path {
-        match &self.inner.layout {
-            Layout::Prefixed { prefix } if prefix.is_empty() => Path::from(layer.name()),
-            Layout::Prefixed { prefix } => Path::from(format!("{prefix}/{}", layer.name())),
-        }
+        Path::from(self.root(layer).prefix.as_str())
     }
 
     fn relative_key(&self, layer: Layer, path: &Path) -> String {
@@ -166,7 +259,7 @@ impl Lake {
     /// Writes `bytes` at `key`, replacing what was there, in one atomic put.
     pub fn put(&self, layer: Layer, key: &str, bytes: Bytes) -> Result<()> {
         let path = self.path(layer, key);
-        block_on(self.inner.store.put(&path, PutPayload::from(bytes)))
+        block_on(self.store(layer).put(&path, PutPayload::from(bytes)))
             .map_err(|err| self.storage_error(err, "writing", layer, key))?;
         Ok(())
     }
@@ -177,8 +270,7 @@ impl Lake {
         let path = self.path(layer, key);
         let options = object_store::PutOptions::from(object_store::PutMode::Create);
         match block_on(
-            self.inner
-                .store
+            self.store(layer)
                 .put_opts(&path, PutPayload::from(bytes), options),
         ) {
             Ok(_) => Ok(true),
@@ -191,7 +283,7 @@ impl Lake {
     /// Size and modification time of the object at `key`, if any.
     pub fn head(&self, layer: Layer, key: &str) -> Result<Option<ObjectInfo>> {
         let path = self.path(layer, key);
-        match block_on(self.inner.store.head(&path)) {
+        match block_on(self.store(layer).head(&path)) {
             Ok(meta) => Ok(Some(ObjectInfo {
                 key: key.to_string(),
                 size: meta.size,
@@ -206,7 +298,7 @@ impl Lake {
     pub fn get(&self, layer: Layer, key: &str) -> Result<Option<Bytes>> {
         let path = self.path(layer, key);
         let result = block_on(async {
-            let got = self.inner.store.get(&path).await?;
+            let got = self.store(layer).get(&path).await?;
             got.bytes().await
         });
         match result {
@@ -220,7 +312,7 @@ impl Lake {
     /// `orders/2026-11-26`), recursively.
     pub fn list(&self, layer: Layer, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let path = self.path(layer, prefix.trim_end_matches('/'));
-        let metas: Vec<_> = block_on(self.inner.store.list(Some(&path)).try_collect())
+        let metas: Vec<_> = block_on(self.store(layer).list(Some(&path)).try_collect())
             .map_err(|err| self.storage_error(err, "listing", layer, prefix))?;
         let mut objects: Vec<ObjectInfo> = metas
             .into_iter()
@@ -242,7 +334,7 @@ impl Lake {
         } else {
             self.path(layer, prefix)
         };
-        let listing = block_on(self.inner.store.list_with_delimiter(Some(&path)))
+        let listing = block_on(self.store(layer).list_with_delimiter(Some(&path)))
             .map_err(|err| self.storage_error(err, "listing", layer, prefix))?;
         let mut dirs: Vec<String> = listing
             .common_prefixes
@@ -256,7 +348,7 @@ impl Lake {
     /// Deletes the object at `key`; deleting a missing object is not an error.
     pub fn delete(&self, layer: Layer, key: &str) -> Result<()> {
         let path = self.path(layer, key);
-        match block_on(self.inner.store.delete(&path)) {
+        match block_on(self.store(layer).delete(&path)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(err) => Err(self.storage_error(err, "deleting", layer, key)),
         }
@@ -267,7 +359,7 @@ impl Lake {
     /// [`ObjectWriter::finish`].
     pub fn writer(&self, layer: Layer, key: &str) -> Result<ObjectWriter> {
         let path = self.path(layer, key);
-        let upload = block_on(self.inner.store.put_multipart(&path))
+        let upload = block_on(self.store(layer).put_multipart(&path))
             .map_err(|err| self.storage_error(err, "starting the upload of", layer, key))?;
         Ok(ObjectWriter {
             state: Arc::new(Mutex::new(WriterState {

@@ -11,9 +11,11 @@
 pub mod kafka_server;
 pub mod postgres_server;
 pub mod process;
+pub mod s3_server;
 
 pub use kafka_server::{KafkaServer, kafka_server};
 pub use postgres_server::{PgServer, TestDb, pg_server};
+pub use s3_server::{S3Server, own_s3_server, s3_server};
 
 use std::net::TcpListener;
 

@@ -32,6 +32,13 @@ impl Watchdog {
         Ok(Watchdog { stdin, child })
     }
 
+    /// Disarms the watchdog: the cleanup never runs.
+    pub fn forget(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stdin.take();
+    }
+
     /// Runs the cleanup now and waits for it.
     pub fn stop(mut self) {
         if let Some(mut stdin) = self.stdin.take() {
