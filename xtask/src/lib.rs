@@ -3,6 +3,7 @@
 
 pub mod bench;
 mod bench_stream;
+pub mod lake_ls;
 pub mod pipeline;
 pub mod seed;
 pub mod summary;

@@ -60,6 +60,9 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         tables: Vec<String>,
     },
+    /// Inspect the lake: `lake ls [layer]`.
+    #[command(subcommand)]
+    Lake(LakeCommand),
     /// Benchmarks with their targets: `bench batch --scale N`.
     #[command(subcommand)]
     Bench(xtask::bench::Bench),
@@ -68,6 +71,18 @@ enum Command {
         /// Extra arguments for `cargo test`, after `--`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LakeCommand {
+    /// Tables, partitions, row counts and sizes (local or S3).
+    Ls {
+        /// The lake: a folder, file:// or s3:// URL.
+        #[arg(long = "lake", env = "LAKE_URL", default_value = "./lake")]
+        lake: String,
+        /// bronze, silver or gold (default: the three).
+        layer: Option<String>,
     },
 }
 
@@ -111,6 +126,18 @@ fn run(cli: Cli) -> Result<()> {
             run_pipeline(&options)?;
         }
         Command::Bench(bench) => xtask::bench::run(bench)?,
+        Command::Lake(LakeCommand::Ls { lake, layer }) => {
+            let lake = lake_core::Lake::open(&lake)?;
+            let layers = match layer {
+                Some(layer) => vec![layer.parse()?],
+                None => vec![
+                    lake_core::Layer::Bronze,
+                    lake_core::Layer::Silver,
+                    lake_core::Layer::Gold,
+                ],
+            };
+            print!("{}", xtask::lake_ls::list(&lake, &layers)?);
+        }
         Command::Seed { pg, scale, seed } => {
             let url: lake_core::pg::PgUrl = pg.parse()?;
             for (table, rows) in xtask::seed::seed(&url, scale, seed)? {
