@@ -37,11 +37,20 @@ enum Command {
         #[arg(long, env = "LAKE_STREAM_EVENTS", default_value_t = 5_000)]
         events: u64,
     },
-    /// Create the six Northwind tables in PostgreSQL and load generated data.
+    /// Create the six Northwind tables in PostgreSQL and load generated data
+    /// (or write them as a SQL script with --sql-out).
     Seed {
         /// Target database (postgresql://...).
-        #[arg(long, env = "LAKE_PG_URL", hide_env_values = true)]
-        pg: String,
+        #[arg(
+            long,
+            env = "LAKE_PG_URL",
+            hide_env_values = true,
+            required_unless_present = "sql_out"
+        )]
+        pg: Option<String>,
+        /// Write a SQL script (DDL + COPY) instead of loading a database.
+        #[arg(long)]
+        sql_out: Option<std::path::PathBuf>,
         #[arg(long, env = "LAKE_SCALE", default_value_t = 1)]
         scale: u32,
         #[arg(long, env = "LAKE_SEED", default_value_t = lake_core::config::DEFAULT_GENERATOR_SEED)]
@@ -138,7 +147,19 @@ fn run(cli: Cli) -> Result<()> {
             };
             print!("{}", xtask::lake_ls::list(&lake, &layers)?);
         }
-        Command::Seed { pg, scale, seed } => {
+        Command::Seed {
+            sql_out: Some(path),
+            scale,
+            seed,
+            ..
+        } => {
+            xtask::seed::write_sql(&path, scale, seed)?;
+            println!("wrote {}", path.display());
+        }
+        Command::Seed {
+            pg, scale, seed, ..
+        } => {
+            let pg = pg.ok_or_else(|| anyhow::anyhow!("--pg is required"))?;
             let url: lake_core::pg::PgUrl = pg.parse()?;
             for (table, rows) in xtask::seed::seed(&url, scale, seed)? {
                 println!("{table:<15} {rows:>10} rows");
