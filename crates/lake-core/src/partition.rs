@@ -536,14 +536,36 @@ pub fn read_partition(
     let mut frames = Vec::with_capacity(manifest.files.len());
     for file in &manifest.files {
         let key = partition.key(&file.name);
-        let bytes = lake.get(partition.layer, &key)?.ok_or_else(|| {
+        let missing = || {
             anyhow!(
                 "{} is listed in {partition}/{SUCCESS} but missing (rewritten concurrently?)",
                 lake.describe(partition.layer, &key)
             )
-        })?;
-        let df = parquet::decode(bytes, columns)
-            .with_context(|| format!("reading {}", lake.describe(partition.layer, &key)))?;
+        };
+        let df = match columns {
+            // Only some columns: never fetch the others.
+            Some(columns) => {
+                let source = match lake.local_path(partition.layer, &key) {
+                    Some(path) if path.exists() => {
+                        parquet::read_columns(parquet::ParquetSource::Local(&path), columns)
+                    }
+                    Some(_) => Err(missing()),
+                    None => parquet::read_columns(
+                        parquet::ParquetSource::Ranged {
+                            len: file.bytes,
+                            fetch: &|ranges| lake.get_ranges(partition.layer, &key, ranges),
+                        },
+                        columns,
+                    ),
+                };
+                source
+            }
+            None => {
+                let bytes = lake.get(partition.layer, &key)?.ok_or_else(missing)?;
+                parquet::decode(bytes, None)
+            }
+        }
+        .with_context(|| format!("reading {}", lake.describe(partition.layer, &key)))?;
         frames.push(df);
     }
     let mut frames = frames.into_iter();

@@ -64,6 +64,8 @@ pub struct Lake {
 struct LakeInner {
     /// Where each layer lives (index: position in [`Layer::ALL`]).
     roots: Vec<Root>,
+    /// Bytes fetched by reads, for tests and metrics.
+    bytes_read: std::sync::atomic::AtomicU64,
     /// The lake's URL as shown to people (never holds credentials).
     display: String,
     /// Set for a lake on the local filesystem.
@@ -141,6 +143,7 @@ impl Lake {
         Ok(Lake {
             inner: Arc::new(LakeInner {
                 roots,
+                bytes_read: Default::default(),
                 display,
                 local_root: Some(root),
             }),
@@ -206,6 +209,7 @@ impl Lake {
         Ok(Lake {
             inner: Arc::new(LakeInner {
                 roots,
+                bytes_read: Default::default(),
                 display,
                 local_root: None,
             }),
@@ -302,10 +306,48 @@ impl Lake {
             got.bytes().await
         });
         match result {
-            Ok(bytes) => Ok(Some(bytes)),
+            Ok(bytes) => {
+                self.count_read(bytes.len());
+                Ok(Some(bytes))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(err) => Err(self.storage_error(err, "reading", layer, key)),
         }
+    }
+
+    fn count_read(&self, bytes: usize) {
+        self.inner
+            .bytes_read
+            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Bytes fetched from storage by this handle (and its clones) so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.inner
+            .bytes_read
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Reads byte ranges of an object (one request per coalesced range).
+    pub fn get_ranges(
+        &self,
+        layer: Layer,
+        key: &str,
+        ranges: &[std::ops::Range<u64>],
+    ) -> Result<Vec<Bytes>> {
+        let path = self.path(layer, key);
+        let parts = block_on(self.store(layer).get_ranges(&path, ranges))
+            .map_err(|err| self.storage_error(err, "reading", layer, key))?;
+        self.count_read(parts.iter().map(Bytes::len).sum());
+        Ok(parts)
+    }
+
+    /// The local file holding `key`, for a lake on the local filesystem.
+    pub fn local_path(&self, layer: Layer, key: &str) -> Option<PathBuf> {
+        self.inner
+            .local_root
+            .as_ref()
+            .map(|root| root.join(join(&self.root(layer).prefix, key)))
     }
 
     /// Lists every object under `prefix` (a folder key such as

@@ -190,3 +190,48 @@ fn concurrent_appends_through_the_lock() {
     expected.sort();
     assert_eq!(values(&lake, "s"), expected);
 }
+
+#[test]
+fn reading_some_columns_fetches_only_those() {
+    let lake = lake("projection");
+    // A small column beside a big one that does not compress.
+    let mut seed = 7u64;
+    let blobs: Vec<Vec<u8>> = (0..2000)
+        .map(|_| {
+            (0..1024)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect()
+        })
+        .collect();
+    let blob_refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+    let mut df = df!("x" => (0..2000i64).collect::<Vec<_>>(), "blob" => blob_refs).unwrap();
+    let partition = PartitionRef::new(Layer::Gold, "wide", day());
+    let mut writer = PartitionWriter::new(&lake, partition.clone(), "r1");
+    writer.write_frame(&mut df).unwrap();
+    let manifest = writer.commit().unwrap();
+    let size = manifest.files[0].bytes;
+    assert!(size > 2_000_000);
+
+    let before = lake.bytes_read();
+    let only_x = read_partition(&lake, &partition, &manifest, Some(&["x".to_string()])).unwrap();
+    let fetched = lake.bytes_read() - before;
+    assert_eq!(only_x.get_column_names(), ["x"]);
+    assert_eq!(
+        only_x.column("x").unwrap().i64().unwrap().sum(),
+        Some((0..2000i64).sum())
+    );
+    assert!(
+        fetched < size / 20,
+        "fetched {fetched} of {size} bytes for one small column"
+    );
+
+    let before = lake.bytes_read();
+    let all = read_partition(&lake, &partition, &manifest, None).unwrap();
+    assert!(all.equals(&df));
+    assert!(lake.bytes_read() - before >= size);
+}
