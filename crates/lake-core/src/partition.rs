@@ -544,22 +544,19 @@ pub fn read_partition(
         };
         let df = match columns {
             // Only some columns: never fetch the others.
-            Some(columns) => {
-                let source = match lake.local_path(partition.layer, &key) {
-                    Some(path) if path.exists() => {
-                        parquet::read_columns(parquet::ParquetSource::Local(&path), columns)
-                    }
-                    Some(_) => Err(missing()),
-                    None => parquet::read_columns(
-                        parquet::ParquetSource::Ranged {
-                            len: file.bytes,
-                            fetch: &|ranges| lake.get_ranges(partition.layer, &key, ranges),
-                        },
-                        columns,
-                    ),
-                };
-                source
-            }
+            Some(columns) => match lake.local_path(partition.layer, &key) {
+                Some(path) if path.exists() => {
+                    parquet::read_columns(parquet::ParquetSource::Local(&path), columns)
+                }
+                Some(_) => Err(missing()),
+                None => parquet::read_columns(
+                    parquet::ParquetSource::Ranged {
+                        len: file.bytes,
+                        fetch: &|ranges| lake.get_ranges(partition.layer, &key, ranges),
+                    },
+                    columns,
+                ),
+            },
             None => {
                 let bytes = lake.get(partition.layer, &key)?.ok_or_else(missing)?;
                 parquet::decode(bytes, None)
