@@ -29,6 +29,16 @@ pub fn write_sql(path: &std::path::Path, scale: u32, seed: u64) -> Result<()> {
     Ok(())
 }
 
+/// Generates Northwind at `scale` and loads it into the database at `url`
+/// (dropping the six tables first). Returns rows per table.
+pub fn seed(url: &PgUrl, scale: u32, seed: u64) -> Result<Vec<(&'static str, u64)>> {
+    let nw = lake_northwind::generate(scale, seed).context("generating Northwind")?;
+    let mut client = url.connect()?;
+    let report = lake_northwind::seed_postgres(&mut client, &nw)
+        .with_context(|| format!("seeding {}", url.location()))?;
+    Ok(report.rows)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -43,14 +53,4 @@ mod tests {
             "compose/initdb/01-northwind.sql is stale: cargo xtask seed --sql-out compose/initdb/01-northwind.sql"
         );
     }
-}
-
-/// Generates Northwind at `scale` and loads it into the database at `url`
-/// (dropping the six tables first). Returns rows per table.
-pub fn seed(url: &PgUrl, scale: u32, seed: u64) -> Result<Vec<(&'static str, u64)>> {
-    let nw = lake_northwind::generate(scale, seed).context("generating Northwind")?;
-    let mut client = url.connect()?;
-    let report = lake_northwind::seed_postgres(&mut client, &nw)
-        .with_context(|| format!("seeding {}", url.location()))?;
-    Ok(report.rows)
 }
