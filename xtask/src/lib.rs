@@ -6,5 +6,6 @@ mod bench_stream;
 pub mod lake_ls;
 pub mod pipeline;
 pub mod seed;
+pub mod services;
 pub mod summary;
 pub mod test;

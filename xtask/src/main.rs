@@ -69,6 +69,12 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         tables: Vec<String>,
     },
+    /// Start PostgreSQL (with Northwind), Kafka and S3: docker compose when a
+    /// Docker engine answers, native processes otherwise; prints the
+    /// variables to export.
+    Up,
+    /// Stop what `up` started.
+    Down,
     /// Inspect the lake: `lake ls [layer]`.
     #[command(subcommand)]
     Lake(LakeCommand),
@@ -93,6 +99,14 @@ enum LakeCommand {
         /// bronze, silver or gold (default: the three).
         layer: Option<String>,
     },
+}
+
+/// The workspace root (xtask lives one level below it).
+fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| ".".into())
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -135,6 +149,8 @@ fn run(cli: Cli) -> Result<()> {
             run_pipeline(&options)?;
         }
         Command::Bench(bench) => xtask::bench::run(bench)?,
+        Command::Up => xtask::services::up(&repo_root())?,
+        Command::Down => xtask::services::down(&repo_root())?,
         Command::Lake(LakeCommand::Ls { lake, layer }) => {
             let lake = lake_core::Lake::open(&lake)?;
             let layers = match layer {

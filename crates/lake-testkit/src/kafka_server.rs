@@ -39,7 +39,7 @@ pub fn kafka_server() -> &'static KafkaServer {
     }
 }
 
-fn find_tansu() -> Result<PathBuf> {
+pub fn find_tansu() -> Result<PathBuf> {
     if let Ok(path) = std::env::var("LAKE_TANSU_BIN") {
         return Ok(PathBuf::from(path));
     }
@@ -124,7 +124,8 @@ impl KafkaServer {
         Ok(server)
     }
 
-    fn wait_ready(&self, timeout: Duration) -> Result<()> {
+    /// Waits until a metadata request succeeds.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<()> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .create()

@@ -225,7 +225,7 @@ impl PgServer {
     }
 }
 
-fn running_as_root() -> bool {
+pub fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -235,7 +235,7 @@ fn running_as_root() -> bool {
 
 /// PostgreSQL refuses to run as root: a root test process runs it as the
 /// `postgres` user the server package creates.
-fn postgres_ids() -> Result<(u32, u32)> {
+pub fn postgres_ids() -> Result<(u32, u32)> {
     let id = |flag: &str| -> Result<u32> {
         let out = Command::new("id")
             .args([flag, "postgres"])
@@ -252,7 +252,7 @@ fn postgres_ids() -> Result<(u32, u32)> {
     Ok((id("-u")?, id("-g")?))
 }
 
-fn chown_recursive(dir: &Path, uid: u32, gid: u32) -> Result<()> {
+pub fn chown_recursive(dir: &Path, uid: u32, gid: u32) -> Result<()> {
     let status = Command::new("chown")
         .arg("-R")
         .arg(format!("{uid}:{gid}"))
@@ -300,7 +300,7 @@ fn make_certificate(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn find_bin_dir() -> Result<PathBuf> {
+pub fn find_bin_dir() -> Result<PathBuf> {
     if let Ok(dir) = std::env::var("LAKE_PG_BIN_DIR") {
         return Ok(PathBuf::from(dir));
     }

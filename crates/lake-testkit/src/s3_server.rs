@@ -17,8 +17,8 @@ use crate::process::{Watchdog, stop_pid};
 pub const BUCKETS: &str = "bronze,silver,gold,checkpoints,lake-tests";
 /// Bucket tests put their lakes in, each under its own prefix.
 pub const TEST_BUCKET: &str = "lake-tests";
-const ACCESS_KEY: &str = "lakeadmin";
-const SECRET_KEY: &str = "lakeadmin-secret";
+pub const ACCESS_KEY: &str = "lakeadmin";
+pub const SECRET_KEY: &str = "lakeadmin-secret";
 
 /// A running (or stopped) S3 server.
 pub struct S3Server {
@@ -60,7 +60,7 @@ pub fn own_s3_server() -> S3Server {
     S3Server::start_native().unwrap_or_else(|err| unavailable(&format!("{err:#}")))
 }
 
-fn find_weed() -> Result<PathBuf> {
+pub fn find_weed() -> Result<PathBuf> {
     if let Ok(path) = std::env::var("LAKE_WEED_BIN") {
         return Ok(PathBuf::from(path));
     }
@@ -78,7 +78,7 @@ fn find_weed() -> Result<PathBuf> {
 }
 
 /// Five ports whose gRPC twins (+10000) are free too.
-fn free_ports() -> Result<[u16; 5]> {
+pub fn free_ports() -> Result<[u16; 5]> {
     for _ in 0..200 {
         let base = 20_000 + (crate::free_port() % 20_000);
         let ports = [base, base + 1, base + 2, base + 3, base + 4];
@@ -221,7 +221,18 @@ impl S3Server {
         matches!(status, Ok(out) if String::from_utf8_lossy(&out.stdout).trim() == "200")
     }
 
-    fn wait_ready(&self, timeout: Duration) -> Result<()> {
+    /// A handle on a server someone else runs.
+    pub fn attach(endpoint: &str, access_key: &str, secret_key: &str) -> S3Server {
+        S3Server {
+            endpoint: endpoint.to_string(),
+            access_key: access_key.to_string(),
+            secret_key: secret_key.to_string(),
+            native: None,
+        }
+    }
+
+    /// Waits until every bucket of [`BUCKETS`] answers.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         // The S3 port answers before the buckets exist: wait for all of them.
         while !BUCKETS.split(',').all(|b| self.bucket_ready(b)) {

@@ -1,0 +1,310 @@
+//! `cargo xtask up` / `cargo xtask down`: the real stack for local work.
+//!
+//! Where a Docker engine answers, `compose/docker-compose.yml` (PostgreSQL
+//! with Northwind, Kafka, MinIO). Otherwise the same three as native
+//! processes, as CI runs them: a private PostgreSQL cluster, the tansu
+//! broker and SeaweedFS, each in `.lake-services/` with its log, started in
+//! their own process group so they outlive this command; `down` stops them
+//! by the PIDs `up` recorded.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+const STATE_DIR: &str = ".lake-services";
+const PG_PASSWORD: &str = "lake";
+const TOPIC: &str = "ventes-temps-reel";
+
+fn docker_answers() -> bool {
+    Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn port_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// `preferred` when free, else any free port.
+fn choose_port(preferred: u16) -> u16 {
+    if port_free(preferred) {
+        preferred
+    } else {
+        lake_testkit::free_port()
+    }
+}
+
+fn spawn_detached(mut command: Command, log: &Path) -> Result<u32> {
+    let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let err = out.try_clone()?;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {:?}", command.get_program()))?;
+    Ok(child.id())
+}
+
+/// The variables that point the binaries at the stack.
+fn exports(
+    pg_port: u16,
+    kafka_port: u16,
+    s3_port: u16,
+    access: &str,
+    secret: &str,
+) -> Vec<(String, String)> {
+    vec![
+        (
+            "LAKE_PG_URL".into(),
+            format!("postgresql://lake:{PG_PASSWORD}@127.0.0.1:{pg_port}/northwind"),
+        ),
+        (
+            "LAKE_KAFKA_BROKERS".into(),
+            format!("127.0.0.1:{kafka_port}"),
+        ),
+        ("LAKE_KAFKA_TOPIC".into(), TOPIC.into()),
+        ("LAKE_URL".into(), "s3://".into()),
+        (
+            "AWS_ENDPOINT_URL".into(),
+            format!("http://127.0.0.1:{s3_port}"),
+        ),
+        ("AWS_ACCESS_KEY_ID".into(), access.into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), secret.into()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+    ]
+}
+
+fn print_exports(env: &[(String, String)]) {
+    println!("# the stack is up; point the lake at it with:");
+    for (name, value) in env {
+        println!("export {name}={value}");
+    }
+}
+
+pub fn up(repo: &Path) -> Result<()> {
+    let state = repo.join(STATE_DIR);
+    if state.join("state.json").exists() {
+        bail!(
+            "a stack is already up ({}); run `cargo xtask down` first",
+            state.display()
+        );
+    }
+    if docker_answers() {
+        let status = Command::new("docker")
+            .args(["compose", "-f"])
+            .arg(repo.join("compose/docker-compose.yml"))
+            .args(["up", "-d", "--wait"])
+            .status()
+            .context("running docker compose")?;
+        if !status.success() {
+            bail!("docker compose up failed");
+        }
+        std::fs::create_dir_all(&state)?;
+        std::fs::write(
+            state.join("state.json"),
+            json!({"mode": "compose"}).to_string(),
+        )?;
+        let env = exports(5433, 29092, 9000, "lakeadmin", "lakeadmin-secret");
+        print_exports(&env);
+        return Ok(());
+    }
+    std::fs::create_dir_all(&state)?;
+    let mut pids = Vec::new();
+    let result = start_native(&state, &mut pids);
+    std::fs::write(
+        state.join("state.json"),
+        json!({"mode": "native", "pids": pids}).to_string(),
+    )?;
+    let env = result?;
+    print_exports(&env);
+    Ok(())
+}
+
+fn start_native(state: &Path, pids: &mut Vec<u32>) -> Result<Vec<(String, String)>> {
+    // PostgreSQL with Northwind.
+    let pg_dir = state.join("postgres");
+    let pg_port = choose_port(5433);
+    let bin = lake_testkit::postgres_server::find_bin_dir()?;
+    let as_postgres = lake_testkit::postgres_server::running_as_root();
+    let ids = if as_postgres {
+        Some(lake_testkit::postgres_server::postgres_ids()?)
+    } else {
+        None
+    };
+    let command = |program: &str| {
+        let mut cmd = Command::new(bin.join(program));
+        if let Some((uid, gid)) = ids {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd
+    };
+    if !pg_dir.join("data").exists() {
+        std::fs::create_dir_all(&pg_dir)?;
+        std::fs::write(pg_dir.join("pwfile"), PG_PASSWORD)?;
+        if let Some((uid, gid)) = ids {
+            lake_testkit::postgres_server::chown_recursive(&pg_dir, uid, gid)?;
+        }
+        let out = command("initdb")
+            .arg("-D")
+            .arg(pg_dir.join("data"))
+            .args([
+                "-U",
+                "lake",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ])
+            .arg(format!("--pwfile={}", pg_dir.join("pwfile").display()))
+            .output()
+            .context("running initdb")?;
+        if !out.status.success() {
+            bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    let mut postgres = command("postgres");
+    postgres
+        .arg("-D")
+        .arg(pg_dir.join("data"))
+        .args(["-p", &pg_port.to_string(), "-k"])
+        .arg(&pg_dir)
+        .args(["-c", "listen_addresses=127.0.0.1"]);
+    pids.push(spawn_detached(postgres, &state.join("postgres.log"))?);
+    let admin = format!("postgresql://lake:{PG_PASSWORD}@127.0.0.1:{pg_port}/postgres");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut client = loop {
+        match postgres::Client::connect(&admin, postgres::NoTls) {
+            Ok(client) => break client,
+            Err(err) if Instant::now() > deadline => bail!("PostgreSQL did not start: {err}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = 'northwind'", &[])
+        .context("listing databases")?
+        .is_some();
+    if !exists {
+        client.batch_execute("CREATE DATABASE northwind")?;
+        let url = format!("postgresql://lake:{PG_PASSWORD}@127.0.0.1:{pg_port}/northwind");
+        crate::seed::seed(&url.parse()?, 1, lake_core::config::DEFAULT_GENERATOR_SEED)?;
+    }
+
+    // Kafka (tansu) with the topic.
+    let kafka_dir = state.join("kafka");
+    std::fs::create_dir_all(&kafka_dir)?;
+    let kafka_port = choose_port(9092);
+    let url = format!("tcp://127.0.0.1:{kafka_port}");
+    let mut tansu = Command::new(lake_testkit::kafka_server::find_tansu()?);
+    tansu
+        .current_dir(&kafka_dir)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "sqlite://tansu.db"]);
+    pids.push(spawn_detached(tansu, &state.join("kafka.log"))?);
+    let kafka = lake_testkit::KafkaServer::attach(&format!("127.0.0.1:{kafka_port}"));
+    kafka.wait_ready(Duration::from_secs(30))?;
+    if let Err(err) = kafka.create_named_topic(TOPIC, 4) {
+        // Restarted on an existing data directory: the topic is there.
+        tracing::info!("topic {TOPIC}: {err:#}");
+    }
+
+    // S3 (SeaweedFS) with the layer buckets.
+    let s3_dir = state.join("s3");
+    std::fs::create_dir_all(&s3_dir)?;
+    let (access, secret) = (
+        lake_testkit::s3_server::ACCESS_KEY,
+        lake_testkit::s3_server::SECRET_KEY,
+    );
+    std::fs::write(
+        s3_dir.join("s3.json"),
+        json!({"identities": [{"name": access, "credentials": [{"accessKey": access, "secretKey": secret}],
+               "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]})
+        .to_string(),
+    )?;
+    let [s3, master, filer, volume, admin_port] = lake_testkit::s3_server::free_ports()?;
+    let mut weed = Command::new(lake_testkit::s3_server::find_weed()?);
+    weed.arg("mini")
+        .arg(format!("-dir={}", s3_dir.join("data").display()))
+        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+        .arg(format!("-s3.port={s3}"))
+        .arg(format!("-master.port={master}"))
+        .arg(format!("-filer.port={filer}"))
+        .arg(format!("-volume.port={volume}"))
+        .arg(format!("-admin.port={admin_port}"))
+        .arg(format!("-s3.config={}", s3_dir.join("s3.json").display()))
+        .args([
+            "-s3.autoCreateBucket=false",
+            "-admin.ui=false",
+            "-webdav=false",
+        ])
+        .arg(format!("-bucket={}", lake_testkit::s3_server::BUCKETS))
+        .args([
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-master.telemetry=false",
+        ]);
+    pids.push(spawn_detached(weed, &state.join("s3.log"))?);
+    lake_testkit::S3Server::attach(&format!("http://127.0.0.1:{s3}"), access, secret)
+        .wait_ready(Duration::from_secs(60))?;
+    Ok(exports(pg_port, kafka_port, s3, access, secret))
+}
+
+pub fn down(repo: &Path) -> Result<()> {
+    let state: PathBuf = repo.join(STATE_DIR);
+    let Ok(text) = std::fs::read_to_string(state.join("state.json")) else {
+        println!("no stack is up");
+        return Ok(());
+    };
+    let parsed: serde_json::Value =
+        serde_json::from_str(&text).context("reading the stack's state")?;
+    if parsed["mode"] == "compose" {
+        let status = Command::new("docker")
+            .args(["compose", "-f"])
+            .arg(repo.join("compose/docker-compose.yml"))
+            .arg("down")
+            .status()
+            .context("running docker compose")?;
+        if !status.success() {
+            bail!("docker compose down failed");
+        }
+    } else {
+        for pid in parsed["pids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_u64())
+        {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline
+                && Command::new("kill")
+                    .args(["-0", &pid.to_string()])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    std::fs::remove_dir_all(&state).with_context(|| format!("removing {}", state.display()))?;
+    println!("the stack is down");
+    Ok(())
+}
