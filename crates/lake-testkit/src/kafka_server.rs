@@ -21,6 +21,7 @@ use crate::{free_port, unique_suffix};
 pub struct KafkaServer {
     pub brokers: String,
     _watchdog: Option<Watchdog>,
+    _container: Option<testcontainers::Container<testcontainers::GenericImage>>,
 }
 
 static SERVER: OnceLock<std::result::Result<KafkaServer, String>> = OnceLock::new();
@@ -62,6 +63,7 @@ impl KafkaServer {
         KafkaServer {
             brokers: brokers.to_string(),
             _watchdog: None,
+            _container: None,
         }
     }
 
@@ -70,8 +72,19 @@ impl KafkaServer {
             let server = KafkaServer {
                 brokers,
                 _watchdog: None,
+                _container: None,
             };
             server.wait_ready(Duration::from_secs(30))?;
+            return Ok(server);
+        }
+        if crate::docker::docker_answers() {
+            let (container, brokers) = crate::docker::kafka()?;
+            let server = KafkaServer {
+                brokers,
+                _watchdog: None,
+                _container: Some(container),
+            };
+            server.wait_ready(Duration::from_secs(60))?;
             return Ok(server);
         }
         Self::start_tansu()
@@ -110,6 +123,7 @@ impl KafkaServer {
         let server = KafkaServer {
             brokers: format!("127.0.0.1:{port}"),
             _watchdog: Some(watchdog),
+            _container: None,
         };
         // A broker started on a busy port exits (with status 0): check it lives.
         std::thread::sleep(Duration::from_millis(200));

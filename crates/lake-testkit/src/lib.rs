@@ -1,13 +1,15 @@
 //! Real services for integration tests.
 //!
 //! Each service comes, in order of preference, from an address in the
-//! environment (`LAKE_TEST_PG_URL`, ...), or from a native binary started on
-//! a free loopback port in a temporary directory. A started service is
+//! environment (`LAKE_TEST_PG_URL`, ...), from a container when a Docker
+//! engine answers (testcontainers), or from a native binary started on a
+//! free loopback port in a temporary directory. A started service is
 //! stopped, and its directory removed, when the test process exits, however
 //! it exits: a watchdog process waits for the end of a pipe the test process
 //! holds. A service that cannot be had fails the test with a message saying
 //! how to provide it; no test passes silently without its service.
 
+pub mod docker;
 pub mod kafka_server;
 pub mod postgres_server;
 pub mod process;

@@ -28,6 +28,7 @@ pub struct PgServer {
     pub host: String,
     pub port: u16,
     _watchdog: Option<Watchdog>,
+    _container: Option<testcontainers::Container<testcontainers::GenericImage>>,
 }
 
 /// A database created for one test, dropped when the value is dropped.
@@ -69,6 +70,27 @@ impl PgServer {
         if let Ok(url) = std::env::var("LAKE_TEST_PG_URL") {
             return Self::external(url.trim_end_matches('/'));
         }
+        if crate::docker::docker_answers() {
+            let (container, port) = crate::docker::postgres(TEST_PASSWORD)?;
+            let base_url = format!("postgresql://postgres:{TEST_PASSWORD}@127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while postgres::Client::connect(&format!("{base_url}/postgres"), postgres::NoTls)
+                .is_err()
+            {
+                if Instant::now() > deadline {
+                    bail!("the PostgreSQL container did not accept connections");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            return Ok(PgServer {
+                base_url,
+                root_cert: None,
+                host: "127.0.0.1".into(),
+                port,
+                _watchdog: None,
+                _container: Some(container),
+            });
+        }
         Self::start_native()
     }
 
@@ -96,6 +118,7 @@ impl PgServer {
             host,
             port,
             _watchdog: None,
+            _container: None,
         })
     }
 
@@ -198,6 +221,7 @@ impl PgServer {
             host: "127.0.0.1".into(),
             port,
             _watchdog: Some(watchdog),
+            _container: None,
         })
     }
 

@@ -26,6 +26,7 @@ pub struct S3Server {
     pub access_key: String,
     pub secret_key: String,
     native: Option<Native>,
+    _container: Option<testcontainers::Container<testcontainers::GenericImage>>,
 }
 
 struct Native {
@@ -101,6 +102,17 @@ impl S3Server {
                 access_key: std::env::var("LAKE_TEST_S3_ACCESS_KEY").unwrap_or_default(),
                 secret_key: std::env::var("LAKE_TEST_S3_SECRET_KEY").unwrap_or_default(),
                 native: None,
+                _container: None,
+            });
+        }
+        if crate::docker::docker_answers() {
+            let (container, endpoint) = crate::docker::minio(ACCESS_KEY, SECRET_KEY)?;
+            return Ok(S3Server {
+                endpoint,
+                access_key: ACCESS_KEY.into(),
+                secret_key: SECRET_KEY.into(),
+                native: None,
+                _container: Some(container),
             });
         }
         Self::start_native()
@@ -125,6 +137,7 @@ impl S3Server {
             endpoint: format!("http://127.0.0.1:{}", ports[0]),
             access_key: ACCESS_KEY.into(),
             secret_key: SECRET_KEY.into(),
+            _container: None,
             native: Some(Native {
                 weed,
                 dir,
@@ -228,6 +241,7 @@ impl S3Server {
             access_key: access_key.to_string(),
             secret_key: secret_key.to_string(),
             native: None,
+            _container: None,
         }
     }
 
