@@ -158,6 +158,31 @@ fn commit_protocol_overwrite_and_crashes() {
         lake.list(Layer::Silver, "crashy/2026-05-01").unwrap().len(),
         2
     );
+
+    // A crash after _SUCCESS, before the old files go: the new partition
+    // is visible and complete; the next commit sweeps the old file.
+    fault::inject(Some("before_cleanup@silver/crashy"));
+    let mut writer = PartitionWriter::new(
+        &lake,
+        PartitionRef::new(Layer::Silver, "crashy", day()),
+        "r5",
+    );
+    writer
+        .write_frame(&mut df!("x" => [7i64, 8]).unwrap())
+        .unwrap();
+    assert!(writer.commit().is_err());
+    fault::inject(None);
+    assert_eq!(values(&lake, "crashy"), vec![7, 8]);
+    assert_eq!(
+        lake.list(Layer::Silver, "crashy/2026-05-01").unwrap().len(),
+        3
+    );
+    write(&lake, "crashy", "r6", &[9]);
+    assert_eq!(values(&lake, "crashy"), vec![9]);
+    assert_eq!(
+        lake.list(Layer::Silver, "crashy/2026-05-01").unwrap().len(),
+        2
+    );
 }
 
 #[test]
