@@ -1,5 +1,6 @@
 //! Helpers shared by the workspace tests.
 
+pub mod live_stack;
 pub mod oracle;
 
 use chrono::NaiveDate;

@@ -23,6 +23,9 @@ pub enum Bench {
     Batch(BatchArgs),
     /// Stream: events/s against a raw consumer, and live-view latency.
     Stream(crate::bench_stream::StreamArgs),
+    /// Serving: requests/s and latency of the API under load while the
+    /// stream runs.
+    Serve(crate::bench_serve::ServeArgs),
 }
 
 #[derive(Args)]
@@ -45,6 +48,7 @@ pub fn run(bench: Bench) -> Result<()> {
     match bench {
         Bench::Batch(args) => batch(args),
         Bench::Stream(args) => crate::bench_stream::stream(args),
+        Bench::Serve(args) => crate::bench_serve::serve(args),
     }
 }
 

@@ -81,12 +81,8 @@ fn raw_consume(brokers: &str, topic: &str, partitions: i32) -> Result<(u64, Dura
     Ok((read as u64, started.elapsed()))
 }
 
-fn stream_command(
-    brokers: &str,
-    topic: &str,
-    lake: &std::path::Path,
-    trigger: &str,
-) -> Result<Command> {
+/// The `lake-stream` binary beside this one.
+pub(crate) fn lake_stream_binary() -> Result<std::path::PathBuf> {
     let exe = std::env::current_exe().context("locating xtask")?;
     let binary = exe.with_file_name("lake-stream");
     if !binary.exists() {
@@ -95,7 +91,16 @@ fn stream_command(
             binary.display()
         );
     }
-    let mut command = Command::new(binary);
+    Ok(binary)
+}
+
+fn stream_command(
+    brokers: &str,
+    topic: &str,
+    lake: &std::path::Path,
+    trigger: &str,
+) -> Result<Command> {
+    let mut command = Command::new(lake_stream_binary()?);
     command
         .args([
             "run",
@@ -143,7 +148,7 @@ fn live_transactions(lake: &Lake) -> i64 {
         .unwrap_or(0)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

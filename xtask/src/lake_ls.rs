@@ -5,24 +5,8 @@ use std::fmt::Write;
 
 use anyhow::Result;
 use lake_core::dag::group_digits;
-use lake_core::partition::{committed_dates, read_manifest};
+use lake_core::partition::{committed_dates, read_manifest, tables};
 use lake_core::{Lake, Layer, PartitionRef};
-
-/// Tables of a layer: folders holding `{date}/` partitions (one level
-/// down for `_rejects/` and `_dlq/`).
-fn tables(lake: &Lake, layer: Layer) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for dir in lake.list_dirs(layer, "")? {
-        if dir.starts_with('_') {
-            for sub in lake.list_dirs(layer, &dir)? {
-                out.push(format!("{dir}/{sub}"));
-            }
-        } else {
-            out.push(dir);
-        }
-    }
-    Ok(out)
-}
 
 fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];

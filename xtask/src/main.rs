@@ -75,6 +75,8 @@ enum Command {
     Up,
     /// Stop what `up` started.
     Down,
+    /// Serve the API and dashboard over the lake (after `pipeline`).
+    Serve(lake_serve::ServeArgs),
     /// Inspect the lake: `lake ls [layer]`.
     #[command(subcommand)]
     Lake(LakeCommand),
@@ -149,6 +151,7 @@ fn run(cli: Cli) -> Result<()> {
             run_pipeline(&options)?;
         }
         Command::Bench(bench) => xtask::bench::run(bench)?,
+        Command::Serve(args) => xtask::serve::serve(&args)?,
         Command::Up => xtask::services::up(&repo_root())?,
         Command::Down => xtask::services::down(&repo_root())?,
         Command::Lake(LakeCommand::Ls { lake, layer }) => {

@@ -237,27 +237,11 @@ fn start_native(state: &Path, pids: &mut Vec<u32>) -> Result<Vec<(String, String
         .to_string(),
     )?;
     let [s3, master, filer, volume, admin_port] = lake_testkit::s3_server::free_ports()?;
-    let mut weed = Command::new(lake_testkit::s3_server::find_weed()?);
-    weed.arg("mini")
-        .arg(format!("-dir={}", s3_dir.join("data").display()))
-        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
-        .arg(format!("-s3.port={s3}"))
-        .arg(format!("-master.port={master}"))
-        .arg(format!("-filer.port={filer}"))
-        .arg(format!("-volume.port={volume}"))
-        .arg(format!("-admin.port={admin_port}"))
-        .arg(format!("-s3.config={}", s3_dir.join("s3.json").display()))
-        .args([
-            "-s3.autoCreateBucket=false",
-            "-admin.ui=false",
-            "-webdav=false",
-        ])
-        .arg(format!("-bucket={}", lake_testkit::s3_server::BUCKETS))
-        .args([
-            "-s3.port.iceberg=0",
-            "-s3.port.lance=0",
-            "-master.telemetry=false",
-        ]);
+    let weed = lake_testkit::s3_server::weed_mini(
+        &lake_testkit::s3_server::find_weed()?,
+        &s3_dir,
+        [s3, master, filer, volume, admin_port],
+    );
     pids.push(spawn_detached(weed, &state.join("s3.log"))?);
     lake_testkit::S3Server::attach(&format!("http://127.0.0.1:{s3}"), access, secret)
         .wait_ready(Duration::from_secs(60))?;

@@ -110,13 +110,16 @@ fn live_section(out: &mut String, run: &PipelineRun) -> Result<()> {
         return Ok(());
     };
     let batch = lake_gold::figures::read_gold(&run.lake, "revenue_by_country", run.date)?;
-    let unified = lake_stream::views::unified_sales_by_country(batch.lazy(), live.clone().lazy())
-        .sort(
-            ["revenue_total"],
-            SortMultipleOptions::default().with_order_descending(true),
-        )
-        .collect()
-        .map_err(anyhow::Error::from)?;
+    let unified = lake_gold::unified_sales_by_country::unified_sales_by_country(
+        batch.lazy(),
+        live.clone().lazy(),
+    )
+    .sort(
+        ["revenue_total"],
+        SortMultipleOptions::default().with_order_descending(true),
+    )
+    .collect()
+    .map_err(anyhow::Error::from)?;
     let live_total: f64 = live
         .column("total_ventes_live")?
         .f64()?

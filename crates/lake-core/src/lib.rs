@@ -21,6 +21,7 @@ pub mod run;
 pub mod s3;
 pub mod schema;
 pub mod storage;
+pub mod stream_status;
 
 pub use layer::Layer;
 pub use partition::{Manifest, PartitionRef, PartitionWriter};

@@ -485,6 +485,22 @@ pub fn read_manifest(lake: &Lake, partition: &PartitionRef) -> Result<Option<Man
     Ok(Some(manifest))
 }
 
+/// Tables of a layer: its folders (one level down for `_rejects/` and
+/// `_dlq/`), whether or not they hold a committed partition yet.
+pub fn tables(lake: &Lake, layer: Layer) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for dir in lake.list_dirs(layer, "")? {
+        if dir.starts_with('_') {
+            for sub in lake.list_dirs(layer, &dir)? {
+                out.push(format!("{dir}/{sub}"));
+            }
+        } else {
+            out.push(dir);
+        }
+    }
+    Ok(out)
+}
+
 /// Dates of the committed partitions of a table, oldest first.
 pub fn committed_dates(lake: &Lake, layer: Layer, table: &str) -> Result<Vec<NaiveDate>> {
     let mut dates = Vec::new();

@@ -10,6 +10,7 @@ pub mod revenue_by_country;
 pub mod rfm;
 pub mod rfm_segments;
 pub mod sales_by_category;
+pub mod unified_sales_by_country;
 
 #[cfg(test)]
 mod fixtures;

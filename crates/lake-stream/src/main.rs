@@ -51,6 +51,10 @@ enum Command {
         /// Most messages in one micro-batch.
         #[arg(long, default_value_t = 50_000)]
         max_batch: usize,
+        /// Also serve the API and dashboard on this address (e.g.
+        /// 127.0.0.1:8080), with the live views from memory.
+        #[arg(long, value_name = "ADDR")]
+        serve: Option<String>,
     },
     /// Send generated sales events; prints what a consumer must count (JSON).
     Produce {
@@ -102,9 +106,18 @@ fn run(cli: Cli) -> Result<()> {
             trigger,
             lateness,
             max_batch,
+            serve,
         } => {
             let settings = kafka.required()?;
             let lake = lake_core::Lake::open(&query.lake)?;
+            let server = match &serve {
+                Some(addr) => {
+                    let server = lake_stream::serve::start(addr, &lake, &query.query)?;
+                    eprintln!("serving the API and dashboard at {}/", server.handle.url());
+                    Some(server)
+                }
+                None => None,
+            };
             let stop = Arc::new(AtomicBool::new(false));
             signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
             signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
@@ -126,7 +139,13 @@ fn run(cli: Cli) -> Result<()> {
                 config,
                 &options,
                 stop,
-                &mut |report, _| {
+                &mut |report, processor| {
+                    if let Some(server) = &server {
+                        match lake_stream::serve::snapshot(processor) {
+                            Ok(snapshot) => server.live.publish(snapshot),
+                            Err(err) => tracing::warn!("live views not published: {err:#}"),
+                        }
+                    }
                     if report.messages > 0 {
                         eprintln!(
                             "batch: {} messages, {} counted, {} to the DLQ",

@@ -22,6 +22,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, NaiveDate, Utc};
 use lake_core::partition::FileOrigin;
+use lake_core::stream_status::StreamStatus;
 use lake_core::{Lake, Layer, PartitionRef, PartitionWriter};
 use polars::prelude::*;
 
@@ -100,6 +101,9 @@ pub struct Processor {
     /// committed outputs for but did not checkpoint: its empty outputs must
     /// still supersede. Later batches of this process are new.
     may_replay: std::collections::BTreeSet<i32>,
+    /// What this process has done, saved after each batch for the serving
+    /// layer and monitoring.
+    status: StreamStatus,
 }
 
 impl Processor {
@@ -107,11 +111,15 @@ impl Processor {
         let checkpoints = CheckpointStore::new(lake, &config.query);
         Processor {
             lake: lake.clone(),
-            config,
             checkpoints,
             states: BTreeMap::new(),
             carry: BTreeMap::new(),
             may_replay: Default::default(),
+            status: StreamStatus {
+                query: config.query.clone(),
+                ..StreamStatus::default()
+            },
+            config,
         }
     }
 
@@ -158,9 +166,29 @@ impl Processor {
         self.carry.values().map(Vec::len).sum()
     }
 
+    /// Counters and timings so far.
+    pub fn status(&self) -> &StreamStatus {
+        &self.status
+    }
+
+    /// Records the messages behind the high watermarks (sources that know
+    /// it); saved with the next status.
+    pub fn set_lag(&mut self, lag: Option<i64>) {
+        self.status.lag = lag;
+    }
+
+    /// Writes the status to `checkpoints/{query}/_status.json`.
+    pub fn save_status(&mut self) -> Result<()> {
+        self.status.updated_at = Some(Utc::now());
+        self.status
+            .save(&self.lake)
+            .with_context(|| format!("saving the status of query {}", self.config.query))
+    }
+
     /// Processes one micro-batch. Messages of partitions not owned, or
     /// already processed (offset below the checkpoint), are ignored.
     pub fn process(&mut self, messages: Vec<SourceMessage>) -> Result<BatchReport> {
+        let started = std::time::Instant::now();
         let today = Utc::now().date_naive();
         let mut by_partition: BTreeMap<i32, Vec<SourceMessage>> = std::mem::take(&mut self.carry);
         for message in messages {
@@ -196,8 +224,26 @@ impl Processor {
         }
         if changed {
             self.publish_live_views(today)?;
+            self.record(&report, started.elapsed())?;
         }
         Ok(report)
+    }
+
+    fn record(&mut self, report: &BatchReport, took: Duration) -> Result<()> {
+        let status = &mut self.status;
+        status.events_consumed += report.messages;
+        status.counted += report.counted;
+        for (reason, n) in &report.rejected {
+            *status.dlq.entry(reason.as_str().to_string()).or_insert(0) += n;
+        }
+        status.last_batch_duration_ms = Some(took.as_millis() as u64);
+        status.last_checkpoint_at = Some(Utc::now());
+        let latest = self.states.values().filter_map(|s| s.max_event_time).max();
+        if let Some(micros) = latest {
+            let time = DateTime::from_timestamp_micros(micros);
+            status.last_event_time = status.last_event_time.max(time);
+        }
+        self.save_status()
     }
 
     fn process_partition(

@@ -321,6 +321,7 @@ pub fn run_kafka(
     let mut batch_started = Instant::now();
     let started = Instant::now();
     let mut ever_assigned = false;
+    let mut last_lag_at: Option<Instant> = None;
     loop {
         let polled = consumer.poll(Duration::from_millis(100));
         if let Some(err) = lock(&shared).error.take() {
@@ -357,6 +358,16 @@ pub fn run_kafka(
                 let mut shared = lock(&shared);
                 let batch_timer = Instant::now();
                 let report = shared.processor.process(std::mem::take(&mut buffer))?;
+                // Messages left after the batch: a request per partition, at
+                // most once a second; saved with the status when it changed.
+                if last_lag_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                    let lag = lag_behind(&consumer, &settings.topic, &shared.processor);
+                    last_lag_at = Some(Instant::now());
+                    if lag != shared.processor.status().lag {
+                        shared.processor.set_lag(lag);
+                        shared.processor.save_status()?;
+                    }
+                }
                 tracing::info!(
                     "micro-batch: {} messages in {:.3} s",
                     report.messages,
@@ -402,6 +413,26 @@ pub fn run_kafka(
     let shared = lock(&shared);
     summary.live = shared.processor.live_totals()?;
     Ok(summary)
+}
+
+/// Messages of the owned partitions not yet processed (high watermarks less
+/// next offsets); `None` when no watermark could be had.
+fn lag_behind(
+    consumer: &BaseConsumer<LakeContext>,
+    topic: &str,
+    processor: &Processor,
+) -> Option<i64> {
+    let mut behind = 0;
+    let mut known = false;
+    for state in processor.owned() {
+        if let Ok((_, high)) =
+            consumer.fetch_watermarks(topic, state.partition, Duration::from_millis(500))
+        {
+            known = true;
+            behind += (high - state.next_offset).max(0);
+        }
+    }
+    known.then_some(behind)
 }
 
 /// Commits the checkpointed offsets to Kafka too, for lag monitoring.

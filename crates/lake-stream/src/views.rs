@@ -1,7 +1,6 @@
 //! The live views: per-partition aggregates merged into
-//! `live_sales_by_country` and `live_sales_by_minute`, and the unified
-//! view that joins them with the batch figures (data contract, sections 6
-//! and 7).
+//! `live_sales_by_country` and `live_sales_by_minute` (data contract,
+//! section 6).
 
 use std::collections::BTreeMap;
 
@@ -135,38 +134,6 @@ impl LiveTotals {
     }
 }
 
-/// `unified_sales_by_country`: batch `revenue_by_country` full-outer-joined
-/// with `live_sales_by_country` on the standardized country.
-pub fn unified_sales_by_country(
-    revenue_by_country: LazyFrame,
-    live_by_country: LazyFrame,
-) -> LazyFrame {
-    let batch = revenue_by_country.select([
-        col("country"),
-        col("revenue").alias("revenue_batch"),
-        col("order_count").alias("orders_batch"),
-    ]);
-    let live = live_by_country.select([
-        col("pays"),
-        col("total_ventes_live").alias("revenue_live"),
-        col("nb_transactions").alias("transactions_live"),
-    ]);
-    let mut args = JoinArgs::new(JoinType::Full);
-    args.coalesce = JoinCoalesce::CoalesceColumns;
-    batch
-        .join(live, [col("country")], [col("pays")], args)
-        .select([
-            col("country"),
-            col("revenue_batch"),
-            col("revenue_live"),
-            (col("revenue_batch").fill_null(lit(0.0)) + col("revenue_live").fill_null(lit(0.0)))
-                .alias("revenue_total"),
-            col("orders_batch"),
-            col("transactions_live"),
-        ])
-        .sort(["country"], SortMultipleOptions::default())
-}
-
 #[cfg(test)]
 mod tests {
     use lake_core::display::render;
@@ -211,22 +178,6 @@ mod tests {
         insta::assert_snapshot!("by_minute", render(&live.by_minute_frame().unwrap()));
         // The merge does not depend on the order states are given in.
         assert_eq!(live, merge([&p0, &p1]));
-    }
-
-    #[test]
-    fn unified_view_keeps_countries_of_either_side() {
-        let (p0, p1) = two_partitions();
-        let live = merge([&p0, &p1]).by_country_frame().unwrap();
-        let batch = df!(
-            "country" => ["France", "Germany"],
-            "revenue" => [100.0, 50.0],
-            "order_count" => [3i64, 2],
-        )
-        .unwrap();
-        let unified = unified_sales_by_country(batch.lazy(), live.lazy())
-            .collect()
-            .unwrap();
-        insta::assert_snapshot!(render(&unified));
     }
 
     #[test]

@@ -263,7 +263,9 @@ fn two_consumers_split_the_partitions_and_survive_one_leaving() {
     let topic = kafka_server().create_topic("parallel", 4);
     let lake = tempfile::tempdir().unwrap();
     let producer_topic = topic.clone();
-    let producer = std::thread::spawn(move || send(&producer_topic, 14_000, Some(2000.0), 31));
+    // 15 s of events: time for the group to rebalance onto both consumers
+    // and for both to commit batches, even on a loaded machine.
+    let producer = std::thread::spawn(move || send(&producer_topic, 30_000, Some(2000.0), 31));
     let mut first = stream_command(lake.path(), &topic, "g-par", "interval=300ms")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -274,8 +276,16 @@ fn two_consumers_split_the_partitions_and_survive_one_leaving() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Long enough for the group to rebalance onto both.
-    std::thread::sleep(Duration::from_millis(5000));
+    // Wait until both processes have committed a batch (file names carry
+    // the writer's run id), which needs the group to have split the
+    // partitions between them.
+    let deadline = Instant::now() + Duration::from_secs(12);
+    let mut writers = batch_writers(lake.path());
+    while writers.len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        writers = batch_writers(lake.path());
+    }
+    assert_eq!(writers.len(), 2, "writers before one leaves: {writers:?}");
     // The second leaves midway (a clean stop): the first takes its partitions.
     let _ = Command::new("kill")
         .args(["-TERM", &second.id().to_string()])
@@ -287,20 +297,6 @@ fn two_consumers_split_the_partitions_and_survive_one_leaving() {
         .args(["-TERM", &first.id().to_string()])
         .status();
     assert!(first.wait().unwrap().success());
-    // Both processes wrote batches (file names carry the writer's run id).
-    let lake_handle = Lake::open(lake.path().to_str().unwrap()).unwrap();
-    let mut writers = BTreeSet::new();
-    for date in committed_dates(&lake_handle, Layer::Bronze, "ventes_temps_reel").unwrap() {
-        let partition = PartitionRef::new(Layer::Bronze, "ventes_temps_reel", date);
-        for file in read_manifest(&lake_handle, &partition)
-            .unwrap()
-            .unwrap()
-            .files
-        {
-            writers.insert(file.name["part-".len().."part-".len() + 26].to_string());
-        }
-    }
-    assert_eq!(writers.len(), 2, "writers: {writers:?}");
     // Whatever is left (if anything), then the check.
     run_available_now(lake.path(), &topic, "g-par");
     assert_exact(lake.path(), &[report]);
@@ -312,6 +308,21 @@ fn two_consumers_split_the_partitions_and_survive_one_leaving() {
     .load_all()
     .unwrap();
     assert_eq!(checkpoints.len(), 4);
+}
+
+/// Run ids of the processes whose batches are committed in bronze.
+fn batch_writers(lake: &Path) -> BTreeSet<String> {
+    let lake_handle = Lake::open(lake.to_str().unwrap()).unwrap();
+    let mut writers = BTreeSet::new();
+    for date in committed_dates(&lake_handle, Layer::Bronze, "ventes_temps_reel").unwrap() {
+        let partition = PartitionRef::new(Layer::Bronze, "ventes_temps_reel", date);
+        if let Some(manifest) = read_manifest(&lake_handle, &partition).unwrap() {
+            for file in manifest.files {
+                writers.insert(file.name["part-".len().."part-".len() + 26].to_string());
+            }
+        }
+    }
+    writers
 }
 
 fn failing(command: &mut Command) -> String {

@@ -9,6 +9,7 @@
 //! holds. A service that cannot be had fails the test with a message saying
 //! how to provide it; no test passes silently without its service.
 
+pub mod browser;
 pub mod docker;
 pub mod kafka_server;
 pub mod postgres_server;

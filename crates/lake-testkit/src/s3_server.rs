@@ -94,6 +94,41 @@ pub fn free_ports() -> Result<[u16; 5]> {
     bail!("no free block of ports for SeaweedFS")
 }
 
+/// `weed mini` serving S3 on `ports[0]` with its data and `s3.json`
+/// credentials under `dir` and the buckets of [`BUCKETS`].
+pub fn weed_mini(weed: &std::path::Path, dir: &std::path::Path, ports: [u16; 5]) -> Command {
+    let [s3, master, filer, volume, admin] = ports;
+    let mut command = Command::new(weed);
+    command
+        .arg("mini")
+        .arg(format!("-dir={}", dir.join("data").display()))
+        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+        .arg(format!("-s3.port={s3}"))
+        .arg(format!("-master.port={master}"))
+        .arg(format!("-filer.port={filer}"))
+        .arg(format!("-volume.port={volume}"))
+        .arg(format!("-admin.port={admin}"))
+        .arg(format!("-s3.config={}", dir.join("s3.json").display()))
+        .args([
+            "-s3.autoCreateBucket=false",
+            "-admin.ui=false",
+            "-webdav=false",
+        ])
+        .arg(format!("-bucket={BUCKETS}"))
+        .args([
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-master.telemetry=false",
+            // By default `weed mini` sizes its volumes and their count from
+            // the free disk space: on a nearly full disk it gets no writable
+            // volume and every PUT hangs until the client times out. Fixed
+            // small volumes (sparse files) keep it independent of the disk.
+            "-master.volumeSizeLimitMB=64",
+            "-volume.max=200",
+        ]);
+    command
+}
+
 impl S3Server {
     fn obtain() -> Result<S3Server> {
         if let Ok(endpoint) = std::env::var("LAKE_TEST_S3_ENDPOINT") {
@@ -157,37 +192,13 @@ impl S3Server {
             .native
             .as_mut()
             .ok_or_else(|| anyhow!("not a server of the test's own"))?;
-        let [s3, master, filer, volume, admin] = native.ports;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(native.dir.join("weed.log"))
             .context("opening the S3 server log")?;
         let log_err = log.try_clone().context("opening the S3 server log")?;
-        let child = Command::new(&native.weed)
-            .arg("mini")
-            .arg(format!("-dir={}", native.dir.join("data").display()))
-            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
-            .arg(format!("-s3.port={s3}"))
-            .arg(format!("-master.port={master}"))
-            .arg(format!("-filer.port={filer}"))
-            .arg(format!("-volume.port={volume}"))
-            .arg(format!("-admin.port={admin}"))
-            .arg(format!(
-                "-s3.config={}",
-                native.dir.join("s3.json").display()
-            ))
-            .args([
-                "-s3.autoCreateBucket=false",
-                "-admin.ui=false",
-                "-webdav=false",
-            ])
-            .arg(format!("-bucket={BUCKETS}"))
-            .args([
-                "-s3.port.iceberg=0",
-                "-s3.port.lance=0",
-                "-master.telemetry=false",
-            ])
+        let child = weed_mini(&native.weed, &native.dir, native.ports)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)

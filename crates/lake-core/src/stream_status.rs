@@ -1,0 +1,59 @@
+//! The stream's status object, `checkpoints/{query}/_status.json`: what a
+//! streaming query has done, rewritten after each micro-batch, for the
+//! serving layer and monitoring (which do not read checkpoints).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::layer::Layer;
+use crate::storage::Lake;
+
+/// Counters and timings of one streaming query.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamStatus {
+    pub query: String,
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Messages processed (counted + rejected) by this process's run.
+    pub events_consumed: u64,
+    pub counted: u64,
+    /// Messages sent to the DLQ, by reason.
+    pub dlq: BTreeMap<String, u64>,
+    /// Messages behind the high watermarks, when known (Kafka runs).
+    pub lag: Option<i64>,
+    pub last_batch_duration_ms: Option<u64>,
+    pub last_checkpoint_at: Option<DateTime<Utc>>,
+    /// Latest event time counted, over every partition.
+    pub last_event_time: Option<DateTime<Utc>>,
+}
+
+impl StreamStatus {
+    fn key(query: &str) -> String {
+        format!("{query}/_status.json")
+    }
+
+    pub fn save(&self, lake: &Lake) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).context("encoding the stream status")?;
+        lake.put(
+            Layer::Checkpoints,
+            &Self::key(&self.query),
+            Bytes::from(json),
+        )
+    }
+
+    /// The status of `query`, `None` when it never ran.
+    pub fn load(lake: &Lake, query: &str) -> Result<Option<StreamStatus>> {
+        let Some(bytes) = lake.get(Layer::Checkpoints, &Self::key(query))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes).map(Some).with_context(|| {
+            format!(
+                "{} is not a stream status",
+                lake.describe(Layer::Checkpoints, &Self::key(query))
+            )
+        })
+    }
+}

@@ -1,0 +1,124 @@
+//! Frames as JSON: `{"columns": [{"name", "type"}], "rows": [{...}]}`.
+//!
+//! Values keep their meaning rather than Polars' internal form: dates as
+//! `YYYY-MM-DD`, datetimes as RFC 3339 in UTC, money as unrounded numbers
+//! (the dashboard rounds), non-finite floats as `null`.
+
+use chrono::{DateTime, NaiveDate};
+use polars::prelude::*;
+use serde_json::{Map, Number, Value};
+
+/// Column names and types of a frame.
+pub fn columns(df: &DataFrame) -> Value {
+    Value::Array(
+        df.columns()
+            .iter()
+            .map(|c| {
+                let mut column = Map::new();
+                column.insert("name".into(), Value::String(c.name().to_string()));
+                column.insert("type".into(), Value::String(c.dtype().to_string()));
+                Value::Object(column)
+            })
+            .collect(),
+    )
+}
+
+/// Rows of a frame, one object per row (keys sorted by name: `columns`
+/// gives the order).
+pub fn rows(df: &DataFrame) -> Value {
+    let mut df = df.clone();
+    df.rechunk_mut();
+    let mut rows: Vec<Map<String, Value>> = (0..df.height()).map(|_| Map::new()).collect();
+    for column in df.columns() {
+        let name = column.name().to_string();
+        let series = column.as_materialized_series();
+        for (i, row) in rows.iter_mut().enumerate() {
+            let value = series.get(i).map(cell).unwrap_or(Value::Null);
+            row.insert(name.clone(), value);
+        }
+    }
+    Value::Array(rows.into_iter().map(Value::Object).collect())
+}
+
+/// `{"columns", "rows", "row_count"}` merged into `fields`.
+pub fn frame(df: &DataFrame, mut fields: Map<String, Value>) -> Value {
+    fields.insert("row_count".into(), Value::from(df.height()));
+    fields.insert("columns".into(), columns(df));
+    fields.insert("rows".into(), rows(df));
+    Value::Object(fields)
+}
+
+fn float(value: f64) -> Value {
+    Number::from_f64(value).map_or(Value::Null, Value::Number)
+}
+
+fn datetime(value: i64, unit: TimeUnit) -> Value {
+    let time = match unit {
+        TimeUnit::Nanoseconds => Some(DateTime::from_timestamp_nanos(value)),
+        TimeUnit::Microseconds => DateTime::from_timestamp_micros(value),
+        TimeUnit::Milliseconds => DateTime::from_timestamp_millis(value),
+    };
+    time.map_or(Value::Null, |t| Value::String(t.to_rfc3339()))
+}
+
+fn cell(value: AnyValue) -> Value {
+    match value {
+        AnyValue::Null => Value::Null,
+        AnyValue::Boolean(b) => Value::Bool(b),
+        AnyValue::String(s) => Value::String(s.to_string()),
+        AnyValue::StringOwned(s) => Value::String(s.to_string()),
+        AnyValue::Int8(v) => Value::from(v),
+        AnyValue::Int16(v) => Value::from(v),
+        AnyValue::Int32(v) => Value::from(v),
+        AnyValue::Int64(v) => Value::from(v),
+        AnyValue::UInt8(v) => Value::from(v),
+        AnyValue::UInt16(v) => Value::from(v),
+        AnyValue::UInt32(v) => Value::from(v),
+        AnyValue::UInt64(v) => Value::from(v),
+        AnyValue::Float32(v) => float(f64::from(v)),
+        AnyValue::Float64(v) => float(v),
+        AnyValue::Date(days) => {
+            NaiveDate::from_epoch_days(days).map_or(Value::Null, |d| Value::String(d.to_string()))
+        }
+        AnyValue::Datetime(v, unit, _) => datetime(v, unit),
+        AnyValue::DatetimeOwned(v, unit, _) => datetime(v, unit),
+        // Decimals, binary and the rest: their text form.
+        other => Value::String(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_of_value_keeps_its_meaning() {
+        let mut df = df!(
+            "country" => [Some("France"), None],
+            "revenue" => [1234.5678, f64::NAN],
+            "orders" => [3i64, 0],
+            "score" => [5i32, 1],
+            "vip" => [true, false],
+            "day" => [NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(), NaiveDate::from_ymd_opt(1996, 7, 4).unwrap()],
+        )
+        .unwrap();
+        let stamps = Series::new("at".into(), [1_764_115_200_000_000i64, 0])
+            .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+            .into_column();
+        df.with_column(stamps).unwrap();
+        let json = frame(&df, Map::new());
+        insta::assert_snapshot!(serde_json::to_string_pretty(&json).unwrap());
+    }
+
+    #[test]
+    fn an_empty_frame_keeps_its_columns() {
+        let df = DataFrame::empty_with_schema(&Schema::from_iter([Field::new(
+            "pays".into(),
+            DataType::String,
+        )]));
+        let json = frame(&df, Map::new());
+        assert_eq!(json["row_count"], 0);
+        assert_eq!(json["columns"][0]["name"], "pays");
+        assert_eq!(json["rows"], Value::Array(vec![]));
+    }
+}

@@ -1,0 +1,24 @@
+//! Serving layer (data contract, section 7): an HTTP API over the lake's
+//! tables, the stream's live views and the unified view, read-only SQL,
+//! run history, metrics, and a dashboard.
+//!
+//! The server never writes to the lake. Live views come from a
+//! [`live::LiveSource`]: in memory when the stream processor shares the
+//! process (`lake-stream run --serve`), else from the stream's latest
+//! snapshot in gold (`lake-serve`).
+
+pub mod api;
+pub mod catalog;
+pub mod config;
+pub mod dashboard;
+pub mod json;
+pub mod live;
+pub mod metrics;
+pub mod server;
+pub mod sql;
+
+pub use api::{AppState, SqlLimits, router};
+pub use catalog::Catalog;
+pub use config::ServeArgs;
+pub use live::{LakeLive, LiveSnapshot, LiveSource, MemoryLive};
+pub use server::{ServerHandle, serve, spawn};

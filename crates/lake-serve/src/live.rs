@@ -1,0 +1,197 @@
+//! The stream's live tables as the API serves them: from memory when the
+//! stream processor runs in the same process ([`MemoryLive`], published
+//! after each micro-batch), else from the latest snapshot the stream wrote
+//! to gold ([`LakeLive`], re-read at most once per `max_age`).
+//!
+//! A snapshot carries its JSON bodies, encoded once when it is made, so a
+//! request for a live table costs a pointer copy whatever the load.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use axum::body::Bytes;
+use chrono::{DateTime, Utc};
+use lake_core::stream_status::StreamStatus;
+use lake_core::{Lake, Layer};
+use polars::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::catalog::Catalog;
+use crate::json;
+
+/// Gold tables the stream writes its live views to (data contract, section 6).
+pub const LIVE_BY_COUNTRY: &str = "live_sales_by_country";
+pub const LIVE_BY_MINUTE: &str = "live_sales_by_minute";
+
+/// The live views at one moment.
+#[derive(Debug, Clone)]
+pub struct LiveSnapshot {
+    pub by_country: DataFrame,
+    pub by_minute: DataFrame,
+    pub status: Option<StreamStatus>,
+    /// Where it comes from: `memory` or `lake`.
+    pub origin: &'static str,
+    pub taken_at: DateTime<Utc>,
+    pub by_country_json: Bytes,
+    pub by_minute_json: Bytes,
+}
+
+impl LiveSnapshot {
+    pub fn new(
+        by_country: DataFrame,
+        by_minute: DataFrame,
+        status: Option<StreamStatus>,
+        origin: &'static str,
+    ) -> Result<Self> {
+        let taken_at = Utc::now();
+        let encode = |table: &str, df: &DataFrame| -> Result<Bytes> {
+            let mut fields = Map::new();
+            fields.insert("table".into(), Value::from(table));
+            fields.insert("origin".into(), Value::from(origin));
+            fields.insert("taken_at".into(), Value::from(taken_at.to_rfc3339()));
+            fields.insert("freshness".into(), freshness(status.as_ref()));
+            let body = serde_json::to_vec(&json::frame(df, fields))
+                .with_context(|| format!("encoding {table}"))?;
+            Ok(Bytes::from(body))
+        };
+        Ok(LiveSnapshot {
+            by_country_json: encode(LIVE_BY_COUNTRY, &by_country)?,
+            by_minute_json: encode(LIVE_BY_MINUTE, &by_minute)?,
+            by_country,
+            by_minute,
+            status,
+            origin,
+            taken_at,
+        })
+    }
+
+    /// No stream has run yet: the views with their columns and no rows.
+    pub fn empty(origin: &'static str) -> Result<Self> {
+        let utc = || DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC));
+        let by_country = DataFrame::empty_with_schema(&Schema::from_iter([
+            Field::new("pays".into(), DataType::String),
+            Field::new("total_ventes_live".into(), DataType::Float64),
+            Field::new("nb_transactions".into(), DataType::Int64),
+            Field::new("last_event_time".into(), utc()),
+        ]));
+        let by_minute = DataFrame::empty_with_schema(&Schema::from_iter([
+            Field::new("window_start".into(), utc()),
+            Field::new("window_end".into(), utc()),
+            Field::new("pays".into(), DataType::String),
+            Field::new("total_ventes".into(), DataType::Float64),
+            Field::new("nb_transactions".into(), DataType::Int64),
+        ]));
+        LiveSnapshot::new(by_country, by_minute, None, origin)
+    }
+}
+
+/// Last event time, lag and age of the last checkpoint, for the dashboard.
+pub fn freshness(status: Option<&StreamStatus>) -> Value {
+    let Some(status) = status else {
+        return Value::Null;
+    };
+    let now = Utc::now();
+    let age = |t: Option<DateTime<Utc>>| t.map(|t| (now - t).num_milliseconds() as f64 / 1000.0);
+    serde_json::json!({
+        "last_event_time": status.last_event_time.map(|t| t.to_rfc3339()),
+        "last_checkpoint_at": status.last_checkpoint_at.map(|t| t.to_rfc3339()),
+        "last_checkpoint_age_seconds": age(status.last_checkpoint_at),
+        "lag": status.lag,
+        "events_consumed": status.events_consumed,
+    })
+}
+
+/// Where the API gets the live views from.
+pub trait LiveSource: Send + Sync {
+    fn snapshot(&self) -> Result<Arc<LiveSnapshot>>;
+}
+
+/// Live views held in memory, replaced by the stream after each batch.
+#[derive(Clone)]
+pub struct MemoryLive {
+    current: Arc<RwLock<Arc<LiveSnapshot>>>,
+}
+
+impl MemoryLive {
+    pub fn new() -> Result<Self> {
+        Ok(MemoryLive {
+            current: Arc::new(RwLock::new(Arc::new(LiveSnapshot::empty("memory")?))),
+        })
+    }
+
+    pub fn publish(&self, snapshot: LiveSnapshot) {
+        let mut current = self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *current = Arc::new(snapshot);
+    }
+}
+
+impl LiveSource for MemoryLive {
+    fn snapshot(&self) -> Result<Arc<LiveSnapshot>> {
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(current.clone())
+    }
+}
+
+/// Live views read from the lake: the latest committed partitions of the
+/// gold live tables and the query's `_status.json`.
+pub struct LakeLive {
+    catalog: Arc<Catalog>,
+    query: String,
+    max_age: Duration,
+    cached: Mutex<Option<(Instant, Arc<LiveSnapshot>)>>,
+}
+
+impl LakeLive {
+    pub fn new(catalog: Arc<Catalog>, query: &str, max_age: Duration) -> Self {
+        LakeLive {
+            catalog,
+            query: query.to_string(),
+            max_age,
+            cached: Mutex::new(None),
+        }
+    }
+
+    fn load(&self) -> Result<LiveSnapshot> {
+        let lake: &Lake = self.catalog.lake();
+        let status = StreamStatus::load(lake, &self.query)?;
+        let by_country = self.catalog.read(Layer::Gold, LIVE_BY_COUNTRY, None)?;
+        let by_minute = self.catalog.read(Layer::Gold, LIVE_BY_MINUTE, None)?;
+        match (by_country, by_minute) {
+            (Some(by_country), Some(by_minute)) => LiveSnapshot::new(
+                by_country.frame.as_ref().clone(),
+                by_minute.frame.as_ref().clone(),
+                status,
+                "lake",
+            ),
+            _ => {
+                let mut empty = LiveSnapshot::empty("lake")?;
+                empty.status = status;
+                Ok(empty)
+            }
+        }
+    }
+}
+
+impl LiveSource for LakeLive {
+    fn snapshot(&self) -> Result<Arc<LiveSnapshot>> {
+        let mut cached = self
+            .cached
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((at, snapshot)) = cached.as_ref()
+            && at.elapsed() < self.max_age
+        {
+            return Ok(snapshot.clone());
+        }
+        let snapshot = Arc::new(self.load()?);
+        *cached = Some((Instant::now(), snapshot.clone()));
+        Ok(snapshot)
+    }
+}

@@ -1,0 +1,173 @@
+//! `GET /metrics`: the stream's counters and the serving layer's state in
+//! the Prometheus text format (version 0.0.4).
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+use lake_core::stream_status::StreamStatus;
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Writer {
+    out: String,
+}
+
+impl Writer {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect();
+        if labels.is_empty() {
+            let _ = writeln!(self.out, "{name} {value}");
+        } else {
+            let _ = writeln!(self.out, "{name}{{{}}} {value}", labels.join(","));
+        }
+    }
+}
+
+/// The metrics text for a query's status (`None`: the stream never ran)
+/// as of `now`.
+pub fn render(
+    query: &str,
+    status: Option<&StreamStatus>,
+    live_origin: &str,
+    now: DateTime<Utc>,
+) -> String {
+    let mut w = Writer { out: String::new() };
+    let q = [("query", query)];
+    w.family("lake_serve_up", "gauge", "1 while the server answers.");
+    w.sample("lake_serve_up", &[("live_source", live_origin)], 1.0);
+    w.family(
+        "lake_stream_status_present",
+        "gauge",
+        "1 when the stream query has written a status.",
+    );
+    w.sample(
+        "lake_stream_status_present",
+        &q,
+        if status.is_some() { 1.0 } else { 0.0 },
+    );
+    let Some(status) = status else {
+        return w.out;
+    };
+    w.family(
+        "lake_stream_events_consumed_total",
+        "counter",
+        "Messages processed (counted and rejected) by the stream's current run.",
+    );
+    w.sample(
+        "lake_stream_events_consumed_total",
+        &q,
+        status.events_consumed as f64,
+    );
+    w.family(
+        "lake_stream_events_counted_total",
+        "counter",
+        "Valid events counted in the live views by the stream's current run.",
+    );
+    w.sample(
+        "lake_stream_events_counted_total",
+        &q,
+        status.counted as f64,
+    );
+    w.family(
+        "lake_stream_dlq_total",
+        "counter",
+        "Messages sent to the dead-letter queue, by reason.",
+    );
+    for (reason, n) in &status.dlq {
+        w.sample(
+            "lake_stream_dlq_total",
+            &[("query", query), ("reason", reason)],
+            *n as f64,
+        );
+    }
+    if let Some(lag) = status.lag {
+        w.family(
+            "lake_stream_lag_messages",
+            "gauge",
+            "Messages behind the high watermarks of the owned partitions.",
+        );
+        w.sample("lake_stream_lag_messages", &q, lag as f64);
+    }
+    if let Some(ms) = status.last_batch_duration_ms {
+        w.family(
+            "lake_stream_micro_batch_duration_seconds",
+            "gauge",
+            "Duration of the last micro-batch (outputs, checkpoint, live views).",
+        );
+        w.sample(
+            "lake_stream_micro_batch_duration_seconds",
+            &q,
+            ms as f64 / 1000.0,
+        );
+    }
+    let age = |t: DateTime<Utc>| (now - t).num_milliseconds().max(0) as f64 / 1000.0;
+    if let Some(at) = status.last_checkpoint_at {
+        w.family(
+            "lake_stream_last_checkpoint_age_seconds",
+            "gauge",
+            "Seconds since the last checkpoint was written.",
+        );
+        w.sample("lake_stream_last_checkpoint_age_seconds", &q, age(at));
+    }
+    if let Some(at) = status.last_event_time {
+        w.family(
+            "lake_stream_last_event_age_seconds",
+            "gauge",
+            "Seconds between now and the latest event time counted.",
+        );
+        w.sample("lake_stream_last_event_age_seconds", &q, age(at));
+    }
+    w.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_becomes_prometheus_text() {
+        let now = DateTime::parse_from_rfc3339("2026-11-27T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let status = StreamStatus {
+            query: "ventes_temps_reel".into(),
+            updated_at: Some(now),
+            events_consumed: 1500,
+            counted: 1470,
+            dlq: [
+                ("invalid_json".to_string(), 20u64),
+                ("late".to_string(), 10),
+            ]
+            .into_iter()
+            .collect(),
+            lag: Some(42),
+            last_batch_duration_ms: Some(125),
+            last_checkpoint_at: Some(now - chrono::Duration::milliseconds(2500)),
+            last_event_time: Some(now - chrono::Duration::seconds(3)),
+        };
+        insta::assert_snapshot!(render("ventes_temps_reel", Some(&status), "memory", now));
+    }
+
+    #[test]
+    fn no_status_says_so() {
+        let text = render("q\"x", None, "lake", Utc::now());
+        assert!(
+            text.contains("lake_stream_status_present{query=\"q\\\"x\"} 0\n"),
+            "{text}"
+        );
+        assert!(!text.contains("lake_stream_events_consumed_total"));
+    }
+}

@@ -1,0 +1,451 @@
+//! Every endpoint of the API on a small hand-made lake, through the router
+//! (no socket): the figures it returns, and a clear 4xx JSON error for
+//! each kind of bad input. The workspace test `tests/serve.rs` runs the
+//! real server over HTTP on a lake the pipeline and the stream wrote.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::{NaiveDate, Utc};
+use http_body_util::BodyExt;
+use lake_core::run::{Outcome, RunManifest, StepRecord};
+use lake_core::stream_status::StreamStatus;
+use lake_core::{Lake, Layer, PartitionRef, PartitionWriter};
+use lake_serve::{AppState, Catalog, LiveSnapshot, MemoryLive, SqlLimits, router};
+use polars::prelude::*;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const DAY1: &str = "2026-11-25";
+const DAY2: &str = "2026-11-26";
+
+fn day(text: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+}
+
+fn write(lake: &Lake, layer: Layer, table: &str, date: &str, mut df: DataFrame) {
+    let mut writer =
+        PartitionWriter::new(lake, PartitionRef::new(layer, table, day(date)), "run-test");
+    writer.write_frame(&mut df).unwrap();
+    writer.commit().unwrap();
+}
+
+/// `lines` sales lines: line i has customer `C{i % 7}`, country `A`/`B`/`C`
+/// by i % 3, and total i + 0.5.
+fn sales_master(lines: usize) -> DataFrame {
+    let countries = ["A", "B", "C"];
+    df!(
+        "order_id" => (0..lines as i64).map(|i| 10_000 + i / 2).collect::<Vec<_>>(),
+        "customer_id" => (0..lines).map(|i| format!("C{}", i % 7)).collect::<Vec<_>>(),
+        "country" => (0..lines).map(|i| countries[i % 3]).collect::<Vec<_>>(),
+        "line_total" => (0..lines).map(|i| i as f64 + 0.5).collect::<Vec<_>>(),
+    )
+    .unwrap()
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    lake: Lake,
+    live: MemoryLive,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    for (date, revenue) in [(DAY1, 100.0), (DAY2, 1_234_567.891)] {
+        write(
+            &lake,
+            Layer::Gold,
+            "kpi_summary",
+            date,
+            df!(
+                "total_revenue" => [revenue],
+                "order_count" => [830i64],
+                "customer_count" => [89i64],
+                "avg_order_value" => [revenue / 830.0],
+                "first_order_date" => [day("1996-07-04")],
+            )
+            .unwrap(),
+        );
+    }
+    write(
+        &lake,
+        Layer::Gold,
+        "revenue_by_country",
+        DAY2,
+        df!(
+            "country" => ["France", "Germany", "USA"],
+            "revenue" => [300.0, 200.0, 100.0],
+            "order_count" => [3i64, 2, 1],
+            "rank" => [1i64, 2, 3],
+        )
+        .unwrap(),
+    );
+    write(
+        &lake,
+        Layer::Silver,
+        "sales_master",
+        DAY2,
+        sales_master(2000),
+    );
+    write(
+        &lake,
+        Layer::Silver,
+        "_rejects/sales_master",
+        DAY2,
+        df!("order_id" => [1i64], "reason" => ["orphan_product"]).unwrap(),
+    );
+    let step = StepRecord {
+        name: "silver/sales_master".into(),
+        inputs: vec![format!("bronze/order_details/{DAY2}")],
+        outputs: vec![format!("silver/sales_master/{DAY2}")],
+        rows_in: 2001,
+        rows_out: 2000,
+        rejects: [("orphan_product".to_string(), 1u64)].into_iter().collect(),
+        duration_ms: 12,
+        attempts: 1,
+        outcome: Outcome::Succeeded,
+        error: None,
+    };
+    RunManifest {
+        run_id: "run-20261126".into(),
+        project_version: "0.1.0".into(),
+        date: day(DAY2),
+        source: "generator".into(),
+        started_at: Utc::now(),
+        finished_at: Utc::now(),
+        outcome: Outcome::Succeeded,
+        steps: vec![step],
+    }
+    .save(&lake)
+    .unwrap();
+
+    let live = MemoryLive::new().unwrap();
+    let by_country = df!(
+        "pays" => ["France", "Japan"],
+        "total_ventes_live" => [10.25, 4.0],
+        "nb_transactions" => [2i64, 1],
+    )
+    .unwrap();
+    let by_minute = df!("pays" => ["France"], "total_ventes" => [10.25]).unwrap();
+    let status = StreamStatus {
+        query: "ventes_temps_reel".into(),
+        events_consumed: 5,
+        counted: 3,
+        dlq: [("invalid_json".to_string(), 2u64)].into_iter().collect(),
+        lag: Some(7),
+        last_batch_duration_ms: Some(40),
+        last_checkpoint_at: Some(Utc::now()),
+        ..StreamStatus::default()
+    };
+    live.publish(LiveSnapshot::new(by_country, by_minute, Some(status), "memory").unwrap());
+    Fixture {
+        _dir: dir,
+        lake,
+        live,
+    }
+}
+
+fn app(fixture: &Fixture, limits: SqlLimits) -> axum::Router {
+    let catalog = Arc::new(Catalog::new(fixture.lake.clone()));
+    router(AppState::new(
+        catalog,
+        Arc::new(fixture.live.clone()),
+        "ventes_temps_reel",
+        limits,
+    ))
+}
+
+async fn call(app: &axum::Router, request: Request<Body>) -> (StatusCode, String) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Value) {
+    let (status, body) = call(app, Request::get(uri).body(Body::empty()).unwrap()).await;
+    let value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{uri}: not JSON: {body}"));
+    (status, value)
+}
+
+async fn sql(app: &axum::Router, body: &str) -> (StatusCode, Value) {
+    let request = Request::post("/api/sql")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let (status, body) = call(app, request).await;
+    (status, serde_json::from_str(&body).unwrap())
+}
+
+fn query(text: &str) -> String {
+    json!({ "query": text }).to_string()
+}
+
+/// A 4xx with `{"error": ...}` containing `needle`.
+fn assert_client_error(got: &(StatusCode, Value), status: StatusCode, needle: &str) {
+    assert_eq!(got.0, status, "{}", got.1);
+    assert_eq!(got.1["status"], status.as_u16());
+    let message = got.1["error"].as_str().unwrap();
+    assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gold_tables_and_partitions() {
+    let fixture = fixture();
+    let app = app(&fixture, SqlLimits::default());
+
+    let (status, listing) = get(&app, "/api/gold").await;
+    assert_eq!(status, StatusCode::OK);
+    let tables: Vec<&str> = listing["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["table"].as_str().unwrap())
+        .collect();
+    assert_eq!(tables, ["kpi_summary", "revenue_by_country"]);
+    let kpi = &listing["tables"][0];
+    assert_eq!(kpi["partitions"][0]["date"], DAY1);
+    assert_eq!(kpi["partitions"][1]["date"], DAY2);
+    assert_eq!(kpi["partitions"][1]["rows"], 1);
+
+    // The latest partition by default, another by date.
+    let (status, latest) = get(&app, "/api/gold/kpi_summary").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(latest["date"], DAY2);
+    assert_eq!(latest["rows"][0]["total_revenue"], 1_234_567.891);
+    assert_eq!(latest["rows"][0]["first_order_date"], "1996-07-04");
+    assert_eq!(
+        latest["columns"][1],
+        json!({"name": "order_count", "type": "i64"})
+    );
+    let (_, older) = get(&app, &format!("/api/gold/kpi_summary?date={DAY1}")).await;
+    assert_eq!(older["rows"][0]["total_revenue"], 100.0);
+
+    // Bad input.
+    assert_client_error(
+        &get(&app, "/api/gold/kpi_summary?date=26-11-2026").await,
+        StatusCode::BAD_REQUEST,
+        "YYYY-MM-DD",
+    );
+    assert_client_error(
+        &get(&app, "/api/gold/kpi_summary?date=2020-01-01").await,
+        StatusCode::NOT_FOUND,
+        &format!("no committed partition for 2020-01-01; it has {DAY1}, {DAY2}"),
+    );
+    assert_client_error(
+        &get(&app, "/api/gold/no_such_metric").await,
+        StatusCode::NOT_FOUND,
+        "gold tables: kpi_summary, revenue_by_country",
+    );
+    assert_client_error(
+        &get(&app, "/api/gold/..%2F..%2Fsilver").await,
+        StatusCode::BAD_REQUEST,
+        "is not a table name",
+    );
+    assert_client_error(
+        &get(&app, "/api/nothing").await,
+        StatusCode::NOT_FOUND,
+        "no route /api/nothing",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_unified_metrics_runs_and_health() {
+    let fixture = fixture();
+    let app = app(&fixture, SqlLimits::default());
+
+    let (status, live) = get(&app, "/api/live/sales-by-country").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(live["origin"], "memory");
+    assert_eq!(
+        live["rows"][0],
+        json!({"pays": "France", "total_ventes_live": 10.25, "nb_transactions": 2})
+    );
+    assert_eq!(live["freshness"]["lag"], 7);
+    let (_, minute) = get(&app, "/api/live/sales-by-minute").await;
+    assert_eq!(minute["rows"][0]["total_ventes"], 10.25);
+
+    // Full outer join: France on both sides, Germany and USA batch only,
+    // Japan live only; totals add the two sides.
+    let (status, unified) = get(&app, "/api/unified/sales-by-country").await;
+    assert_eq!(status, StatusCode::OK);
+    let rows = unified["rows"].as_array().unwrap();
+    let by_country = |c: &str| rows.iter().find(|r| r["country"] == c).unwrap().clone();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(by_country("France")["revenue_total"], 300.0 + 10.25);
+    assert_eq!(by_country("Japan")["revenue_batch"], Value::Null);
+    assert_eq!(by_country("Japan")["revenue_total"], 4.0);
+    assert_eq!(by_country("USA")["transactions_live"], Value::Null);
+
+    let (status, text) = call(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    for line in [
+        "lake_stream_events_consumed_total{query=\"ventes_temps_reel\"} 5",
+        "lake_stream_dlq_total{query=\"ventes_temps_reel\",reason=\"invalid_json\"} 2",
+        "lake_stream_lag_messages{query=\"ventes_temps_reel\"} 7",
+        "lake_stream_micro_batch_duration_seconds{query=\"ventes_temps_reel\"} 0.04",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
+
+    let (status, runs) = get(&app, "/api/runs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(runs["runs"][0]["run_id"], "run-20261126");
+    assert_eq!(runs["runs"][0]["steps"][0]["rejects"]["orphan_product"], 1);
+    assert_client_error(
+        &get(&app, "/api/runs?limit=0").await,
+        StatusCode::BAD_REQUEST,
+        "limit",
+    );
+
+    let (status, health) = get(&app, "/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(health["live_source"], "memory");
+
+    let (status, page) = call(&app, Request::get("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"kpi-total-revenue\""));
+    let (status, script) = call(
+        &app,
+        Request::get("/assets/app.js").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(script.contains("/api/live/sales-by-country"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_reads_and_refuses() {
+    let fixture = fixture();
+    let app = app(
+        &fixture,
+        SqlLimits {
+            max_rows: 100,
+            ..SqlLimits::default()
+        },
+    );
+    // Revenue per country of the 2000 hand-made lines, computed here.
+    let lines = sales_master(2000);
+    let mut expected = [0.0f64; 3];
+    for (i, total) in lines
+        .column("line_total")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        expected[i % 3] += total.unwrap();
+    }
+    let (status, result) = sql(
+        &app,
+        &query(
+            "SELECT country, SUM(line_total) AS revenue, COUNT(*) AS n \
+             FROM silver.sales_master GROUP BY country ORDER BY country",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{result}");
+    for (i, country) in ["A", "B", "C"].iter().enumerate() {
+        let row = &result["rows"][i];
+        assert_eq!(row["country"], *country);
+        assert!((row["revenue"].as_f64().unwrap() - expected[i]).abs() < 1e-6);
+    }
+    // Joins across layers, folders as dots, quoted names.
+    let (status, result) = sql(
+        &app,
+        &query(
+            "SELECT k.order_count, r.reason FROM gold.kpi_summary k \
+             CROSS JOIN \"silver._rejects.sales_master\" r",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{result}");
+    assert_eq!(
+        result["rows"][0],
+        json!({"order_count": 830, "reason": "orphan_product"})
+    );
+
+    // Refused before running.
+    assert_client_error(
+        &sql(&app, &query("DROP TABLE gold.kpi_summary")).await,
+        StatusCode::BAD_REQUEST,
+        "only SELECT queries are allowed",
+    );
+    assert_client_error(
+        &sql(&app, &query("SELECT 1; DELETE FROM gold.kpi_summary")).await,
+        StatusCode::BAD_REQUEST,
+        "one statement only",
+    );
+    assert_client_error(
+        &sql(&app, "{\"sql\": 1}").await,
+        StatusCode::BAD_REQUEST,
+        "the body must be JSON",
+    );
+    assert_client_error(
+        &sql(&app, "SELECT 1").await,
+        StatusCode::BAD_REQUEST,
+        "the body must be JSON",
+    );
+    // Malformed or wrong.
+    assert_client_error(
+        &sql(&app, &query("SELECT FROM WHERE")).await,
+        StatusCode::BAD_REQUEST,
+        "SQL error",
+    );
+    assert_client_error(
+        &sql(&app, &query("SELECT * FROM gold.nothing")).await,
+        StatusCode::BAD_REQUEST,
+        "tables are named layer.table",
+    );
+    assert_client_error(
+        &sql(&app, &query("SELECT no_column FROM gold.kpi_summary")).await,
+        StatusCode::BAD_REQUEST,
+        "no_column",
+    );
+    // Over the row limit.
+    assert_client_error(
+        &sql(&app, &query("SELECT * FROM silver.sales_master")).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "more than 100 rows",
+    );
+    let (status, limited) = sql(&app, &query("SELECT * FROM silver.sales_master LIMIT 100")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(limited["row_count"], 100);
+    // Still answering.
+    assert_eq!(get(&app, "/health").await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_past_its_time_limit_is_cut_off_and_holds_its_slot() {
+    let fixture = fixture();
+    let app = app(
+        &fixture,
+        SqlLimits {
+            max_rows: 10,
+            timeout: Duration::from_millis(1),
+            concurrent: 1,
+        },
+    );
+    // 2000 x 2000 = 4M pairs: far more than a millisecond, and short
+    // enough that the runtime, which waits for it at the end, is not held.
+    let heavy = query(
+        "SELECT SUM(a.line_total * b.line_total) AS s \
+         FROM silver.sales_master a CROSS JOIN silver.sales_master b",
+    );
+    assert_client_error(
+        &sql(&app, &heavy).await,
+        StatusCode::REQUEST_TIMEOUT,
+        "time limit",
+    );
+    // The first query still runs: the one slot is taken.
+    assert_client_error(
+        &sql(&app, &query("SELECT 1 AS one")).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "already running",
+    );
+    assert_eq!(get(&app, "/health").await.0, StatusCode::OK);
+}

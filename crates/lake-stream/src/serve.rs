@@ -1,0 +1,41 @@
+//! The stream and the serving layer in one process (`lake-stream run
+//! --serve`): after each micro-batch the live views go to the server's
+//! memory, so the API serves them without reading the lake.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use lake_core::Lake;
+use lake_serve::{AppState, Catalog, LiveSnapshot, MemoryLive, ServerHandle, SqlLimits};
+
+use crate::processor::Processor;
+
+/// A server whose live views this process publishes.
+pub struct LiveServer {
+    pub live: MemoryLive,
+    pub handle: ServerHandle,
+}
+
+/// Starts the API on `addr` over `lake`, with in-memory live views.
+pub fn start(addr: &str, lake: &Lake, query: &str) -> Result<LiveServer> {
+    let live = MemoryLive::new()?;
+    let state = AppState::new(
+        Arc::new(Catalog::new(lake.clone())),
+        Arc::new(live.clone()),
+        query,
+        SqlLimits::default(),
+    );
+    let handle = lake_serve::spawn(addr, state)?;
+    Ok(LiveServer { live, handle })
+}
+
+/// The processor's live views and status as a snapshot.
+pub fn snapshot(processor: &Processor) -> Result<LiveSnapshot> {
+    let totals = processor.live_totals()?;
+    LiveSnapshot::new(
+        totals.by_country_frame()?,
+        totals.by_minute_frame()?,
+        Some(processor.status().clone()),
+        "memory",
+    )
+}

@@ -1,0 +1,34 @@
+//! `cargo xtask serve`: the API and dashboard over a lake (the local one
+//! by default), until Ctrl-C.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Result;
+use lake_core::partition::committed_dates;
+use lake_core::{Lake, Layer};
+use lake_serve::ServeArgs;
+
+pub fn serve(args: &ServeArgs) -> Result<()> {
+    let lake = Lake::open(&args.lake)?;
+    if committed_dates(&lake, Layer::Gold, "kpi_summary")?.is_empty() {
+        eprintln!(
+            "warning: {} has no gold tables yet: run `cargo xtask pipeline` first",
+            lake.url()
+        );
+    }
+    let handle = lake_serve::spawn(&args.addr, args.state()?)?;
+    println!("dashboard: {}/   (Ctrl-C to stop)", handle.url());
+    println!(
+        "API:       {}/api/gold, /api/live/sales-by-country, /api/sql, /api/runs, /metrics",
+        handle.url()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
