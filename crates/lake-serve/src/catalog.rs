@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -69,11 +70,18 @@ pub fn valid_table_name(table: &str) -> bool {
 }
 
 type CacheKey = (Layer, String, NaiveDate);
+type Resolved = Option<(PartitionRef, Manifest)>;
+
+/// How long a resolved manifest is reused: a new partition or a rewrite
+/// shows within this, and a busy endpoint does not list and read the
+/// store on every request.
+const MANIFEST_TTL: Duration = Duration::from_secs(1);
 
 /// Reads partitions of the lake, keeping the last frame of each.
 pub struct Catalog {
     lake: Lake,
     frames: Mutex<HashMap<CacheKey, PartitionData>>,
+    manifests: Mutex<HashMap<(Layer, String, Option<NaiveDate>), (Instant, Resolved)>>,
 }
 
 impl Catalog {
@@ -81,6 +89,7 @@ impl Catalog {
         Catalog {
             lake,
             frames: Mutex::new(HashMap::new()),
+            manifests: Mutex::new(HashMap::new()),
         }
     }
 
@@ -122,12 +131,25 @@ impl Catalog {
 
     /// The committed partition of `date`, or the latest one; `None` when
     /// there is none (the caller says which).
-    pub fn manifest(
-        &self,
-        layer: Layer,
-        table: &str,
-        date: Option<NaiveDate>,
-    ) -> Result<Option<(PartitionRef, Manifest)>> {
+    pub fn manifest(&self, layer: Layer, table: &str, date: Option<NaiveDate>) -> Result<Resolved> {
+        let key = (layer, table.to_string(), date);
+        {
+            let manifests = self.manifests.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, resolved)) = manifests.get(&key)
+                && at.elapsed() < MANIFEST_TTL
+            {
+                return Ok(resolved.clone());
+            }
+        }
+        let resolved = self.resolve(layer, table, date)?;
+        self.manifests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (Instant::now(), resolved.clone()));
+        Ok(resolved)
+    }
+
+    fn resolve(&self, layer: Layer, table: &str, date: Option<NaiveDate>) -> Result<Resolved> {
         let date = match date {
             Some(date) => date,
             None => match committed_dates(&self.lake, layer, table)?.last() {

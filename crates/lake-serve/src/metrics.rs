@@ -93,6 +93,18 @@ pub fn render(
             *n as f64,
         );
     }
+    if let Some(at) = status.updated_at {
+        w.family(
+            "lake_stream_status_updated_timestamp_seconds",
+            "gauge",
+            "Unix time the stream last saved its status (after a micro-batch).",
+        );
+        w.sample(
+            "lake_stream_status_updated_timestamp_seconds",
+            &q,
+            at.timestamp_millis() as f64 / 1000.0,
+        );
+    }
     if let Some(lag) = status.lag {
         w.family(
             "lake_stream_lag_messages",
