@@ -71,6 +71,8 @@ pub fn valid_table_name(table: &str) -> bool {
 
 type CacheKey = (Layer, String, NaiveDate);
 type Resolved = Option<(PartitionRef, Manifest)>;
+/// A table's partition of a date, or its latest (`None`).
+type ManifestKey = (Layer, String, Option<NaiveDate>);
 
 /// How long a resolved manifest is reused: a new partition or a rewrite
 /// shows within this, and a busy endpoint does not list and read the
@@ -81,7 +83,7 @@ const MANIFEST_TTL: Duration = Duration::from_secs(1);
 pub struct Catalog {
     lake: Lake,
     frames: Mutex<HashMap<CacheKey, PartitionData>>,
-    manifests: Mutex<HashMap<(Layer, String, Option<NaiveDate>), (Instant, Resolved)>>,
+    manifests: Mutex<HashMap<ManifestKey, (Instant, Resolved)>>,
 }
 
 impl Catalog {
