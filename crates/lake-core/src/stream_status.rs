@@ -44,6 +44,22 @@ impl StreamStatus {
         )
     }
 
+    /// The most recently updated status of any query, `None` when no
+    /// stream ever ran in this lake.
+    pub fn latest(lake: &Lake) -> Result<Option<StreamStatus>> {
+        let mut latest: Option<StreamStatus> = None;
+        for query in lake.list_dirs(Layer::Checkpoints, "")? {
+            if let Some(status) = Self::load(lake, &query)?
+                && latest
+                    .as_ref()
+                    .is_none_or(|l| status.updated_at > l.updated_at)
+            {
+                latest = Some(status);
+            }
+        }
+        Ok(latest)
+    }
+
     /// The status of `query`, `None` when it never ran.
     pub fn load(lake: &Lake, query: &str) -> Result<Option<StreamStatus>> {
         let Some(bytes) = lake.get(Layer::Checkpoints, &Self::key(query))? else {

@@ -84,12 +84,20 @@ async function loadGold() {
     });
 
   const categories = await getJson("/api/gold/sales_by_category");
+  // Two categories may share a name (e.g. "Uncategorized" with and without
+  // an id): such labels carry the id.
+  const names = categories.rows.map((row) => row.category_name ?? "(no category)");
+  const shared = (name) => names.filter((n) => n === name).length > 1;
   bars(
     document.getElementById("category-chart"),
     categories.rows
       .slice()
       .sort((a, b) => a.rank - b.rank)
-      .map((row) => ({ label: row.category_name ?? "(no category)", value: row.revenue })),
+      .map((row) => {
+        const name = row.category_name ?? "(no category)";
+        const label = shared(name) ? `${name} #${row.category_id ?? "none"}` : name;
+        return { label, value: row.revenue };
+      }),
     (v) => money.format(v),
   );
 

@@ -180,12 +180,12 @@ async fn health(State(state): State<AppState>) -> ApiResult<Json<Value>> {
 
 async fn prometheus(State(state): State<AppState>) -> ApiResult<Response> {
     let live = snapshot(&state)?;
-    let text = metrics::render(
-        &state.0.query,
-        live.status.as_ref(),
-        live.origin,
-        Utc::now(),
-    );
+    // Labelled with the query the status is of (see `LakeLive`).
+    let query = live
+        .status
+        .as_ref()
+        .map_or(state.0.query.as_str(), |s| s.query.as_str());
+    let text = metrics::render(query, live.status.as_ref(), live.origin, Utc::now());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 

@@ -160,7 +160,13 @@ impl LakeLive {
 
     fn load(&self) -> Result<LiveSnapshot> {
         let lake: &Lake = self.catalog.lake();
-        let status = StreamStatus::load(lake, &self.query)?;
+        // The live tables in gold are shared by every query that writes
+        // them: without a status of the configured query, the freshest one
+        // is the writer of what is there (e.g. the pipeline's embedded run).
+        let status = match StreamStatus::load(lake, &self.query)? {
+            Some(status) => Some(status),
+            None => StreamStatus::latest(lake)?,
+        };
         let by_country = self.catalog.read(Layer::Gold, LIVE_BY_COUNTRY, None)?;
         let by_minute = self.catalog.read(Layer::Gold, LIVE_BY_MINUTE, None)?;
         match (by_country, by_minute) {
