@@ -73,3 +73,33 @@ impl StreamStatus {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latest_status_is_the_most_recently_updated() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        assert_eq!(StreamStatus::latest(&lake).unwrap(), None);
+        let at = |s: &str| Some(DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc));
+        let older = StreamStatus {
+            query: "a_query".into(),
+            updated_at: at("2026-11-27T10:00:00Z"),
+            events_consumed: 1,
+            ..StreamStatus::default()
+        };
+        let newer = StreamStatus {
+            query: "b_query".into(),
+            updated_at: at("2026-11-27T11:00:00Z"),
+            events_consumed: 2,
+            ..StreamStatus::default()
+        };
+        newer.save(&lake).unwrap();
+        older.save(&lake).unwrap();
+        assert_eq!(StreamStatus::load(&lake, "a_query").unwrap(), Some(older));
+        assert_eq!(StreamStatus::latest(&lake).unwrap(), Some(newer));
+        assert_eq!(StreamStatus::load(&lake, "c_query").unwrap(), None);
+    }
+}
