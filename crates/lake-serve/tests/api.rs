@@ -211,6 +211,25 @@ async fn gold_tables_and_partitions() {
     assert_eq!(kpi["partitions"][1]["date"], DAY2);
     assert_eq!(kpi["partitions"][1]["rows"], 1);
 
+    // Every layer's tables with their SQL names.
+    let (status, all) = get(&app, "/api/tables").await;
+    assert_eq!(status, StatusCode::OK);
+    let sql_names: Vec<&str> = all["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["sql_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sql_names,
+        [
+            "silver._rejects.sales_master",
+            "silver.sales_master",
+            "gold.kpi_summary",
+            "gold.revenue_by_country"
+        ]
+    );
+
     // The latest partition by default, another by date.
     let (status, latest) = get(&app, "/api/gold/kpi_summary").await;
     assert_eq!(status, StatusCode::OK);
