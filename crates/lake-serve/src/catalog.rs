@@ -1,7 +1,8 @@
 //! What the lake holds, as the API shows it: tables and committed
 //! partitions per layer, and the frames of partitions, cached by the
 //! identity of their `_SUCCESS` manifest (a rewrite gives a new run id and
-//! write time, so a cached frame is never stale).
+//! write time). Manifests are resolved at most once a second per table, so
+//! a new partition or a rewrite shows within a second.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
