@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use lake_core::config::{LakeArgs, SourceArgs, init_tracing, parse_date};
 use lake_core::dag::RunOptions;
-use lake_core::error::one_line;
+use lake_core::error::exit_code;
 use xtask::pipeline::{PipelineOptions, Stage, run_pipeline};
 
 #[derive(Parser)]
@@ -192,11 +192,5 @@ fn run(cli: Cli) -> Result<()> {
 
 fn main() -> ExitCode {
     init_tracing();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {}", one_line(&err));
-            ExitCode::FAILURE
-        }
-    }
+    exit_code("error: ", run(Cli::parse()))
 }

@@ -19,15 +19,6 @@ const STATE_DIR: &str = ".lake-services";
 const PG_PASSWORD: &str = "lake";
 const TOPIC: &str = "ventes-temps-reel";
 
-fn docker_answers() -> bool {
-    Command::new("docker")
-        .arg("info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn port_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
@@ -98,7 +89,7 @@ pub fn up(repo: &Path) -> Result<()> {
             state.display()
         );
     }
-    if docker_answers() {
+    if lake_testkit::docker::docker_answers() {
         let status = Command::new("docker")
             .args(["compose", "-f"])
             .arg(repo.join("compose/docker-compose.yml"))
@@ -203,18 +194,11 @@ fn start_native(state: &Path, pids: &mut Vec<u32>) -> Result<Vec<(String, String
     let kafka_dir = state.join("kafka");
     std::fs::create_dir_all(&kafka_dir)?;
     let kafka_port = choose_port(9092);
-    let url = format!("tcp://127.0.0.1:{kafka_port}");
-    let mut tansu = Command::new(lake_testkit::kafka_server::find_tansu()?);
-    tansu
-        .current_dir(&kafka_dir)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "sqlite://tansu.db"]);
+    let tansu = lake_testkit::kafka_server::tansu_broker(
+        &lake_testkit::kafka_server::find_tansu()?,
+        &kafka_dir,
+        kafka_port,
+    );
     pids.push(spawn_detached(tansu, &state.join("kafka.log"))?);
     let kafka = lake_testkit::KafkaServer::attach(&format!("127.0.0.1:{kafka_port}"));
     kafka.wait_ready(Duration::from_secs(30))?;

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Parser;
 use lake_core::config::{LakeArgs, SourceArgs, init_tracing};
 use lake_core::dag::{RunOptions, run_steps};
-use lake_core::error::one_line;
+use lake_core::error::exit_code;
 use lake_core::run::new_run_id;
 
 /// Copy the six Northwind tables from PostgreSQL (or the built-in generator)
@@ -50,11 +50,5 @@ fn run(cli: Cli) -> Result<()> {
 
 fn main() -> ExitCode {
     init_tracing();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("lake-bronze: error: {}", one_line(&err));
-            ExitCode::FAILURE
-        }
-    }
+    exit_code("lake-bronze: error: ", run(Cli::parse()))
 }

@@ -35,6 +35,19 @@ pub fn one_line(err: &anyhow::Error) -> String {
         .replace('\n', " ")
 }
 
+/// The exit of a command-line program: success, or its error as one line
+/// on stderr prefixed with `prefix` (e.g. `lake-bronze: error: `) and a
+/// non-zero status.
+pub fn exit_code(prefix: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{prefix}{}", one_line(&err));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -267,21 +267,30 @@ impl PartitionWriter {
     /// Makes the partition visible: writes `_SUCCESS`, then deletes every
     /// object of the folder it does not list (the previous version's files
     /// and leftovers of crashed writes).
-    pub fn commit(self) -> Result<Manifest> {
-        let schema = self.schema.ok_or_else(|| {
+    pub fn commit(mut self) -> Result<Manifest> {
+        let schema = self.schema.take().ok_or_else(|| {
             anyhow!(
                 "{}: nothing was written, refusing to commit",
                 self.partition
             )
         })?;
+        let files = std::mem::take(&mut self.files);
+        let manifest = self.publish(files, schema)?;
+        remove_unlisted(&self.lake, &self.partition, &manifest)?;
+        Ok(manifest)
+    }
+
+    /// Writes the `_SUCCESS` manifest listing `files`: the commit point of
+    /// every commit, between the fault points crash tests use.
+    fn publish(&self, files: Vec<DataFile>, schema: Vec<ColumnSpec>) -> Result<Manifest> {
         let manifest = Manifest {
             layer: self.partition.layer,
             table: self.partition.table.clone(),
             date: self.partition.date,
             run_id: self.run_id.clone(),
             written_at: Utc::now(),
-            row_count: self.files.iter().map(|f| f.rows).sum(),
-            files: self.files,
+            row_count: files.iter().map(|f| f.rows).sum(),
+            files,
             schema,
         };
         let target = format!("{}/{}", self.partition.layer, self.partition.table);
@@ -294,7 +303,6 @@ impl PartitionWriter {
             Bytes::from(json),
         )?;
         fault::check("before_cleanup", &target)?;
-        remove_unlisted(&self.lake, &self.partition, &manifest)?;
         Ok(manifest)
     }
 }
@@ -372,26 +380,7 @@ impl PartitionWriter {
         }
         let mut files = kept;
         files.extend(self.files.iter().cloned());
-        let manifest = Manifest {
-            layer: self.partition.layer,
-            table: self.partition.table.clone(),
-            date: self.partition.date,
-            run_id: self.run_id.clone(),
-            written_at: Utc::now(),
-            row_count: files.iter().map(|f| f.rows).sum(),
-            files,
-            schema,
-        };
-        let target = format!("{}/{}", self.partition.layer, self.partition.table);
-        fault::check("before_commit", &target)?;
-        let json =
-            serde_json::to_vec_pretty(&manifest).context("encoding the _SUCCESS manifest")?;
-        self.lake.put(
-            self.partition.layer,
-            &self.partition.key(SUCCESS),
-            Bytes::from(json),
-        )?;
-        fault::check("before_cleanup", &target)?;
+        let manifest = self.publish(files, schema)?;
         let listed: BTreeSet<&str> = manifest.files.iter().map(|f| f.name.as_str()).collect();
         for file in dropped.iter().filter(|f| !listed.contains(f.name.as_str())) {
             self.lake

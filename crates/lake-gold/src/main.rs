@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use clap::Parser;
 use lake_core::config::{LakeArgs, init_tracing, parse_date};
 use lake_core::dag::{RunOptions, run_steps};
-use lake_core::error::one_line;
+use lake_core::error::exit_code;
 use lake_core::run::new_run_id;
 
 /// Build gold/{kpi_summary,revenue_by_country,sales_by_category,rfm,rfm_segments}/{date}/
@@ -41,11 +41,5 @@ fn run(cli: Cli) -> Result<()> {
 
 fn main() -> ExitCode {
     init_tracing();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("lake-gold: error: {}", one_line(&err));
-            ExitCode::FAILURE
-        }
-    }
+    exit_code("lake-gold: error: ", run(Cli::parse()))
 }

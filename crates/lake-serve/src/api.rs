@@ -23,7 +23,7 @@ use polars::prelude::*;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::catalog::{Catalog, DATA_LAYERS, valid_table_name};
+use crate::catalog::{Catalog, DATA_LAYERS, sql_name, valid_table_name};
 use crate::live::{LiveSnapshot, LiveSource};
 use crate::{dashboard, json, metrics, sql};
 
@@ -301,14 +301,8 @@ fn gold_body(state: &AppState, table: &str, date: Option<NaiveDate>) -> ApiResul
         }
     }
     let data = catalog
-        .read(Layer::Gold, table, Some(partition.date))
-        .map_err(|err| ApiError::internal(&err))?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("{partition} vanished while being read"),
-            )
-        })?;
+        .frame(partition.clone(), manifest)
+        .map_err(|err| ApiError::internal(&err))?;
     let mut fields = Map::new();
     fields.insert("layer".into(), json!("gold"));
     fields.insert("table".into(), json!(table));
@@ -474,13 +468,14 @@ async fn run_sql(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<V
 
 /// Binds, plans and runs a checked query; at most `max_rows + 1` rows.
 fn sql_result(catalog: &Catalog, query: &str, max_rows: usize) -> ApiResult<DataFrame> {
+    // Names only: a table's manifest is read when the query names it.
     let mut known: BTreeMap<String, (Layer, String)> = BTreeMap::new();
     for layer in DATA_LAYERS {
-        for info in catalog
-            .tables(layer)
+        for table in catalog
+            .table_names(layer)
             .map_err(|err| ApiError::internal(&err))?
         {
-            known.insert(info.sql_name.clone(), (layer, info.table));
+            known.insert(sql_name(layer, &table), (layer, table));
         }
     }
     let names: BTreeSet<String> = known.keys().cloned().collect();
@@ -490,8 +485,14 @@ fn sql_result(catalog: &Catalog, query: &str, max_rows: usize) -> ApiResult<Data
     for name in used {
         let (layer, table) = &known[&name];
         let data = catalog
-            .read_latest(*layer, table)
-            .map_err(|err| ApiError::internal(&err))?;
+            .read(*layer, table, None)
+            .map_err(|err| ApiError::internal(&err))?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("{name} has no committed partition yet"),
+                )
+            })?;
         tables.push((name, data.frame.as_ref().clone().lazy()));
     }
     let sql_error = |err: PolarsError| {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use chrono::{DateTime, NaiveDate, Utc};
 use lake_core::partition::{Manifest, committed_dates, read_manifest, read_partition, tables};
 use lake_core::{Lake, Layer, PartitionRef};
@@ -174,14 +174,20 @@ impl Catalog {
         let Some((partition, manifest)) = self.manifest(layer, table, date)? else {
             return Ok(None);
         };
-        let key = (layer, table.to_string(), partition.date);
+        self.frame(partition, manifest).map(Some)
+    }
+
+    /// The frame of a resolved partition: from the cache while its
+    /// manifest is the same.
+    pub fn frame(&self, partition: PartitionRef, manifest: Manifest) -> Result<PartitionData> {
+        let key = (partition.layer, partition.table.clone(), partition.date);
         {
             let frames = self.lock();
             if let Some(cached) = frames.get(&key)
                 && cached.manifest.run_id == manifest.run_id
                 && cached.manifest.written_at == manifest.written_at
             {
-                return Ok(Some(cached.clone()));
+                return Ok(cached.clone());
             }
         }
         let frame = read_partition(&self.lake, &partition, &manifest, None)?;
@@ -191,17 +197,13 @@ impl Catalog {
             frame: Arc::new(frame),
         };
         self.lock().insert(key, data.clone());
-        Ok(Some(data))
+        Ok(data)
     }
 
-    /// Like [`Catalog::read`] but a missing table is an error naming it.
-    pub fn read_latest(&self, layer: Layer, table: &str) -> Result<PartitionData> {
-        self.read(layer, table, None)?.ok_or_else(|| {
-            anyhow!(
-                "{layer}/{table} has no committed partition in {}",
-                self.lake.url()
-            )
-        })
+    /// Names of a layer's tables (their folders), without reading any
+    /// manifest.
+    pub fn table_names(&self, layer: Layer) -> Result<Vec<String>> {
+        tables(&self.lake, layer)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, PartitionData>> {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 use lake_core::config::init_tracing;
-use lake_core::error::one_line;
+use lake_core::error::exit_code;
 use lake_serve::server::bind;
 use lake_serve::{ServeArgs, serve};
 
@@ -49,11 +49,5 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> ExitCode {
     init_tracing();
-    match run(Cli::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("lake-serve: error: {}", one_line(&err));
-            ExitCode::FAILURE
-        }
-    }
+    exit_code("lake-serve: error: ", run(Cli::parse()).await)
 }

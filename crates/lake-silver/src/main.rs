@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Parser;
 use lake_core::config::{LakeArgs, init_tracing};
 use lake_core::dag::{RunOptions, run_steps};
-use lake_core::error::one_line;
+use lake_core::error::exit_code;
 use lake_core::run::new_run_id;
 
 /// Build silver/sales_master/{date}/ and silver/_rejects/sales_master/{date}/
@@ -37,11 +37,5 @@ fn run(cli: Cli) -> Result<()> {
 
 fn main() -> ExitCode {
     init_tracing();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("lake-silver: error: {}", one_line(&err));
-            ExitCode::FAILURE
-        }
-    }
+    exit_code("lake-silver: error: ", run(Cli::parse()))
 }

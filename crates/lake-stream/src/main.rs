@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use lake_core::config::init_tracing;
-use lake_core::error::one_line;
+use lake_core::error::exit_code;
 use lake_core::run::new_run_id;
 use lake_stream::config::KafkaArgs;
 use lake_stream::processor::StreamConfig;
@@ -210,11 +210,5 @@ fn run(cli: Cli) -> Result<()> {
 
 fn main() -> ExitCode {
     init_tracing();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("lake-stream: error: {}", one_line(&err));
-            ExitCode::FAILURE
-        }
-    }
+    exit_code("lake-stream: error: ", run(Cli::parse()))
 }

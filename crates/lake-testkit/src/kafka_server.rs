@@ -40,6 +40,25 @@ pub fn kafka_server() -> &'static KafkaServer {
     }
 }
 
+/// `tansu broker` on 127.0.0.1:`port` with its SQLite storage in `dir`.
+pub fn tansu_broker(tansu: &std::path::Path, dir: &std::path::Path, port: u16) -> Command {
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut command = Command::new(tansu);
+    // The SQLite URL is relative to the working directory (an absolute one
+    // is taken as relative and the broker exits).
+    command
+        .current_dir(dir)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "sqlite://tansu.db"]);
+    command
+}
+
 pub fn find_tansu() -> Result<PathBuf> {
     if let Ok(path) = std::env::var("LAKE_TANSU_BIN") {
         return Ok(PathBuf::from(path));
@@ -98,22 +117,10 @@ impl KafkaServer {
             .context("creating the broker directory")?
             .keep();
         let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
         let log =
             std::fs::File::create(dir.join("tansu.log")).context("creating the broker log")?;
         let log_err = log.try_clone().context("opening the broker log")?;
-        // The SQLite URL is relative to the working directory (an absolute
-        // one is taken as relative and the broker exits).
-        let mut child = Command::new(&tansu)
-            .current_dir(&dir)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
+        let mut child = tansu_broker(&tansu, &dir, port)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
