@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use fantoccini::{ClientBuilder, Locator};
-use lake_core::Layer;
 use lake_core::dag::group_digits;
+use lake_table::Layer;
 use lake_testkit::browser::ChromeDriver;
 use lake_tests::live_stack::LiveStack;
 use lake_tests::{read, sum_f64, test_date};

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use lake_core::config::{DEFAULT_GENERATOR_SEED, LakeArgs, SourceArgs};
-use lake_core::{Lake, Layer};
 use lake_stream::produce::{ProduceOptions, produce};
 use lake_stream::producer::EventMix;
 use lake_stream::run::KafkaSettings;
 use lake_stream::step::StreamSource;
+use lake_table::{Lake, Layer};
 use lake_testkit::{kafka_server, pg_server, s3_server};
 use lake_tests::oracle::assert_gold_matches_oracle;
 use lake_tests::{read, test_date};
@@ -69,9 +69,7 @@ fn postgres_kafka_and_s3_together() {
     assert_gold_matches_oracle(&mut client, &run.lake, date);
 
     // The live view equals what the producer sent.
-    let dates =
-        lake_core::partition::committed_dates(&run.lake, Layer::Gold, "live_sales_by_country")
-            .unwrap();
+    let dates = lake_tests::snapshot(&run.lake, Layer::Gold, "live_sales_by_country").dates();
     let live = read(
         &run.lake,
         Layer::Gold,
@@ -114,9 +112,8 @@ fn postgres_kafka_and_s3_together() {
         );
     }
 
-    // Every object of the data layers is a data file or the _SUCCESS of a
-    // committed {table}/{date}/ partition; checkpoints and run manifests
-    // sit in their places.
+    // Every object of the data layers is a table's log entry or data file;
+    // checkpoints and run manifests sit in their places.
     assert_layout(&run.lake);
 }
 
@@ -124,29 +121,41 @@ fn assert_layout(lake: &Lake) {
     for layer in [Layer::Bronze, Layer::Silver, Layer::Gold] {
         let objects = lake.list(layer, "").unwrap();
         assert!(!objects.is_empty(), "{layer} is empty");
+        let tables = lake_table::tables(lake, layer).unwrap();
         for object in &objects {
             if layer == Layer::Gold && object.key.starts_with("_runs/") {
                 assert!(object.key.ends_with(".json"), "{}", object.key);
                 continue;
             }
-            let (folder, name) = object.key.rsplit_once('/').unwrap();
-            let (_table, date) = folder.rsplit_once('/').unwrap();
+            // A table's log entry, or a data file under {table}/{date}/.
+            let table = tables
+                .iter()
+                .find(|t| object.key.starts_with(&format!("{t}/")))
+                .unwrap_or_else(|| panic!("{layer}/{} is in no table", object.key));
+            let rest = &object.key[table.len() + 1..];
+            if rest.starts_with("_delta_log/") {
+                continue;
+            }
+            let (date, name) = rest.split_once('/').unwrap();
             assert!(
-                chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok(),
+                chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok()
+                    && name.starts_with("part-")
+                    && name.ends_with(".snappy.parquet"),
                 "{layer}/{}",
                 object.key
             );
-            assert!(
-                name == "_SUCCESS"
-                    || (name.starts_with("part-") && name.ends_with(".snappy.parquet")),
-                "{layer}/{}",
-                object.key
-            );
-            let success = format!("{folder}/_SUCCESS");
-            assert!(
-                lake.head(layer, &success).unwrap().is_some(),
-                "{layer}/{folder} has no _SUCCESS"
-            );
+        }
+        // Every file of every table's latest version is there, whole.
+        for table in &tables {
+            let snapshot = lake_tests::snapshot(lake, layer, table);
+            for file in snapshot.files() {
+                let key = format!("{table}/{}", file.path);
+                assert_eq!(
+                    lake.head(layer, &key).unwrap().map(|o| o.size),
+                    Some(file.bytes),
+                    "{layer}/{key}"
+                );
+            }
         }
     }
     for table in [
@@ -159,10 +168,9 @@ fn assert_layout(lake: &Lake) {
         "ventes_temps_reel",
     ] {
         assert!(
-            lake.list(Layer::Bronze, table)
-                .unwrap()
-                .iter()
-                .any(|o| o.key.ends_with("_SUCCESS")),
+            !lake_tests::snapshot(lake, Layer::Bronze, table)
+                .files()
+                .is_empty(),
             "bronze/{table}"
         );
     }

@@ -1,12 +1,12 @@
-//! Re-running a date replaces its partitions exactly; a crash between the
-//! data files and `_SUCCESS` (or before the old files are deleted) never
-//! leaves a mix visible. One test: faults are process-wide.
+//! Re-running a date replaces it exactly, in one commit per table; a
+//! failure between the data files and the log commit leaves every table at
+//! its previous version. One test: faults are process-wide.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
-use lake_core::partition::{SUCCESS, read_manifest};
-use lake_core::{Lake, Layer, PartitionRef, fault};
-use lake_tests::{read, run, test_date};
+use lake_table::{Lake, Layer, Table, TableRef, fault};
+use lake_tests::{read, run, snapshot, test_date};
 use polars::prelude::DataFrame;
 
 fn gold(lake: &Lake) -> Vec<DataFrame> {
@@ -16,47 +16,49 @@ fn gold(lake: &Lake) -> Vec<DataFrame> {
         .collect()
 }
 
-/// Every object of the lake's data layers is a `_SUCCESS` or a file the
-/// `_SUCCESS` of its folder lists.
-fn stray_files(lake: &Lake) -> Vec<String> {
-    let mut strays = Vec::new();
+/// Data files of the lake's tables that no commit ever added (left by a
+/// writer that failed before its commit).
+fn orphan_files(lake: &Lake) -> Vec<String> {
+    let mut orphans = Vec::new();
     for layer in [Layer::Bronze, Layer::Silver, Layer::Gold] {
-        let objects = lake.list(layer, "").unwrap();
-        let folders: BTreeSet<String> = objects
-            .iter()
-            .filter_map(|o| o.key.rsplit_once('/').map(|(dir, _)| dir.to_string()))
-            .collect();
-        for folder in folders {
-            let (table, date) = folder.rsplit_once('/').unwrap();
-            let partition = PartitionRef::new(layer, table, date.parse().unwrap());
-            let listed: BTreeSet<String> = read_manifest(lake, &partition)
-                .unwrap()
-                .map(|m| {
-                    m.files
-                        .into_iter()
-                        .map(|f| format!("{folder}/{}", f.name))
-                        .collect()
-                })
-                .unwrap_or_default();
-            for object in objects
-                .iter()
-                .filter(|o| o.key.rsplit_once('/').map(|(d, _)| d) == Some(folder.as_str()))
-            {
-                if !object.key.ends_with(SUCCESS) && !listed.contains(&object.key) {
-                    strays.push(format!("{layer}/{}", object.key));
+        for table in lake_table::tables(lake, layer).unwrap() {
+            let mut added = BTreeSet::new();
+            for object in lake.list(layer, &format!("{table}/_delta_log")).unwrap() {
+                if !object.key.ends_with(".json") {
+                    continue;
+                }
+                let bytes = lake.get(layer, &object.key).unwrap().unwrap();
+                for line in std::str::from_utf8(&bytes).unwrap().lines() {
+                    let action: serde_json::Value = serde_json::from_str(line).unwrap();
+                    if let Some(path) = action["add"]["path"].as_str() {
+                        added.insert(format!("{table}/{path}"));
+                    }
+                }
+            }
+            for object in lake.list(layer, &table).unwrap() {
+                if object.key.ends_with(".parquet")
+                    && !object.key.contains("/_delta_log/")
+                    && !added.contains(&object.key)
+                {
+                    orphans.push(format!("{layer}/{}", object.key));
                 }
             }
         }
     }
-    strays
+    orphans
+}
+
+fn version(lake: &Lake, layer: Layer, table: &str) -> i64 {
+    snapshot(lake, layer, table).version()
 }
 
 #[test]
-fn reruns_are_idempotent_and_crashes_leave_a_complete_partition() {
+fn reruns_are_idempotent_and_failures_leave_the_previous_version() {
     let dir = tempfile::tempdir().unwrap();
     let date = test_date();
 
-    // Two runs of the same date give identical gold data and no stray file.
+    // Two runs of the same date give identical gold data; each replaced
+    // the date in one commit per table.
     let first = run(dir.path(), None, 2, date).unwrap();
     let lake = first.lake.clone();
     let gold_first = gold(&lake);
@@ -70,54 +72,89 @@ fn reruns_are_idempotent_and_crashes_leave_a_complete_partition() {
             lake_core::display::render(&b)
         );
     }
-    assert_eq!(stray_files(&lake), Vec::<String>::new());
+    for metric in lake_gold::METRICS {
+        let table = format!("gold/{metric}");
+        let (a, b) = (
+            first.manifest.written(&table).unwrap(),
+            second.manifest.written(&table).unwrap(),
+        );
+        assert_eq!(b.version, a.version + 1, "{table}: one commit per run");
+        let snapshot = snapshot(&lake, Layer::Gold, metric);
+        assert_eq!(
+            snapshot.files_of(date).count(),
+            1,
+            "{table}: the rerun replaced the date"
+        );
+    }
+    assert_eq!(orphan_files(&lake), Vec::<String>::new());
     let sales_before = read(&lake, Layer::Silver, "sales_master", date);
-    let silver = PartitionRef::new(Layer::Silver, "sales_master", date);
-    let manifest_before = read_manifest(&lake, &silver).unwrap().unwrap();
+    let silver_version = version(&lake, Layer::Silver, "sales_master");
+    let rejects_version = version(&lake, Layer::Silver, "_rejects/sales_master");
 
-    // A crash after the new data files, before _SUCCESS: the old partition
-    // stays visible and complete; the run fails naming the step.
+    // A failure after the new data files, before the log commit: the
+    // previous version stays the table's; the run fails naming the step.
     fault::inject(Some("before_commit@silver/sales_master"));
     let err = run(dir.path(), None, 3, date)
         .err()
         .expect("the injected fault must fail the run");
+    fault::inject(None);
     let message = format!("{err:#}");
     assert!(
         message.contains("silver/sales_master") && message.contains("injected fault"),
         "{message}"
     );
     assert_eq!(
-        read_manifest(&lake, &silver).unwrap().unwrap(),
-        manifest_before
+        version(&lake, Layer::Silver, "sales_master"),
+        silver_version
     );
     assert!(read(&lake, Layer::Silver, "sales_master", date).equals_missing(&sales_before));
+    // The rejects (committed first) moved on; gold, after silver, did not run.
+    assert_eq!(
+        version(&lake, Layer::Silver, "_rejects/sales_master"),
+        rejects_version + 1
+    );
+    assert_eq!(
+        version(&lake, Layer::Gold, "kpi_summary"),
+        second.manifest.written("gold/kpi_summary").unwrap().version
+    );
+    let orphans = orphan_files(&lake);
     assert!(
-        !stray_files(&lake).is_empty(),
-        "the crashed write should have left unlisted files"
+        !orphans.is_empty()
+            && orphans
+                .iter()
+                .all(|o| o.starts_with("silver/sales_master/")),
+        "the failed commit leaves its data files, and only them, unreferenced: {orphans:?}"
     );
 
-    // A crash after _SUCCESS, before the old files are deleted: the new
-    // partition is visible and complete.
-    fault::inject(Some("before_cleanup@silver/sales_master"));
-    let err = run(dir.path(), None, 3, date)
-        .err()
-        .expect("the injected fault must fail the run");
-    assert!(format!("{err:#}").contains("before_cleanup"));
-    let sales_scale_3 = read(&lake, Layer::Silver, "sales_master", date);
-    assert!(sales_scale_3.height() > sales_before.height());
-    let manifest_after = read_manifest(&lake, &silver).unwrap().unwrap();
-    assert_eq!(manifest_after.row_count as usize, sales_scale_3.height());
-
-    // Back to normal: a rerun completes and sweeps every leftover.
-    fault::inject(None);
-    run(dir.path(), None, 3, date).unwrap();
-    assert_eq!(stray_files(&lake), Vec::<String>::new());
-    // Same data as the run that crashed before cleanup (only the processing time differs).
-    let rerun = read(&lake, Layer::Silver, "sales_master", date);
-    assert!(
+    // Back to normal: a rerun commits cleanly; vacuum removes the leftovers.
+    let rerun = run(dir.path(), None, 3, date).unwrap();
+    assert_eq!(
         rerun
-            .drop("_processed_at")
+            .manifest
+            .written("silver/sales_master")
             .unwrap()
-            .equals_missing(&sales_scale_3.drop("_processed_at").unwrap())
+            .version,
+        silver_version + 1
     );
+    assert!(read(&lake, Layer::Silver, "sales_master", date).height() > sales_before.height());
+    let report = lake_table::maintenance::vacuum(
+        &lake,
+        &TableRef::new(Layer::Silver, "sales_master"),
+        Duration::ZERO,
+        false,
+    )
+    .unwrap();
+    assert!(report.files.len() >= orphans.len(), "{report:?}");
+    assert_eq!(orphan_files(&lake), Vec::<String>::new());
+    // Time travel still reads the first run's version of gold.
+    let first_kpi = first.manifest.written("gold/kpi_summary").unwrap();
+    let old = Table::open(&lake, TableRef::new(Layer::Gold, "kpi_summary"))
+        .unwrap()
+        .at(lake_table::At::Version(first_kpi.version))
+        .unwrap()
+        .scan(date)
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert!(old.equals_missing(&gold_first[0]));
 }

@@ -2,8 +2,8 @@
 //! rows(order_details) = rows(sales_master) + rows(rejects), and every way
 //! of adding up revenue gives the same total.
 
-use lake_core::Layer;
-use lake_tests::{close, read, run, sum_f64, test_date};
+use lake_table::Layer;
+use lake_tests::{close, read, run, snapshot, sum_f64, test_date};
 
 fn check_scale(scale: u32) {
     let dir = tempfile::tempdir().unwrap();
@@ -142,14 +142,10 @@ fn classifying_in_slices_gives_the_same_silver() {
     // About 6,600 lines in slices of 700: ten slices.
     let sliced = lake_silver::build_sales_master_in_slices(lake, date, "sliced", 700).unwrap();
     let sales = read(lake, Layer::Silver, "sales_master", date);
-    let manifest = lake_core::partition::read_manifest(lake, &lake_silver::partition(date))
-        .unwrap()
-        .unwrap();
-    assert!(
-        manifest.files.len() >= 9,
-        "expected one file per slice, got {}",
-        manifest.files.len()
-    );
+    let files = snapshot(lake, Layer::Silver, "sales_master")
+        .files_of(date)
+        .count();
+    assert!(files >= 9, "expected one file per slice, got {files}");
     assert!(sort(sales, "_processed_at").equals_missing(&whole_sales));
     assert!(
         sort(
@@ -198,8 +194,7 @@ fn the_live_view_adds_up_the_bronze_events() {
 
     // Recompute the live view from bronze: standardize, group, sum.
     let lake = &run.lake;
-    let dates =
-        lake_core::partition::committed_dates(lake, Layer::Bronze, "ventes_temps_reel").unwrap();
+    let dates = snapshot(lake, Layer::Bronze, "ventes_temps_reel").dates();
     assert_eq!(dates, vec![date], "embedded events land on the run date");
     let events = read(lake, Layer::Bronze, "ventes_temps_reel", date);
     assert_eq!(events.height() as u64, step.rows_out);
@@ -211,8 +206,7 @@ fn the_live_view_adds_up_the_bronze_events() {
         .sort(["pays"], Default::default())
         .collect()
         .unwrap();
-    let live_dates =
-        lake_core::partition::committed_dates(lake, Layer::Gold, "live_sales_by_country").unwrap();
+    let live_dates = snapshot(lake, Layer::Gold, "live_sales_by_country").dates();
     let live = read(
         lake,
         Layer::Gold,

@@ -1,13 +1,13 @@
 //! The S3 server stopped in the middle of a run: retries, then a clear
-//! error naming the bucket and key; the committed partitions stay complete;
-//! a rerun once the server is back gives the same gold figures.
+//! error naming the bucket and key; every table's latest version lists only
+//! files that exist; a rerun once the server is back gives the same gold
+//! figures.
 
 use std::time::{Duration, Instant};
 
 use lake_core::config::{DEFAULT_GENERATOR_SEED, LakeArgs, SourceArgs};
-use lake_core::partition::{committed_dates, read_manifest};
-use lake_core::{Lake, Layer, PartitionRef};
 use lake_gold::figures::GoldFigures;
+use lake_table::{Lake, Layer, Table, TableRef};
 use lake_testkit::own_s3_server;
 use lake_tests::test_date;
 use xtask::pipeline::{PipelineOptions, run_pipeline};
@@ -29,28 +29,38 @@ fn options(lake: &str) -> PipelineOptions {
     options
 }
 
-/// Every committed partition lists only files that exist.
+/// Every table's latest version lists only files that exist, with their size.
 fn assert_complete(lake: &Lake) {
     for layer in [Layer::Bronze, Layer::Silver, Layer::Gold] {
-        for table in lake.list_dirs(layer, "").unwrap() {
-            let tables = if table == "_rejects" {
-                vec!["_rejects/sales_master".to_string()]
-            } else {
-                vec![table]
+        for table in lake_table::tables(lake, layer).unwrap() {
+            let Some(snapshot) = Table::open(lake, TableRef::new(layer, &table))
+                .unwrap()
+                .latest()
+                .unwrap()
+            else {
+                continue;
             };
-            for table in tables {
-                for date in committed_dates(lake, layer, &table).unwrap() {
-                    let partition = PartitionRef::new(layer, &table, date);
-                    let manifest = read_manifest(lake, &partition).unwrap().unwrap();
-                    for file in &manifest.files {
-                        let key = format!("{}/{}", partition.dir(), file.name);
-                        let object = lake.head(layer, &key).unwrap();
-                        assert_eq!(object.map(|o| o.size), Some(file.bytes), "{layer}/{key}");
-                    }
-                }
+            for file in snapshot.files() {
+                let key = format!("{table}/{}", file.path);
+                let object = lake.head(layer, &key).unwrap();
+                assert_eq!(object.map(|o| o.size), Some(file.bytes), "{layer}/{key}");
             }
         }
     }
+}
+
+/// The latest version of each bronze table.
+fn bronze_versions(lake: &Lake) -> Vec<Option<i64>> {
+    lake_bronze::TABLES
+        .iter()
+        .map(|table| {
+            Table::open(lake, TableRef::new(Layer::Bronze, *table))
+                .ok()?
+                .latest()
+                .ok()?
+                .map(|s| s.version())
+        })
+        .collect()
 }
 
 #[test]
@@ -71,19 +81,29 @@ fn a_stopped_server_fails_the_run_cleanly_and_a_rerun_recovers() {
     // committed its first bronze table, with silver and gold still to come.
     let url_for_run = url.clone();
     let run = std::thread::spawn(move || run_pipeline(&options(&url_for_run)));
-    let first_run = first.manifest.run_id.clone();
+    let before = bronze_versions(&first.lake);
     let deadline = Instant::now() + Duration::from_secs(60);
-    'watch: while Instant::now() < deadline {
-        for table in lake_bronze::TABLES {
-            let partition = PartitionRef::new(Layer::Bronze, table, test_date());
-            if let Ok(Some(manifest)) = read_manifest(&first.lake, &partition)
-                && manifest.run_id != first_run
-            {
-                break 'watch;
-            }
+    loop {
+        let now = bronze_versions(&first.lake);
+        if now.iter().zip(&before).any(|(now, before)| now > before) {
+            break;
         }
+        assert!(
+            Instant::now() < deadline,
+            "the second run committed no bronze table within 60 s"
+        );
+        assert!(
+            !run.is_finished(),
+            "the second run ended before the server was stopped"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
+    // The kill lands mid-run: silver and gold are not written yet.
+    let silver_before = Table::open(&first.lake, TableRef::new(Layer::Silver, "sales_master"))
+        .unwrap()
+        .latest()
+        .unwrap()
+        .map(|s| s.version());
     server.stop();
     let started = Instant::now();
     let result = run.join().unwrap();
@@ -102,9 +122,19 @@ fn a_stopped_server_fails_the_run_cleanly_and_a_rerun_recovers() {
         "the error names the bucket and key: {err}"
     );
     assert!(!err.contains(&server.secret_key), "{err}");
+    // The run stopped before it could commit silver.
+    server.start().unwrap();
+    assert_eq!(
+        Table::open(&first.lake, TableRef::new(Layer::Silver, "sales_master"))
+            .unwrap()
+            .latest()
+            .unwrap()
+            .map(|s| s.version()),
+        silver_before,
+        "silver was committed: the server stopped too late to test a failure mid-run"
+    );
 
     // Back up: what was committed is complete, and a rerun recovers.
-    server.start().unwrap();
     let lake = Lake::open(&url).unwrap();
     assert_complete(&lake);
     let rerun = run_pipeline(&options(&url)).unwrap();

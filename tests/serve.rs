@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lake_core::Layer;
 use lake_serve::{AppState, Catalog, LakeLive, SqlLimits};
+use lake_table::Layer;
 use lake_tests::live_stack::{LiveStack, QUERY, wait_for};
 use lake_tests::{read, sum_f64, test_date};
 use serde_json::{Value, json};

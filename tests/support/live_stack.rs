@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use lake_core::Lake;
 use lake_core::run::new_run_id;
 use lake_stream::processor::StreamConfig;
 use lake_stream::produce::{ProduceOptions, produce};
 use lake_stream::producer::{EventMix, ProducerReport};
 use lake_stream::run::{KafkaRunOptions, KafkaSettings, RunSummary, Trigger, run_kafka};
-use lake_stream::serve::LiveServer;
+use lake_stream_cli::serve::LiveServer;
+use lake_table::Lake;
 use lake_testkit::kafka_server;
 
 use crate::{run, test_date};
@@ -43,7 +43,7 @@ impl LiveStack {
             extra: Vec::new(),
             connect_timeout: Duration::from_secs(10),
         };
-        let server = lake_stream::serve::start("127.0.0.1:0", &lake, QUERY).unwrap();
+        let server = lake_stream_cli::serve::start("127.0.0.1:0", &lake, QUERY).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let stream = {
             let (lake, kafka, stop, live) = (
@@ -71,7 +71,7 @@ impl LiveStack {
                     &options,
                     stop,
                     &mut |_, processor| {
-                        live.publish(lake_stream::serve::snapshot(processor).unwrap());
+                        live.publish(lake_stream_cli::serve::snapshot(processor).unwrap());
                     },
                 )
             })

@@ -4,9 +4,9 @@ pub mod live_stack;
 pub mod oracle;
 
 use chrono::NaiveDate;
-use lake_core::Lake;
 use lake_core::config::{LakeArgs, SourceArgs};
 use lake_core::dag::RunOptions;
+use lake_table::Lake;
 use xtask::pipeline::{PipelineOptions, PipelineRun, run_pipeline};
 
 /// The run date the tests write.
@@ -40,18 +40,27 @@ pub fn run(
     run_pipeline(&options)
 }
 
-/// Reads a committed partition whole.
+/// Reads one date of a table, whole, at its latest version.
 pub fn read(
     lake: &Lake,
-    layer: lake_core::Layer,
+    layer: lake_table::Layer,
     table: &str,
     date: NaiveDate,
 ) -> polars::prelude::DataFrame {
-    let partition = lake_core::PartitionRef::new(layer, table, date);
-    let manifest = lake_core::partition::read_manifest(lake, &partition)
+    let table = lake_table::TableRef::new(layer, table);
+    lake_table::read_date(lake, &table, date)
         .unwrap()
-        .unwrap_or_else(|| panic!("{partition} is not committed"));
-    lake_core::partition::read_partition(lake, &partition, &manifest, None).unwrap()
+        .unwrap_or_else(|| panic!("{table} holds no {date}"))
+}
+
+/// The latest snapshot of a table.
+pub fn snapshot(lake: &Lake, layer: lake_table::Layer, table: &str) -> lake_table::Snapshot {
+    let table = lake_table::TableRef::new(layer, table);
+    lake_table::Table::open(lake, table.clone())
+        .unwrap()
+        .latest()
+        .unwrap()
+        .unwrap_or_else(|| panic!("{table} has no commit"))
 }
 
 /// Sum of a Float64 column.

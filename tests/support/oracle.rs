@@ -206,12 +206,12 @@ pub fn install(client: &mut postgres::Client) {
 /// Compares every gold table of `date` in `lake` with the oracle.
 pub fn assert_gold_matches_oracle(
     client: &mut postgres::Client,
-    lake: &lake_core::Lake,
+    lake: &lake_table::Lake,
     date: NaiveDate,
 ) {
     install(client);
     for (table, order, columns) in GOLD_COLUMNS {
-        let gold = crate::read(lake, lake_core::Layer::Gold, table, date);
+        let gold = crate::read(lake, lake_table::Layer::Gold, table, date);
         let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
         let sql = format!("SELECT {} FROM oracle_{table} {order}", names.join(", "));
         let rows = client.query(sql.as_str(), &[]).unwrap();

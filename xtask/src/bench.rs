@@ -26,6 +26,8 @@ pub enum Bench {
     /// Serving: requests/s and latency of the API under load while the
     /// stream runs.
     Serve(crate::bench_serve::ServeArgs),
+    /// Table commits: the cost of a replace, a stream append, an open.
+    Commit(crate::bench_commit::CommitArgs),
 }
 
 #[derive(Args)]
@@ -49,6 +51,7 @@ pub fn run(bench: Bench) -> Result<()> {
         Bench::Batch(args) => batch(args),
         Bench::Stream(args) => crate::bench_stream::stream(args),
         Bench::Serve(args) => crate::bench_serve::serve(args),
+        Bench::Commit(args) => crate::bench_commit::commit(args),
     }
 }
 

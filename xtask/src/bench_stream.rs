@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use lake_core::dag::group_digits;
-use lake_core::partition::{committed_dates, read_manifest, read_partition};
-use lake_core::{Lake, Layer, PartitionRef};
 use lake_stream::produce::{ProduceOptions, produce, produce_with};
 use lake_stream::producer::EventMix;
 use lake_stream::run::KafkaSettings;
+use lake_table::{Lake, Layer, TableRef};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -87,7 +86,7 @@ pub(crate) fn lake_stream_binary() -> Result<std::path::PathBuf> {
     let binary = exe.with_file_name("lake-stream");
     if !binary.exists() {
         bail!(
-            "{} is not built: run `cargo build --release -p lake-stream` first",
+            "{} is not built: run `cargo build --release -p lake-stream-cli` first",
             binary.display()
         );
     }
@@ -124,22 +123,8 @@ fn stream_command(
 
 /// Transactions in the live view, 0 before it exists.
 fn live_transactions(lake: &Lake) -> i64 {
-    let Ok(dates) = committed_dates(lake, Layer::Gold, "live_sales_by_country") else {
-        return 0;
-    };
-    let Some(date) = dates.last() else {
-        return 0;
-    };
-    let partition = PartitionRef::new(Layer::Gold, "live_sales_by_country", *date);
-    let Ok(Some(manifest)) = read_manifest(lake, &partition) else {
-        return 0;
-    };
-    let Ok(df) = read_partition(
-        lake,
-        &partition,
-        &manifest,
-        Some(&["nb_transactions".to_string()]),
-    ) else {
+    let table = TableRef::new(Layer::Gold, "live_sales_by_country");
+    let Ok(Some((_, df))) = lake_table::read_latest_date(lake, &table) else {
         return 0;
     };
     df.column("nb_transactions")

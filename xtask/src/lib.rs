@@ -2,12 +2,15 @@
 //! as a library so workspace tests run the very same pipeline.
 
 pub mod bench;
+mod bench_commit;
 mod bench_serve;
 mod bench_stream;
-pub mod lake_ls;
+pub mod lake;
 pub mod pipeline;
 pub mod seed;
 pub mod serve;
 pub mod services;
+pub mod setup;
 pub mod summary;
+mod tansu_install;
 pub mod test;

@@ -77,7 +77,7 @@ enum Command {
     Down,
     /// Serve the API and dashboard over the lake (after `pipeline`).
     Serve(lake_serve::ServeArgs),
-    /// Inspect the lake: `lake ls [layer]`.
+    /// Inspect and maintain the lake's tables: `lake ls | history | show | optimize | vacuum`.
     #[command(subcommand)]
     Lake(LakeCommand),
     /// Benchmarks with their targets: `bench batch --scale N`.
@@ -91,15 +91,105 @@ enum Command {
     },
 }
 
+/// The lake a `lake` command works on.
+#[derive(clap::Args)]
+struct LakeUrl {
+    /// The lake: a folder, file:// or s3:// URL.
+    #[arg(long = "lake", env = "LAKE_URL", default_value = "./lake")]
+    lake: String,
+}
+
+/// Which version of a table to read.
+#[derive(clap::Args)]
+struct VersionArgs {
+    /// Read this version (time travel).
+    #[arg(long, conflicts_with = "as_of")]
+    version: Option<i64>,
+    /// Read the latest version committed at or before this time (RFC 3339,
+    /// e.g. 2026-12-01T10:00:00Z).
+    #[arg(long, value_parser = parse_time)]
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl VersionArgs {
+    fn at(&self) -> lake_table::At {
+        match (self.version, self.as_of) {
+            (Some(version), _) => lake_table::At::Version(version),
+            (None, Some(time)) => lake_table::At::Timestamp(time),
+            (None, None) => lake_table::At::Latest,
+        }
+    }
+}
+
+fn parse_time(raw: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| {
+            anyhow::anyhow!("invalid time {raw:?}: expected RFC 3339, e.g. 2026-12-01T10:00:00Z")
+        })
+}
+
 #[derive(Subcommand)]
 enum LakeCommand {
-    /// Tables, partitions, row counts and sizes (local or S3).
+    /// Tables with their version, dates, row counts and sizes (local or S3).
     Ls {
-        /// The lake: a folder, file:// or s3:// URL.
-        #[arg(long = "lake", env = "LAKE_URL", default_value = "./lake")]
-        lake: String,
+        #[command(flatten)]
+        lake: LakeUrl,
         /// bronze, silver or gold (default: the three).
         layer: Option<String>,
+        #[command(flatten)]
+        version: VersionArgs,
+    },
+    /// A table's commits: version, time, operation, run id, rows added/removed.
+    History {
+        #[command(flatten)]
+        lake: LakeUrl,
+        /// The table, e.g. gold/kpi_summary or silver/_rejects/sales_master.
+        table: String,
+        /// Commits shown, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Rows of one date of a table, at its latest version or another one.
+    Show {
+        #[command(flatten)]
+        lake: LakeUrl,
+        /// The table, e.g. gold/kpi_summary.
+        table: String,
+        /// The date (default: the latest the version holds).
+        #[arg(long, value_parser = parse_date, value_name = "YYYY-MM-DD")]
+        date: Option<NaiveDate>,
+        #[command(flatten)]
+        version: VersionArgs,
+        /// Rows shown.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Rewrite a date's small files into larger ones (dataChange=false).
+    Optimize {
+        #[command(flatten)]
+        lake: LakeUrl,
+        /// The table (default: every table).
+        table: Option<String>,
+        /// The date (default: every date).
+        #[arg(long, value_parser = parse_date, value_name = "YYYY-MM-DD")]
+        date: Option<NaiveDate>,
+        /// Size of the files written, in MiB.
+        #[arg(long, default_value_t = 128)]
+        target_mb: u64,
+    },
+    /// Delete files that no version within the retention period needs.
+    Vacuum {
+        #[command(flatten)]
+        lake: LakeUrl,
+        /// The table (default: every table).
+        table: Option<String>,
+        /// Keep files removed less than this long ago (e.g. 7d, 12h, 0s).
+        #[arg(long, default_value = "7d", value_parser = lake_table::maintenance::parse_duration)]
+        retain: std::time::Duration,
+        /// List what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -154,18 +244,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => xtask::serve::serve(&args)?,
         Command::Up => xtask::services::up(&repo_root())?,
         Command::Down => xtask::services::down(&repo_root())?,
-        Command::Lake(LakeCommand::Ls { lake, layer }) => {
-            let lake = lake_core::Lake::open(&lake)?;
-            let layers = match layer {
-                Some(layer) => vec![layer.parse()?],
-                None => vec![
-                    lake_core::Layer::Bronze,
-                    lake_core::Layer::Silver,
-                    lake_core::Layer::Gold,
-                ],
-            };
-            print!("{}", xtask::lake_ls::list(&lake, &layers)?);
-        }
+        Command::Lake(command) => print!("{}", lake_command(command)?),
         Command::Seed {
             sql_out: Some(path),
             scale,
@@ -188,6 +267,62 @@ fn run(cli: Cli) -> Result<()> {
         Command::Test { args } => xtask::test::run_tests(&args)?,
     }
     Ok(())
+}
+
+fn lake_command(command: LakeCommand) -> Result<String> {
+    use lake_table::{Lake, Layer, TableRef};
+    use xtask::lake;
+    match command {
+        LakeCommand::Ls {
+            lake: url,
+            layer,
+            version,
+        } => {
+            let layers = match layer {
+                Some(layer) => vec![layer.parse()?],
+                None => vec![Layer::Bronze, Layer::Silver, Layer::Gold],
+            };
+            lake::ls::list(&Lake::open(&url.lake)?, &layers, version.at())
+        }
+        LakeCommand::History {
+            lake: url,
+            table,
+            limit,
+        } => lake::history::render(&Lake::open(&url.lake)?, &TableRef::parse(&table)?, limit),
+        LakeCommand::Show {
+            lake: url,
+            table,
+            date,
+            version,
+            limit,
+        } => lake::show::show(
+            &Lake::open(&url.lake)?,
+            &TableRef::parse(&table)?,
+            version.at(),
+            date,
+            limit,
+        ),
+        LakeCommand::Optimize {
+            lake: url,
+            table,
+            date,
+            target_mb,
+        } => {
+            let lake = Lake::open(&url.lake)?;
+            let tables = lake::tables_or_all(&lake, table.as_deref())?;
+            lake::maintenance::optimize(&lake, &tables, date, target_mb.max(1) << 20)
+        }
+        LakeCommand::Vacuum {
+            lake: url,
+            table,
+            retain,
+            dry_run,
+        } => {
+            let lake = Lake::open(&url.lake)?;
+            let tables = lake::tables_or_all(&lake, table.as_deref())?;
+            lake::maintenance::vacuum_tables(&lake, &tables, retain, dry_run)
+        }
+    }
 }
 
 fn main() -> ExitCode {

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
-use lake_core::Lake;
 use lake_core::config::{LakeArgs, SourceArgs};
 use lake_core::dag::{RunOptions, run_steps};
 use lake_core::run::{RunManifest, new_run_id};
 use lake_stream::step::StreamSource;
+use lake_table::Lake;
 
 /// A layer of the batch pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

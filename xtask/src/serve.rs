@@ -6,13 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
-use lake_core::partition::committed_dates;
-use lake_core::{Lake, Layer};
 use lake_serve::ServeArgs;
+use lake_table::{Lake, Layer, Table, TableRef};
 
 pub fn serve(args: &ServeArgs) -> Result<()> {
     let lake = Lake::open(&args.lake)?;
-    if committed_dates(&lake, Layer::Gold, "kpi_summary")?.is_empty() {
+    if Table::open(&lake, TableRef::new(Layer::Gold, "kpi_summary"))?
+        .latest()?
+        .is_none()
+    {
         eprintln!(
             "warning: {} has no gold tables yet: run `cargo xtask pipeline` first",
             lake.url()

@@ -2,11 +2,10 @@
 
 use std::fmt::Write;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use lake_core::dag::group_digits;
-use lake_core::partition::{committed_dates, read_manifest, read_partition};
-use lake_core::{Layer, PartitionRef};
 use lake_gold::figures::GoldFigures;
+use lake_table::{Layer, TableRef};
 use polars::prelude::*;
 
 use crate::pipeline::PipelineRun;
@@ -20,7 +19,8 @@ pub fn money(value: f64) -> String {
 
 /// The summary text of a finished run.
 pub fn render(run: &PipelineRun) -> Result<String> {
-    let figures = GoldFigures::read(&run.lake, run.date)?;
+    // The versions this run wrote: the summary never mixes two runs.
+    let figures = GoldFigures::read_run(&run.lake, &run.manifest)?;
     let mut out = String::new();
     let manifest = &run.manifest;
     let seconds = (manifest.finished_at - manifest.started_at).num_milliseconds() as f64 / 1000.0;
@@ -34,8 +34,10 @@ pub fn render(run: &PipelineRun) -> Result<String> {
     writeln!(
         out,
         "  manifest: {}",
-        run.lake
-            .describe(lake_core::Layer::Runs, &format!("{}.json", manifest.run_id))
+        run.lake.describe(
+            lake_table::Layer::Runs,
+            &format!("{}.json", manifest.run_id)
+        )
     )?;
     writeln!(out, "\nTotal revenue: {}", money(figures.total_revenue))?;
     writeln!(
@@ -55,13 +57,8 @@ pub fn render(run: &PipelineRun) -> Result<String> {
         )?;
     }
     writeln!(out, "\nRevenue by category:")?;
-    for category in &figures.categories {
-        writeln!(
-            out,
-            "  {:<20} {:>18}",
-            category.category_name,
-            money(category.revenue)
-        )?;
+    for (category, label) in figures.categories.iter().zip(figures.category_labels()) {
+        writeln!(out, "  {label:<20} {:>18}", money(category.revenue))?;
     }
     writeln!(out, "\nRFM segments (customers):")?;
     for (segment, count) in &figures.segments {
@@ -93,23 +90,22 @@ pub fn render(run: &PipelineRun) -> Result<String> {
     Ok(out)
 }
 
-/// Reads the latest committed partition of a gold table.
-fn latest_gold(lake: &lake_core::Lake, table: &str) -> Result<Option<DataFrame>> {
-    let Some(date) = committed_dates(lake, Layer::Gold, table)?.pop() else {
-        return Ok(None);
-    };
-    let partition = PartitionRef::new(Layer::Gold, table, date);
-    let manifest =
-        read_manifest(lake, &partition)?.ok_or_else(|| anyhow!("{partition} vanished"))?;
-    Ok(Some(read_partition(lake, &partition, &manifest, None)?))
-}
-
 /// Live sales by country and the unified view (batch + live).
 fn live_section(out: &mut String, run: &PipelineRun) -> Result<()> {
-    let Some(live) = latest_gold(&run.lake, lake_stream::processor::LIVE_BY_COUNTRY)? else {
+    let live_table = TableRef::new(Layer::Gold, lake_stream::processor::LIVE_BY_COUNTRY);
+    let Some((_, live)) = lake_table::read_latest_date(&run.lake, &live_table)? else {
         return Ok(());
     };
-    let batch = lake_gold::figures::read_gold(&run.lake, "revenue_by_country", run.date)?;
+    let written = run
+        .manifest
+        .written("gold/revenue_by_country")
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "run {} wrote no gold/revenue_by_country",
+                run.manifest.run_id
+            )
+        })?;
+    let batch = lake_gold::figures::read_gold_version(&run.lake, written)?;
     let unified = lake_gold::unified_sales_by_country::unified_sales_by_country(
         batch.lazy(),
         live.clone().lazy(),

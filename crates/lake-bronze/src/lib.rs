@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use chrono::NaiveDate;
 use lake_core::dag::{Step, StepOutput};
-use lake_core::{Lake, Layer, PartitionRef};
+use lake_table::{Lake, Layer, TableRef};
 
 pub use source::BatchSource;
 
@@ -26,9 +26,9 @@ pub fn step_name(table: &str) -> String {
     format!("bronze/{table}")
 }
 
-/// The bronze partition of `table` for `date`.
-pub fn partition(table: &str, date: NaiveDate) -> PartitionRef {
-    PartitionRef::new(Layer::Bronze, table, date)
+/// The bronze table copying `table`.
+pub fn table_ref(table: &str) -> TableRef {
+    TableRef::new(Layer::Bronze, table)
 }
 
 /// One DAG step per table.
@@ -49,8 +49,8 @@ pub fn steps(
             Step::new(step_name(&table), vec![], move |ctx| {
                 let report = source.ingest(&lake, &table, date, &run_id, &|rows| ctx.rows(rows))?;
                 Ok(StepOutput {
-                    inputs: vec![report.source],
-                    outputs: vec![report.partition.to_string()],
+                    sources: vec![report.source],
+                    writes: vec![(&report.commit).into()],
                     rows_in: report.rows,
                     rows_out: report.rows,
                     ..Default::default()

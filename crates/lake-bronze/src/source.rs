@@ -7,8 +7,8 @@ use chrono::{NaiveDate, Utc};
 use lake_core::config::SourceArgs;
 use lake_core::pg::{PgUrl, query_error, table_columns};
 use lake_core::pg_types::CopyDecoder;
-use lake_core::{Lake, PartitionRef, PartitionWriter};
 use lake_northwind::Northwind;
+use lake_table::{Commit, DateWriter, Lake};
 use polars::prelude::*;
 
 use crate::metadata::add_metadata;
@@ -30,7 +30,8 @@ pub enum BatchSource {
 /// What ingesting one table did.
 #[derive(Debug, Clone)]
 pub struct IngestReport {
-    pub partition: PartitionRef,
+    /// The commit that replaced the table's date.
+    pub commit: Commit,
     pub rows: u64,
     /// The `_source` value written.
     pub source: String,
@@ -55,7 +56,7 @@ impl BatchSource {
         }
     }
 
-    /// Copies `table` into its bronze partition for `date`, replacing it.
+    /// Copies `table` into its bronze table's `date`, replacing it.
     pub fn ingest(
         &self,
         lake: &Lake,
@@ -64,8 +65,7 @@ impl BatchSource {
         run_id: &str,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<IngestReport> {
-        let partition = crate::partition(table, date);
-        let writer = PartitionWriter::new(lake, partition.clone(), run_id);
+        let writer = DateWriter::new(lake, crate::table_ref(table), date, run_id)?;
         match self {
             BatchSource::Postgres(url) => ingest_postgres(url, table, writer, progress),
             BatchSource::Generated(nw) => ingest_generated(nw, table, writer, progress),
@@ -80,7 +80,7 @@ fn generator_location(nw: &Northwind) -> String {
 fn ingest_generated(
     nw: &Northwind,
     table: &str,
-    mut writer: PartitionWriter,
+    mut writer: DateWriter,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<IngestReport> {
     let mut df = nw
@@ -94,11 +94,11 @@ fn ingest_generated(
     add_metadata(&mut df, Utc::now(), &source)?;
     let rows = df.height() as u64;
     writer.write_frame(&mut df)?;
-    let manifest = writer.commit()?;
+    let commit = writer.replace()?;
     progress(rows);
     Ok(IngestReport {
-        partition: crate::partition(table, manifest.date),
-        rows: manifest.row_count,
+        rows: commit.rows,
+        commit,
         source,
     })
 }
@@ -110,7 +110,7 @@ fn quote_ident(name: &str) -> String {
 fn ingest_postgres(
     url: &PgUrl,
     table: &str,
-    writer: PartitionWriter,
+    writer: DateWriter,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<IngestReport> {
     let qualified = format!("{PG_SCHEMA}.{table}");
@@ -143,7 +143,7 @@ fn ingest_postgres(
     // Decoding (here) and Parquet encoding (the writer thread) overlap; the
     // channel's bound keeps at most a few batches in memory.
     let (batches, received) = sync_channel::<DataFrame>(2);
-    let manifest = std::thread::scope(|scope| -> Result<_> {
+    let commit = std::thread::scope(|scope| -> Result<_> {
         let source = &source;
         let writing = scope.spawn(move || -> Result<_> {
             let mut writer = writer;
@@ -161,7 +161,7 @@ fn ingest_postgres(
             }
             let file = file.ok_or_else(|| anyhow!("{source}: the copy produced no batch"))?;
             writer.finish_file(file)?;
-            writer.commit()
+            writer.replace()
         });
         let decoded = (|| -> Result<()> {
             while let Some(batch) = decoder.next_batch(COPY_BATCH_ROWS)? {
@@ -183,8 +183,8 @@ fn ingest_postgres(
     txn.commit()
         .map_err(|err| query_error(err, &format!("finishing the read of {qualified}")))?;
     Ok(IngestReport {
-        partition: crate::partition(table, manifest.date),
-        rows: manifest.row_count,
+        rows: commit.rows,
+        commit,
         source,
     })
 }

@@ -1,5 +1,5 @@
 //! `lake-bronze` on bad input: a one-line error naming what is wrong, a
-//! non-zero exit, never a password, and nothing half-written visible.
+//! non-zero exit, never a password, and no version committed.
 
 use std::path::Path;
 use std::process::Command;
@@ -49,12 +49,23 @@ fn error_line(outcome: &Outcome) -> &str {
     last
 }
 
+/// True when the table has a commit (a `_delta_log` entry).
 fn committed(lake: &Path, table: &str) -> bool {
     lake.join("bronze")
         .join(table)
-        .join(DATE)
-        .join("_SUCCESS")
+        .join("_delta_log/00000000000000000000.json")
         .exists()
+}
+
+/// The table's log entries.
+fn log_entries(lake: &Path, table: &str) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(lake.join("bronze").join(table).join("_delta_log"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+    names.sort();
+    names
 }
 
 fn with_password(db: &TestDb, password: &str) -> String {
@@ -115,7 +126,7 @@ fn missing_table() {
 }
 
 #[test]
-fn unexpected_column_type_leaves_the_previous_partition_intact() {
+fn unexpected_column_type_leaves_the_previous_version_intact() {
     let db = pg_server().create_db("lake_cli");
     let mut client = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
     client
@@ -124,12 +135,8 @@ fn unexpected_column_type_leaves_the_previous_partition_intact() {
     let lake = tempfile::tempdir().unwrap();
     let ok = bronze(lake.path(), &db.url, "categories");
     assert!(ok.success, "{}", ok.stderr);
-    let success = lake
-        .path()
-        .join("bronze/categories")
-        .join(DATE)
-        .join("_SUCCESS");
-    let before = std::fs::read(&success).unwrap();
+    let before = log_entries(lake.path(), "categories");
+    assert_eq!(before, ["00000000000000000000.json"]);
 
     client
         .batch_execute("ALTER TABLE categories ADD COLUMN location point")
@@ -141,8 +148,8 @@ fn unexpected_column_type_leaves_the_previous_partition_intact() {
         "{line}"
     );
     assert_eq!(
-        std::fs::read(&success).unwrap(),
+        log_entries(lake.path(), "categories"),
         before,
-        "the committed partition must not change"
+        "no new version may be committed"
     );
 }

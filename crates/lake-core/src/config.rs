@@ -7,7 +7,7 @@ use chrono::{NaiveDate, Utc};
 use clap::Args;
 
 use crate::pg::PgUrl;
-use crate::storage::Lake;
+use lake_table::Lake;
 
 /// Where the lake is and which date a run writes.
 #[derive(Debug, Clone, Args)]

@@ -16,15 +16,20 @@ use anyhow::{Result, anyhow, bail};
 use chrono::{NaiveDate, Utc};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use lake_table::Lake;
+
 use crate::error::{is_transient, one_line};
-use crate::run::{Outcome, PROJECT_VERSION, RunManifest, StepRecord};
-use crate::storage::Lake;
+use crate::run::{Outcome, PROJECT_VERSION, RunManifest, StepRecord, TableVersion};
 
 /// What a step reports when it succeeds.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StepOutput {
-    pub inputs: Vec<String>,
-    pub outputs: Vec<String>,
+    /// Sources read outside the lake (a database table, a topic).
+    pub sources: Vec<String>,
+    /// Table versions read.
+    pub reads: Vec<TableVersion>,
+    /// Table versions committed.
+    pub writes: Vec<TableVersion>,
     pub rows_in: u64,
     pub rows_out: u64,
     pub rejects: BTreeMap<String, u64>,
@@ -279,8 +284,9 @@ fn run_one(step: &Step, bar: ProgressBar, options: &RunOptions) -> StepRecord {
                 bar.finish_and_clear();
                 let record = StepRecord {
                     name: step.name.clone(),
-                    inputs: output.inputs,
-                    outputs: output.outputs,
+                    sources: output.sources,
+                    reads: output.reads,
+                    writes: output.writes,
                     rows_in: output.rows_in,
                     rows_out: output.rows_out,
                     rejects: output.rejects,
@@ -316,8 +322,9 @@ fn run_one(step: &Step, bar: ProgressBar, options: &RunOptions) -> StepRecord {
                 eprintln!("  FAILED {}: {message}", step.name);
                 return StepRecord {
                     name: step.name.clone(),
-                    inputs: Vec::new(),
-                    outputs: Vec::new(),
+                    sources: Vec::new(),
+                    reads: Vec::new(),
+                    writes: Vec::new(),
                     rows_in: 0,
                     rows_out: 0,
                     rejects: BTreeMap::new(),
@@ -350,8 +357,9 @@ fn panicked_record(step: &Step, panic: &(dyn std::any::Any + Send)) -> StepRecor
 fn skipped_record(step: &Step) -> StepRecord {
     StepRecord {
         name: step.name.clone(),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
+        sources: Vec::new(),
+        reads: Vec::new(),
+        writes: Vec::new(),
         rows_in: 0,
         rows_out: 0,
         rejects: BTreeMap::new(),
@@ -478,15 +486,41 @@ mod tests {
     #[test]
     fn cycles_and_unknown_dependencies_are_refused() {
         let (_dir, lake) = lake();
+        let refusal = |steps: Vec<Step>| match run_steps(&lake, "r", date(), "t", steps, &quiet()) {
+            Ok(_) => panic!("an invalid DAG was run"),
+            Err(err) => err.to_string(),
+        };
+        // The cycle check (Kahn's algorithm) reports that there is a cycle,
+        // without naming its steps.
         let cyclic = vec![
             Step::new("a", vec!["b".into()], |_| Ok(StepOutput::default())),
             Step::new("b", vec!["a".into()], |_| Ok(StepOutput::default())),
         ];
-        assert!(run_steps(&lake, "r", date(), "t", cyclic, &quiet()).is_err());
-        let unknown = vec![Step::new("a", vec!["zz".into()], |_| {
-            Ok(StepOutput::default())
-        })];
-        assert!(run_steps(&lake, "r", date(), "t", unknown, &quiet()).is_err());
+        assert_eq!(refusal(cyclic), "pipeline steps form a cycle");
+        // A cycle behind a valid step is still found.
+        let cycle_downstream = vec![
+            Step::new("root", vec![], |_| Ok(StepOutput::default())),
+            Step::new("x", vec!["root".into(), "y".into()], |_| {
+                Ok(StepOutput::default())
+            }),
+            Step::new("y", vec!["x".into()], |_| Ok(StepOutput::default())),
+        ];
+        assert_eq!(refusal(cycle_downstream), "pipeline steps form a cycle");
+        // The unknown dependency and the step naming it are both reported.
+        let unknown = vec![
+            Step::new("a", vec![], |_| Ok(StepOutput::default())),
+            Step::new("b", vec!["a".into(), "zz".into()], |_| {
+                Ok(StepOutput::default())
+            }),
+        ];
+        assert_eq!(refusal(unknown), "step b depends on unknown step zz");
+        let duplicate = vec![
+            Step::new("a", vec![], |_| Ok(StepOutput::default())),
+            Step::new("a", vec![], |_| Ok(StepOutput::default())),
+        ];
+        assert_eq!(refusal(duplicate), "two pipeline steps share a name");
+        // Refused before anything ran: no run manifest was written.
+        assert_eq!(RunManifest::recent(&lake, 10).unwrap(), vec![]);
     }
 
     #[test]

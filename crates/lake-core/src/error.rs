@@ -4,27 +4,7 @@
 //! file or offset. The only extra knowledge the pipeline needs is whether a
 //! failure is worth retrying, which the [`Transient`] marker carries.
 
-use std::fmt;
-
-/// Marks a failure that may succeed when retried (a connection refused, a
-/// timeout, a 5xx from object storage). The pipeline retries steps whose error
-/// chain contains it a bounded number of times.
-#[derive(Debug)]
-pub struct Transient(pub String);
-
-impl fmt::Display for Transient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Transient {}
-
-/// True when the error, or any context wrapped around it, is marked
-/// [`Transient`] (anyhow's downcast looks through every context layer).
-pub fn is_transient(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<Transient>().is_some()
-}
+pub use lake_table::error::{Transient, is_transient};
 
 /// One line for a terminal: every context level joined by `: `.
 pub fn one_line(err: &anyhow::Error) -> String {

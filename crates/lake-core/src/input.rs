@@ -1,21 +1,45 @@
-//! Reading a layer's input partition with the checks every consumer makes:
-//! the partition of the run date (or the latest before it), the columns the
-//! consumer needs present with usable types, and only those columns read.
+//! Reading a step's input table with the checks every consumer makes: the
+//! latest snapshot, the run date's rows (or the latest date before it),
+//! the columns the consumer needs present with usable types, and only
+//! those columns scanned.
 
-use anyhow::Result;
+use anyhow::{Context, Result, anyhow};
 use chrono::NaiveDate;
+use lake_table::schema::{ColumnSpec, Expect, require_columns};
+use lake_table::{Lake, Table, TableRef};
 use polars::prelude::*;
 
-use crate::layer::Layer;
-use crate::partition::{Manifest, PartitionRef, read_partition, resolve_input};
-use crate::schema::{Expect, require_columns};
-use crate::storage::Lake;
+use crate::run::TableVersion;
 
-/// A partition read as input of a step.
+/// One date of a table at one version, read as the input of a step.
 pub struct Input {
-    pub partition: PartitionRef,
-    pub manifest: Manifest,
-    pub frame: DataFrame,
+    pub table: TableRef,
+    pub version: i64,
+    /// The date read: the run date, or the latest one before it.
+    pub date: NaiveDate,
+    /// The table's columns at that version.
+    pub columns: Vec<ColumnSpec>,
+    /// Rows of the date (from the files' statistics).
+    pub rows: u64,
+    /// The rows, lazily: nothing is read until the plan runs.
+    pub frame: LazyFrame,
+}
+
+impl Input {
+    /// What the run manifest records of this read.
+    pub fn read(&self) -> TableVersion {
+        TableVersion {
+            table: self.table.to_string(),
+            version: self.version,
+            date: self.date,
+        }
+    }
+}
+
+fn count_rows(frame: &LazyFrame) -> Result<u64> {
+    let counted = frame.clone().select([len()]).collect()?;
+    let column = counted.column("len")?.cast(&DataType::UInt64)?;
+    Ok(column.u64()?.get(0).unwrap_or(0))
 }
 
 /// Which columns to read.
@@ -28,24 +52,32 @@ pub enum Columns<'a> {
     NeededAnd(&'a [&'a str]),
 }
 
-/// Resolves, checks and reads `layer/table` for a run dated `date`.
+/// Resolves, checks and scans `table` for a run dated `date`.
 pub fn read_input(
     lake: &Lake,
-    layer: Layer,
-    table: &str,
+    table: TableRef,
     date: NaiveDate,
     needed: &[(&str, Expect)],
     columns: Columns<'_>,
 ) -> Result<Input> {
-    let (partition, manifest) = resolve_input(lake, layer, table, date)?;
-    require_columns(&format!("{layer}/{table}"), &manifest.schema, needed)?;
+    let snapshot = Table::open(lake, table.clone())?
+        .latest()?
+        .ok_or_else(|| anyhow!("{table} has no committed version in {}", lake.url()))?;
+    let chosen = snapshot.resolve_date(date).ok_or_else(|| {
+        anyhow!(
+            "{table}@v{} holds no date on or before {date} in {}",
+            snapshot.version(),
+            lake.url()
+        )
+    })?;
+    require_columns(&table.to_string(), snapshot.columns(), needed)?;
     let mut wanted: Vec<String> = needed.iter().map(|(name, _)| name.to_string()).collect();
     let projection = match columns {
         Columns::All => None,
         Columns::Needed => Some(wanted),
         Columns::NeededAnd(extra) => {
             for name in extra {
-                if manifest.schema.iter().any(|c| c.name == *name)
+                if snapshot.columns().iter().any(|c| c.name == *name)
                     && !wanted.iter().any(|w| w == name)
                 {
                     wanted.push(name.to_string());
@@ -54,10 +86,20 @@ pub fn read_input(
             Some(wanted)
         }
     };
-    let frame = read_partition(lake, &partition, &manifest, projection.as_deref())?;
+    let mut frame = snapshot.scan(chosen)?;
+    if let Some(names) = projection {
+        frame = frame.select(names.iter().map(|n| col(n.as_str())).collect::<Vec<_>>());
+    }
+    let rows = match snapshot.rows_of(chosen) {
+        Some(rows) => rows,
+        None => count_rows(&frame).with_context(|| format!("counting the rows of {table}"))?,
+    };
     Ok(Input {
-        partition,
-        manifest,
+        rows,
+        version: snapshot.version(),
+        columns: snapshot.columns().to_vec(),
+        table,
+        date: chosen,
         frame,
     })
 }

@@ -9,33 +9,59 @@ use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::layer::Layer;
-use crate::storage::Lake;
+use lake_table::{Commit, Lake, Layer};
 
 /// Version of the project that wrote a manifest.
 pub const PROJECT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// A new run id: sortable by start time, unique across processes.
+/// A new run id: sortable by start time, then random (data file names do
+/// not depend on it: each has a UUID of its own).
 pub fn new_run_id() -> String {
     let now = Utc::now();
-    let entropy =
-        (now.timestamp_subsec_nanos() as u64) ^ (std::process::id() as u64).rotate_left(32);
-    format!(
-        "{}-{:06x}",
-        now.format("%Y%m%dT%H%M%S%3fZ"),
-        entropy & 0xff_ffff
-    )
+    let random = uuid::Uuid::new_v4().as_u128() as u32 & 0xff_ffff;
+    format!("{}-{random:06x}", now.format("%Y%m%dT%H%M%S%3fZ"))
+}
+
+/// One table version a step read or wrote: the lineage of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableVersion {
+    /// `layer/table`, e.g. `gold/kpi_summary`.
+    pub table: String,
+    pub version: i64,
+    /// The date read or written.
+    pub date: NaiveDate,
+}
+
+impl From<&Commit> for TableVersion {
+    fn from(commit: &Commit) -> Self {
+        TableVersion {
+            table: commit.table.to_string(),
+            version: commit.version,
+            date: commit.date,
+        }
+    }
+}
+
+impl std::fmt::Display for TableVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@v{} ({})", self.table, self.version, self.date)
+    }
 }
 
 /// What one step of a run did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     pub name: String,
-    /// Partitions read, e.g. `bronze/orders/2026-11-26`, or a source such as
+    /// Sources read outside the lake, such as
     /// `postgresql://host:5432/northwind/public.orders`.
-    pub inputs: Vec<String>,
-    /// Partitions committed.
-    pub outputs: Vec<String>,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// Table versions read.
+    #[serde(default)]
+    pub reads: Vec<TableVersion>,
+    /// Table versions committed.
+    #[serde(default)]
+    pub writes: Vec<TableVersion>,
     pub rows_in: u64,
     pub rows_out: u64,
     #[serde(default)]
@@ -71,6 +97,22 @@ pub struct RunManifest {
 }
 
 impl RunManifest {
+    /// The version of `table` (`layer/table`) this run committed last.
+    pub fn written(&self, table: &str) -> Option<&TableVersion> {
+        self.steps
+            .iter()
+            .flat_map(|s| &s.writes)
+            .filter(|w| w.table == table)
+            .max_by_key(|w| w.version)
+    }
+
+    /// The most recent run that succeeded and wrote `table`.
+    pub fn latest_complete(lake: &Lake, table: &str, limit: usize) -> Result<Option<RunManifest>> {
+        Ok(Self::recent(lake, limit)?
+            .into_iter()
+            .find(|run| run.outcome == Outcome::Succeeded && run.written(table).is_some()))
+    }
+
     fn key(run_id: &str) -> String {
         format!("{run_id}.json")
     }

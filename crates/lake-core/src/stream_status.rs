@@ -9,8 +9,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::layer::Layer;
-use crate::storage::Lake;
+use lake_table::{Lake, Layer};
 
 /// Counters and timings of one streaming query.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! Gold: the business figures computed from silver/sales_master (data
 //! contract, section 5). One module per table, each a pure function from
 //! lazy frames to a lazy frame; [`build_metric`] is the edge that reads
-//! silver, runs one and commits its partition.
+//! silver, runs one and commits its date.
 
 mod aggregate;
 pub mod figures;
@@ -20,9 +20,10 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, anyhow};
 use chrono::NaiveDate;
 use lake_core::dag::{Step, StepOutput};
-use lake_core::input::{Columns, Input, read_input};
-use lake_core::schema::Expect;
-use lake_core::{Lake, Layer, PartitionRef, PartitionWriter};
+use lake_core::input::{Columns, read_input};
+use lake_core::run::TableVersion;
+use lake_table::schema::Expect;
+use lake_table::{DateWriter, Lake, Layer, TableRef};
 use polars::prelude::*;
 
 /// The gold tables built from sales_master, in build order.
@@ -48,9 +49,9 @@ pub const SALES_COLUMNS: &[(&str, Expect)] = &[
     ("line_total", Expect::Number),
 ];
 
-/// The gold partition of `metric` for `date`.
-pub fn partition(metric: &str, date: NaiveDate) -> PartitionRef {
-    PartitionRef::new(Layer::Gold, metric, date)
+/// The gold table of `metric`.
+pub fn table_ref(metric: &str) -> TableRef {
+    TableRef::new(Layer::Gold, metric)
 }
 
 /// Name of the DAG step building `metric`.
@@ -58,11 +59,18 @@ pub fn step_name(metric: &str) -> String {
     format!("gold/{metric}")
 }
 
+/// The columns of silver/sales_master gold reads, read once and shared by
+/// the gold steps of a run.
+pub struct Sales {
+    pub read: TableVersion,
+    pub frame: DataFrame,
+}
+
 /// silver/sales_master, read once and shared by the gold steps of a run.
 pub struct SalesCache {
     lake: Lake,
     date: NaiveDate,
-    loaded: Mutex<Option<Arc<Input>>>,
+    loaded: Mutex<Option<Arc<Sales>>>,
 }
 
 impl SalesCache {
@@ -74,7 +82,7 @@ impl SalesCache {
         }
     }
 
-    pub fn get(&self) -> Result<Arc<Input>> {
+    pub fn get(&self) -> Result<Arc<Sales>> {
         let mut loaded = self
             .loaded
             .lock()
@@ -82,20 +90,27 @@ impl SalesCache {
         if let Some(input) = loaded.as_ref() {
             return Ok(input.clone());
         }
-        let input = Arc::new(read_input(
+        let input = read_input(
             &self.lake,
-            Layer::Silver,
-            lake_silver::SALES_MASTER,
+            lake_silver::sales_master_table(),
             self.date,
             SALES_COLUMNS,
             Columns::Needed,
-        )?);
-        *loaded = Some(input.clone());
-        Ok(input)
+        )?;
+        let sales = Arc::new(Sales {
+            read: input.read(),
+            frame: input
+                .frame
+                .collect()
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("reading {}", input.table))?,
+        });
+        *loaded = Some(sales.clone());
+        Ok(sales)
     }
 }
 
-/// Builds one gold table and commits it. `rfm_segments` reads the
+/// Builds one gold table and commits its date. `rfm_segments` reads the
 /// committed `gold/rfm` of the same date; the others read silver.
 pub fn build_metric(
     lake: &Lake,
@@ -109,8 +124,7 @@ pub fn build_metric(
         "rfm_segments" => {
             let rfm = read_input(
                 lake,
-                Layer::Gold,
-                "rfm",
+                table_ref("rfm"),
                 date,
                 &[
                     ("segment", Expect::Text),
@@ -120,9 +134,8 @@ pub fn build_metric(
                 ],
                 Columns::Needed,
             )?;
-            let rows = rfm.frame.height() as u64;
-            let plan = rfm_segments::rfm_segments(rfm.frame.lazy());
-            ((rfm.partition.to_string(), rows), plan)
+            let read = rfm.read();
+            ((read, rfm.rows), rfm_segments::rfm_segments(rfm.frame))
         }
         _ => {
             let input = sales.get()?;
@@ -134,24 +147,21 @@ pub fn build_metric(
                 "rfm" => rfm::rfm(lf, as_of),
                 other => return Err(anyhow!("unknown gold table {other}")),
             };
-            (
-                (input.partition.to_string(), input.frame.height() as u64),
-                plan,
-            )
+            ((input.read.clone(), input.frame.height() as u64), plan)
         }
     };
     let mut df = plan
         .collect()
         .map_err(anyhow::Error::from)
         .with_context(|| format!("computing gold/{metric}"))?;
-    let mut writer = PartitionWriter::new(lake, partition(metric, date), run_id);
+    let mut writer = DateWriter::new(lake, table_ref(metric), date, run_id)?;
     writer.write_frame(&mut df)?;
-    let manifest = writer.commit()?;
+    let commit = writer.replace()?;
     Ok(StepOutput {
-        inputs: vec![input.0],
-        outputs: vec![partition(metric, manifest.date).to_string()],
+        reads: vec![input.0],
+        writes: vec![(&commit).into()],
         rows_in: input.1,
-        rows_out: manifest.row_count,
+        rows_out: commit.rows,
         ..Default::default()
     })
 }

@@ -228,6 +228,62 @@ mod tests {
     #[test]
     fn scores_with_ties_and_uneven_buckets() {
         // as_of = 1998-05-07; 7 customers: buckets of 2, 2, 1, 1, 1.
+        let df = rfm(sales(), None).collect().unwrap();
+        // By hand from the fixture, as_of = latest order 1998-05-06 + 1 day:
+        //   customer last order  recency                      freq  monetary
+        //   ALFKI    1998-05-01  6                            2     100 + 50 + 25 = 175
+        //   BERGS    1998-05-01  6                            1     15
+        //   BLONP    1998-02-01  28 (Feb) + 31 + 30 + 6 = 95  2     60 + 15 = 75
+        //   CHOPS    1997-12-01  31 + 31 + 95 = 157           1     75
+        //   DRACD    1998-04-20  11 + 6 = 17                  3     10 + 10 + 10 = 30
+        //   EASTC    1996-07-04  365 + 304 + 3 = 672          1     5
+        //   alfki    1998-05-06  1                            1     40
+        // NTILE(5) over 7 rows: 7 = 5 * 1 + 2, so positions 0-1 -> 1, 2-3 -> 2,
+        // 4 -> 3, 5 -> 4, 6 -> 5. Byte-wise, uppercase ids sort before "alfki".
+        // r (recency DESC, id ASC): EASTC 1, CHOPS 1, BLONP 2, DRACD 2,
+        //   ALFKI 3, BERGS 4 (tie at 6 days broken by id), alfki 5
+        // f (frequency ASC, id ASC): BERGS 1, CHOPS 1, EASTC 2, alfki 2,
+        //   ALFKI 3, BLONP 4, DRACD 5
+        // m (monetary ASC, id ASC): EASTC 1, BERGS 1, DRACD 2, alfki 2,
+        //   BLONP 3, CHOPS 4 (tie at 75 broken by id), ALFKI 5
+        // Segments, first match wins:
+        //   ALFKI 335: no rule with r >= 4, f >= 4 or r <= 2 -> Need Attention
+        //   BERGS 411: r >= 4, f = 1 -> New Customer
+        //   BLONP 243, DRACD 252: r <= 2, f >= 3 -> At Risk
+        //   CHOPS 114, EASTC 121: r <= 2, f <= 2 -> Hibernating
+        //   alfki 522: r >= 4, f = 2 -> Potential Loyalist
+        #[allow(clippy::type_complexity)]
+        let expected: [(&str, i64, i64, f64, i32, i32, i32, &str, &str); 7] = [
+            ("ALFKI", 6, 2, 175.0, 3, 3, 5, "335", "Need Attention"),
+            ("BERGS", 6, 1, 15.0, 4, 1, 1, "411", "New Customer"),
+            ("BLONP", 95, 2, 75.0, 2, 4, 3, "243", "At Risk"),
+            ("CHOPS", 157, 1, 75.0, 1, 1, 4, "114", "Hibernating"),
+            ("DRACD", 17, 3, 30.0, 2, 5, 2, "252", "At Risk"),
+            ("EASTC", 672, 1, 5.0, 1, 2, 1, "121", "Hibernating"),
+            ("alfki", 1, 1, 40.0, 5, 2, 2, "522", "Potential Loyalist"),
+        ];
+        assert_eq!(df.height(), expected.len());
+        let text = |name: &str| df.column(name).unwrap().str().unwrap().clone();
+        let int = |name: &str| df.column(name).unwrap().i64().unwrap().clone();
+        let score = |name: &str| df.column(name).unwrap().i32().unwrap().clone();
+        let (id, rfm_score, segment) = (text("customer_id"), text("rfm_score"), text("segment"));
+        let (recency, frequency) = (int("recency_days"), int("frequency"));
+        let monetary = df.column("monetary").unwrap().f64().unwrap();
+        let (r, f, m) = (score("r_score"), score("f_score"), score("m_score"));
+        for (i, row) in expected.iter().enumerate() {
+            let got = (
+                id.get(i).unwrap(),
+                recency.get(i).unwrap(),
+                frequency.get(i).unwrap(),
+                monetary.get(i).unwrap(),
+                r.get(i).unwrap(),
+                f.get(i).unwrap(),
+                m.get(i).unwrap(),
+                rfm_score.get(i).unwrap(),
+                segment.get(i).unwrap(),
+            );
+            assert_eq!(&got, row, "row {i}");
+        }
         insta::assert_snapshot!(render(&rfm(sales(), None).collect().unwrap()));
     }
 

@@ -52,6 +52,56 @@ mod tests {
     #[test]
     fn ranked_with_null_category_last_among_ties() {
         // Two Uncategorized groups of 15: id 99 before the null id.
+        let df = sales_by_category(sales()).collect().unwrap();
+        // By hand from the fixture lines, per (category_id, category_name):
+        // 1 Beverages   = 100 + 25 + 75 + 5 + 40 = 245, units 2 + 1 + 4 + 1 + 2 = 10,
+        //                 orders 1, 2, 6, 10, 11 = 5
+        // 2 Condiments  = 50 + 60 + 10 + 10 + 10 = 140, units 1 + 1 + 1 + 1 + 1 = 5,
+        //                 orders 1, 4, 7, 8, 9 = 5
+        // 99 Uncategorized   = BLONP 15, units 1, order 5
+        // null Uncategorized = BERGS 15, units 3, order 3
+        // total 245 + 140 + 15 + 15 = 415. The two 15s tie on revenue and
+        // name, so category_id decides with nulls last: 99 is rank 3, null 4.
+        /// (category_id, name, revenue, units, orders, rank)
+        type CategoryRow = (Option<i64>, &'static str, f64, i64, i64, i64);
+        let expected: [CategoryRow; 4] = [
+            (Some(1), "Beverages", 245.0, 10, 5, 1),
+            (Some(2), "Condiments", 140.0, 5, 5, 2),
+            (Some(99), "Uncategorized", 15.0, 1, 1, 3),
+            (None, "Uncategorized", 15.0, 3, 1, 4),
+        ];
+        assert_eq!(df.height(), expected.len());
+        let id = df.column("category_id").unwrap().i64().unwrap();
+        let name = df.column("category_name").unwrap().str().unwrap();
+        let revenue = df.column("revenue").unwrap().f64().unwrap();
+        let units = df.column("units_sold").unwrap().i64().unwrap();
+        let orders = df.column("order_count").unwrap().i64().unwrap();
+        let share = df.column("revenue_share").unwrap().f64().unwrap();
+        let rank = df.column("rank").unwrap().i64().unwrap();
+        for (i, &(cat, cat_name, rev, n_units, n_orders, r)) in expected.iter().enumerate() {
+            assert_eq!(
+                (
+                    id.get(i),
+                    name.get(i),
+                    revenue.get(i),
+                    units.get(i),
+                    orders.get(i),
+                    rank.get(i),
+                ),
+                (
+                    cat,
+                    Some(cat_name),
+                    Some(rev),
+                    Some(n_units),
+                    Some(n_orders),
+                    Some(r),
+                ),
+                "row {i}"
+            );
+            // e.g. Beverages 245 / 415 = 0.5903...
+            let s = share.get(i).unwrap();
+            assert!((s - rev / 415.0).abs() < 1e-9, "{cat_name}: {s}");
+        }
         insta::assert_snapshot!(render(&sales_by_category(sales()).collect().unwrap()));
     }
 }

@@ -4,6 +4,8 @@
 //! endpoints answer from the current [`LiveSnapshot`]'s pre-encoded bodies.
 //! Every error is `{"error": "...", "status": N}`: 4xx for what the client
 //! sent, 5xx for what went wrong here; the server stays up either way.
+//! With API keys, every route but the dashboard's files and `/health`
+//! needs one ([`crate::auth`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -14,18 +16,24 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use chrono::{DateTime, NaiveDate, Utc};
-use lake_core::Layer;
+use axum::{Json, Router, middleware};
+use chrono::{NaiveDate, Utc};
 use lake_core::error::one_line;
 use lake_core::run::RunManifest;
+use lake_table::Layer;
 use polars::prelude::*;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::auth::{self, ApiKeys};
+use crate::cache::ByteLru;
 use crate::catalog::{Catalog, DATA_LAYERS, sql_name, valid_table_name};
 use crate::live::{LiveSnapshot, LiveSource};
+use crate::server::Tls;
 use crate::{dashboard, json, metrics, sql};
+
+/// Bound of the cache of encoded gold pages.
+const GOLD_BODY_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Limits of `POST /api/sql`.
 #[derive(Debug, Clone)]
@@ -77,10 +85,10 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// Cached JSON body of a gold partition, valid while its manifest is.
+/// Cached JSON body of one date of a gold table, valid for its version.
+#[derive(Clone)]
 struct EncodedPartition {
-    run_id: String,
-    written_at: DateTime<Utc>,
+    version: i64,
     body: Bytes,
 }
 
@@ -90,34 +98,83 @@ struct Inner {
     query: String,
     sql_limits: SqlLimits,
     sql_slots: Arc<tokio::sync::Semaphore>,
-    gold_bodies: Mutex<HashMap<(String, NaiveDate), EncodedPartition>>,
+    gold_bodies: Mutex<ByteLru<(String, NaiveDate), EncodedPartition>>,
 }
 
-/// What the handlers share.
+/// A test seam: called with the query text on the blocking thread that
+/// runs each SQL query, before anything else (see
+/// [`AppState::with_sql_hook_for_tests`]).
+pub type SqlHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What the handlers share, and how the server is exposed (keys, TLS).
 #[derive(Clone)]
-pub struct AppState(Arc<Inner>);
+pub struct AppState {
+    inner: Arc<Inner>,
+    keys: Option<Arc<ApiKeys>>,
+    tls: Option<Tls>,
+    sql_hook: Option<SqlHook>,
+}
 
 impl AppState {
     /// `query` names the stream query whose status `/metrics` reports.
+    /// No keys and no TLS: [`crate::server::serve`] and
+    /// [`crate::server::spawn`] take them from the environment
+    /// (`LAKE_API_KEYS`, ...) unless `with_keys`/`with_tls` set them.
     pub fn new(
         catalog: Arc<Catalog>,
         live: Arc<dyn LiveSource>,
         query: &str,
         sql_limits: SqlLimits,
     ) -> Self {
-        AppState(Arc::new(Inner {
-            catalog,
-            live,
-            query: query.to_string(),
-            sql_slots: Arc::new(tokio::sync::Semaphore::new(sql_limits.concurrent.max(1))),
-            sql_limits,
-            gold_bodies: Mutex::new(HashMap::new()),
-        }))
+        AppState {
+            inner: Arc::new(Inner {
+                catalog,
+                live,
+                query: query.to_string(),
+                sql_slots: Arc::new(tokio::sync::Semaphore::new(sql_limits.concurrent.max(1))),
+                sql_limits,
+                gold_bodies: Mutex::new(ByteLru::new(GOLD_BODY_CACHE_BYTES)),
+            }),
+            keys: None,
+            tls: None,
+            sql_hook: None,
+        }
+    }
+
+    /// Requests need one of `keys` (all but the dashboard's files and
+    /// `/health`).
+    pub fn with_keys(mut self, keys: ApiKeys) -> Self {
+        self.keys = Some(Arc::new(keys));
+        self
+    }
+
+    /// Serve HTTPS.
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    pub fn keys(&self) -> Option<&ApiKeys> {
+        self.keys.as_deref()
+    }
+
+    pub fn tls(&self) -> Option<&Tls> {
+        self.tls.as_ref()
+    }
+
+    /// Test seam, for tests only: `hook` runs at the start of every SQL
+    /// query's work, on its blocking thread, so a test can hold a query
+    /// (past its time limit, keeping its slot) or make it panic.
+    #[doc(hidden)]
+    pub fn with_sql_hook_for_tests(mut self, hook: SqlHook) -> Self {
+        self.sql_hook = Some(hook);
+        self
     }
 }
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
+    let guarded = state.clone();
     Router::new()
         .route("/", get(dashboard::index))
         .route("/assets/{file}", get(dashboard::asset))
@@ -132,6 +189,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sql", post(run_sql))
         .route("/api/runs", get(runs))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(guarded, auth::require_key))
         .with_state(state)
 }
 
@@ -161,43 +219,53 @@ fn json_body(body: Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn snapshot(state: &AppState) -> ApiResult<Arc<LiveSnapshot>> {
+/// The live snapshot, without blocking this worker (see [`LiveSource`]).
+async fn snapshot(state: &AppState) -> ApiResult<Arc<LiveSnapshot>> {
     state
-        .0
+        .inner
         .live
         .snapshot()
+        .await
         .map_err(|err| ApiError::internal(&err))
 }
 
-async fn health(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let live = snapshot(&state)?;
-    Ok(Json(json!({
+/// Liveness: no I/O at all.
+async fn health(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
         "status": "ok",
-        "lake": state.0.catalog.lake().url(),
-        "live_source": live.origin,
-    })))
+        "lake": state.inner.catalog.lake().url(),
+        "live_source": state.inner.live.origin(),
+        "api_key_required": state.keys.is_some(),
+    }))
 }
 
 async fn prometheus(State(state): State<AppState>) -> ApiResult<Response> {
-    let live = snapshot(&state)?;
+    let live = snapshot(&state).await?;
     // Labelled with the query the status is of (see `LakeLive`).
     let query = live
         .status
         .as_ref()
-        .map_or(state.0.query.as_str(), |s| s.query.as_str());
-    let text = metrics::render(query, live.status.as_ref(), live.origin, Utc::now());
+        .map_or(state.inner.query.as_str(), |s| s.query.as_str());
+    let mut text = metrics::render(query, live.status.as_ref(), live.origin, Utc::now());
+    let bodies = state
+        .inner
+        .gold_bodies
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .stats();
+    metrics::render_caches(&mut text, state.inner.catalog.cache_stats(), bodies);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 async fn gold_tables(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     blocking(move || {
         let tables = state
-            .0
+            .inner
             .catalog
             .tables(Layer::Gold)
             .map_err(|err| ApiError::internal(&err))?;
         Ok(Json(
-            json!({"lake": state.0.catalog.lake().url(), "tables": tables}),
+            json!({"lake": state.inner.catalog.lake().url(), "tables": tables}),
         ))
     })
     .await
@@ -209,14 +277,14 @@ async fn all_tables(State(state): State<AppState>) -> ApiResult<Json<Value>> {
         for layer in DATA_LAYERS {
             tables.extend(
                 state
-                    .0
+                    .inner
                     .catalog
                     .tables(layer)
                     .map_err(|err| ApiError::internal(&err))?,
             );
         }
         Ok(Json(
-            json!({"lake": state.0.catalog.lake().url(), "tables": tables}),
+            json!({"lake": state.inner.catalog.lake().url(), "tables": tables}),
         ))
     })
     .await
@@ -252,11 +320,11 @@ async fn gold_table(
 }
 
 fn gold_body(state: &AppState, table: &str, date: Option<NaiveDate>) -> ApiResult<Bytes> {
-    let catalog = &state.0.catalog;
+    let catalog = &state.inner.catalog;
     let found = catalog
-        .manifest(Layer::Gold, table, date)
+        .resolve(Layer::Gold, table, date)
         .map_err(|err| ApiError::internal(&err))?;
-    let Some((partition, manifest)) = found else {
+    let Some(resolved) = found else {
         let known = catalog
             .tables(Layer::Gold)
             .map_err(|err| ApiError::internal(&err))?;
@@ -264,8 +332,8 @@ fn gold_body(state: &AppState, table: &str, date: Option<NaiveDate>) -> ApiResul
             Some(info) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 format!(
-                    "gold/{table} has no committed partition for {}; it has {}",
-                    date.map_or("any date".to_string(), |d| d.to_string()),
+                    "gold/{table} holds no {}; it holds {}",
+                    date.map_or("date".to_string(), |d| d.to_string()),
                     info.partitions
                         .iter()
                         .map(|p| p.date.to_string())
@@ -286,72 +354,73 @@ fn gold_body(state: &AppState, table: &str, date: Option<NaiveDate>) -> ApiResul
             ),
         });
     };
-    let key = (table.to_string(), partition.date);
+    let version = resolved.snapshot.version();
+    let key = (table.to_string(), resolved.date);
     {
-        let bodies = state
-            .0
+        let mut bodies = state
+            .inner
             .gold_bodies
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         if let Some(cached) = bodies.get(&key)
-            && cached.run_id == manifest.run_id
-            && cached.written_at == manifest.written_at
+            && cached.version == version
         {
-            return Ok(cached.body.clone());
+            return Ok(cached.body);
         }
     }
     let data = catalog
-        .frame(partition.clone(), manifest)
+        .frame(&resolved)
         .map_err(|err| ApiError::internal(&err))?;
     let mut fields = Map::new();
     fields.insert("layer".into(), json!("gold"));
     fields.insert("table".into(), json!(table));
-    fields.insert("date".into(), json!(partition.date.to_string()));
+    fields.insert("date".into(), json!(data.date.to_string()));
+    fields.insert("version".into(), json!(data.version));
     fields.insert(
-        "written_at".into(),
-        json!(data.manifest.written_at.to_rfc3339()),
+        "committed_at".into(),
+        json!(resolved.snapshot.committed_at().map(|t| t.to_rfc3339())),
     );
-    fields.insert("run_id".into(), json!(data.manifest.run_id));
+    fields.insert("run_id".into(), json!(data.run_id));
     let body = Bytes::from(
         serde_json::to_vec(&json::frame(&data.frame, fields))
             .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?,
     );
     state
-        .0
+        .inner
         .gold_bodies
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(
             key,
             EncodedPartition {
-                run_id: data.manifest.run_id.clone(),
-                written_at: data.manifest.written_at,
+                version,
                 body: body.clone(),
             },
+            body.len() as u64,
         );
     Ok(body)
 }
 
 async fn live_by_country(State(state): State<AppState>) -> ApiResult<Response> {
-    Ok(json_body(snapshot(&state)?.by_country_json.clone()))
+    Ok(json_body(snapshot(&state).await?.by_country_json.clone()))
 }
 
 async fn live_by_minute(State(state): State<AppState>) -> ApiResult<Response> {
-    Ok(json_body(snapshot(&state)?.by_minute_json.clone()))
+    Ok(json_body(snapshot(&state).await?.by_minute_json.clone()))
 }
 
 async fn unified_by_country(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let live = snapshot(&state)?;
+    let live = snapshot(&state).await?;
     blocking(move || {
         let batch = state
-            .0
+            .inner
             .catalog
             .read(Layer::Gold, "revenue_by_country", None)
             .map_err(|err| ApiError::internal(&err))?
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
-                    "gold/revenue_by_country has no committed partition: run the batch pipeline first",
+                    "gold/revenue_by_country has no committed version: run the batch pipeline first",
                 )
             })?;
         let unified = lake_gold::unified_sales_by_country::unified_sales_by_country(
@@ -362,7 +431,8 @@ async fn unified_by_country(State(state): State<AppState>) -> ApiResult<Json<Val
         .map_err(|err| ApiError::internal(&anyhow::Error::from(err)))?;
         let mut fields = Map::new();
         fields.insert("table".into(), json!("unified_sales_by_country"));
-        fields.insert("batch_date".into(), json!(batch.partition.date.to_string()));
+        fields.insert("batch_date".into(), json!(batch.date.to_string()));
+        fields.insert("batch_version".into(), json!(batch.version));
         fields.insert("live_origin".into(), json!(live.origin));
         fields.insert("freshness".into(), crate::live::freshness(live.status.as_ref()));
         Ok(Json(json::frame(&unified, fields)))
@@ -387,7 +457,7 @@ async fn runs(
         },
     };
     blocking(move || {
-        let runs = RunManifest::recent(state.0.catalog.lake(), limit)
+        let runs = RunManifest::recent(state.inner.catalog.lake(), limit)
             .map_err(|err| ApiError::internal(&err))?;
         Ok(Json(json!({ "runs": runs })))
     })
@@ -401,6 +471,21 @@ struct SqlRequest {
     max_rows: Option<usize>,
 }
 
+fn refused(refusal: sql::Refusal) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, refusal.to_string())
+}
+
+/// The message of a panic, as far as it has one.
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "no message".to_string()
+    }
+}
+
 async fn run_sql(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
     let request: SqlRequest = serde_json::from_slice(&body).map_err(|err| {
         ApiError::new(
@@ -410,28 +495,39 @@ async fn run_sql(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<V
             ),
         )
     })?;
-    sql::check_read_only(&request.query)
-        .map_err(|refusal| ApiError::new(StatusCode::BAD_REQUEST, refusal.to_string()))?;
-    let limits = state.0.sql_limits.clone();
+    // Refused before taking a slot when the statement alone says so (a
+    // parse, no I/O); the whole check, which needs the lake's table names,
+    // runs with the query.
+    sql::check_shape(&request.query).map_err(refused)?;
+    let limits = state.inner.sql_limits.clone();
     let max_rows = request
         .max_rows
         .unwrap_or(limits.max_rows)
         .min(limits.max_rows);
-    let permit = state.0.sql_slots.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "{} SQL queries are already running: try again when one ends",
-                limits.concurrent
-            ),
-        )
-    })?;
+    let permit = state
+        .inner
+        .sql_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "{} SQL queries are already running: try again when one ends",
+                    limits.concurrent
+                ),
+            )
+        })?;
     let started = Instant::now();
-    let catalog = state.0.catalog.clone();
+    let catalog = state.inner.catalog.clone();
+    let hook = state.sql_hook.clone();
     // The permit goes with the work: a query past its time limit still
-    // holds its slot until Polars is done with it.
+    // holds its slot until Polars is done with it (or it panics).
     let work = tokio::task::spawn_blocking(move || {
         let _permit = permit;
+        if let Some(hook) = hook {
+            hook(&request.query);
+        }
         sql_result(&catalog, &request.query, max_rows)
     });
     let frame = match tokio::time::timeout(limits.timeout, work).await {
@@ -444,10 +540,17 @@ async fn run_sql(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<V
                 ),
             ));
         }
-        Ok(Err(panic)) => {
+        Ok(Err(join_error)) => {
+            let message = match join_error.try_into_panic() {
+                Ok(panic) => panic_message(panic),
+                Err(other) => other.to_string(),
+            };
+            tracing::error!("a SQL query panicked: {message}");
             return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("the query could not be run: {panic}"),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "the SQL engine failed on this query (a fault here, not in the query): {message}"
+                ),
             ));
         }
         Ok(Ok(result)) => result?,
@@ -466,9 +569,9 @@ async fn run_sql(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<V
     Ok(Json(json::frame(&frame, fields)))
 }
 
-/// Binds, plans and runs a checked query; at most `max_rows + 1` rows.
+/// Checks, plans and runs a query; at most `max_rows + 1` rows.
 fn sql_result(catalog: &Catalog, query: &str, max_rows: usize) -> ApiResult<DataFrame> {
-    // Names only: a table's manifest is read when the query names it.
+    // Names only: a table's log is read when the query names it.
     let mut known: BTreeMap<String, (Layer, String)> = BTreeMap::new();
     for layer in DATA_LAYERS {
         for table in catalog
@@ -479,33 +582,29 @@ fn sql_result(catalog: &Catalog, query: &str, max_rows: usize) -> ApiResult<Data
         }
     }
     let names: BTreeSet<String> = known.keys().cloned().collect();
-    let (bound, used) = sql::bind_tables(query, &names)
-        .map_err(|refusal| ApiError::new(StatusCode::BAD_REQUEST, refusal.to_string()))?;
+    let prepared = sql::prepare(query, &names).map_err(refused)?;
     let mut tables = Vec::new();
-    for name in used {
-        let (layer, table) = &known[&name];
+    for name in &prepared.tables {
+        let Some((layer, table)) = known.get(name) else {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the SQL check named {name}, which is not a lake table"),
+            ));
+        };
         let data = catalog
             .read(*layer, table, None)
             .map_err(|err| ApiError::internal(&err))?
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    format!("{name} has no committed partition yet"),
+                    format!("{name} has no committed version yet"),
                 )
             })?;
-        tables.push((name, data.frame.as_ref().clone().lazy()));
+        tables.push((name.clone(), data.frame.as_ref().clone().lazy()));
     }
-    let sql_error = |err: PolarsError| {
-        let mut message = format!("SQL error: {err}");
-        if message.contains("not found") {
-            message.push_str(&format!(
-                " (tables are named layer.table: {})",
-                known.keys().cloned().collect::<Vec<_>>().join(", ")
-            ));
-        }
-        ApiError::new(StatusCode::BAD_REQUEST, message)
-    };
-    let plan = sql::plan(&bound, tables).map_err(sql_error)?;
+    let sql_error =
+        |err: PolarsError| ApiError::new(StatusCode::BAD_REQUEST, format!("SQL error: {err}"));
+    let plan = sql::plan(&prepared, tables).map_err(sql_error)?;
     plan.limit(max_rows as IdxSize + 1)
         .collect()
         .map_err(sql_error)

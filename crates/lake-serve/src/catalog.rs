@@ -1,35 +1,47 @@
-//! What the lake holds, as the API shows it: tables and committed
-//! partitions per layer, and the frames of partitions, cached by the
-//! identity of their `_SUCCESS` manifest (a rewrite gives a new run id and
-//! write time). Manifests are resolved at most once a second per table, so
-//! a new partition or a rewrite shows within a second.
+//! What the lake holds, as the API shows it: tables per layer with their
+//! version and dates, and the frames of one date of a table at one
+//! version, cached by (table, version, date).
+//!
+//! Gold tables are read at the versions the latest complete pipeline run
+//! wrote (its run manifest records them), so a page never shows figures
+//! of two runs; other tables, and a date asked for explicitly, at their
+//! latest version. Both are resolved at most once a second, so a new run
+//! or a new commit shows within a second.
+//!
+//! The frames are kept in a cache bounded by bytes (`--sql-cache-mb`),
+//! evicting the least recently used. Every method here does lake I/O and
+//! blocks: call it on the blocking pool. No lock is held during I/O.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
-use lake_core::partition::{Manifest, committed_dates, read_manifest, read_partition, tables};
-use lake_core::{Lake, Layer, PartitionRef};
+use lake_core::run::{Outcome, RunManifest};
+use lake_table::{At, Lake, Layer, Snapshot, Table, TableRef};
 use polars::prelude::DataFrame;
 use serde::Serialize;
+
+use crate::cache::{ByteLru, CacheStats};
+
+pub use lake_table::valid_table_name;
 
 /// The layers whose tables the API serves.
 pub const DATA_LAYERS: [Layer; 3] = [Layer::Bronze, Layer::Silver, Layer::Gold];
 
-/// One committed partition.
+/// One date of a table.
 #[derive(Debug, Clone, Serialize)]
 pub struct PartitionInfo {
     pub date: NaiveDate,
     pub rows: u64,
     pub files: usize,
     pub bytes: u64,
-    pub written_at: DateTime<Utc>,
-    pub run_id: String,
+    /// When its newest file was written.
+    pub written_at: Option<DateTime<Utc>>,
 }
 
-/// A table with at least one committed partition.
+/// A table with at least one committed version.
 #[derive(Debug, Clone, Serialize)]
 pub struct TableInfo {
     pub layer: Layer,
@@ -37,14 +49,19 @@ pub struct TableInfo {
     pub table: String,
     /// Its name in SQL, e.g. `silver._rejects.sales_master`.
     pub sql_name: String,
+    /// Its latest version.
+    pub version: i64,
     pub partitions: Vec<PartitionInfo>,
 }
 
-/// A partition's frame with where it came from.
+/// One date of a table at one version.
 #[derive(Clone)]
 pub struct PartitionData {
-    pub partition: PartitionRef,
-    pub manifest: Arc<Manifest>,
+    pub table: TableRef,
+    pub version: i64,
+    pub date: NaiveDate,
+    /// The run whose version this is, for gold tables read at a run.
+    pub run_id: Option<String>,
     pub frame: Arc<DataFrame>,
 }
 
@@ -53,46 +70,48 @@ pub fn sql_name(layer: Layer, table: &str) -> String {
     format!("{layer}.{}", table.replace('/', "."))
 }
 
-/// A table name as a client may give it: letters, digits, `_`, and one
-/// `/` after a `_`-folder. Anything else (`..`, absolute paths) is refused
-/// before it reaches the store.
-pub fn valid_table_name(table: &str) -> bool {
-    let parts: Vec<&str> = table.split('/').collect();
-    let part_ok = |p: &str| {
-        !p.is_empty()
-            && p.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    };
-    match parts.as_slice() {
-        [one] => part_ok(one) && !one.starts_with('_'),
-        [folder, one] => folder.starts_with('_') && part_ok(folder) && part_ok(one),
-        _ => false,
-    }
+/// A table's date resolved to a version.
+#[derive(Clone)]
+pub struct Resolved {
+    pub snapshot: Snapshot,
+    pub date: NaiveDate,
+    pub run_id: Option<String>,
 }
 
-type CacheKey = (Layer, String, NaiveDate);
-type Resolved = Option<(PartitionRef, Manifest)>;
-/// A table's partition of a date, or its latest (`None`).
-type ManifestKey = (Layer, String, Option<NaiveDate>);
+/// A table's date of a date, or its latest (`None`).
+type ResolveKey = (Layer, String, Option<NaiveDate>);
+type FrameKey = (Layer, String, i64, NaiveDate);
 
-/// How long a resolved manifest is reused: a new partition or a rewrite
-/// shows within this, and a busy endpoint does not list and read the
-/// store on every request.
-const MANIFEST_TTL: Duration = Duration::from_secs(1);
+/// How long a resolved version is reused: a new run or commit shows
+/// within this, and a busy endpoint does not read logs on every request.
+const RESOLVE_TTL: Duration = Duration::from_secs(1);
+/// Run manifests searched for the latest complete run.
+const RUNS_SEARCHED: usize = 50;
+/// Default bound of the frame cache.
+pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
-/// Reads partitions of the lake, keeping the last frame of each.
+/// Reads tables of the lake, keeping the last frames read.
 pub struct Catalog {
     lake: Lake,
-    frames: Mutex<HashMap<CacheKey, PartitionData>>,
-    manifests: Mutex<HashMap<ManifestKey, (Instant, Resolved)>>,
+    frames: Mutex<ByteLru<FrameKey, PartitionData>>,
+    resolved: Mutex<HashMap<ResolveKey, (Instant, Option<Resolved>)>>,
+    batch_run: Mutex<Option<(Instant, Option<Arc<RunManifest>>)>>,
 }
 
 impl Catalog {
+    /// A catalog whose frame cache holds at most [`DEFAULT_CACHE_BYTES`].
     pub fn new(lake: Lake) -> Self {
+        Catalog::with_cache_limit(lake, DEFAULT_CACHE_BYTES)
+    }
+
+    /// A catalog whose frame cache holds at most `bytes` (estimated sizes
+    /// of the frames in memory).
+    pub fn with_cache_limit(lake: Lake, bytes: u64) -> Self {
         Catalog {
             lake,
-            frames: Mutex::new(HashMap::new()),
-            manifests: Mutex::new(HashMap::new()),
+            frames: Mutex::new(ByteLru::new(bytes)),
+            resolved: Mutex::new(HashMap::new()),
+            batch_run: Mutex::new(None),
         }
     }
 
@@ -100,113 +119,197 @@ impl Catalog {
         &self.lake
     }
 
-    /// Tables of a layer with their committed partitions, by name.
+    /// Tables of a layer with their latest version and dates, by name.
     pub fn tables(&self, layer: Layer) -> Result<Vec<TableInfo>> {
         let mut out = Vec::new();
-        let mut names = tables(&self.lake, layer)?;
-        names.sort();
-        for table in names {
-            let mut partitions = Vec::new();
-            for date in committed_dates(&self.lake, layer, &table)? {
-                let partition = PartitionRef::new(layer, &table, date);
-                if let Some(manifest) = read_manifest(&self.lake, &partition)? {
-                    partitions.push(PartitionInfo {
-                        date,
-                        rows: manifest.row_count,
-                        files: manifest.files.len(),
-                        bytes: manifest.files.iter().map(|f| f.bytes).sum(),
-                        written_at: manifest.written_at,
-                        run_id: manifest.run_id,
-                    });
-                }
+        for table in lake_table::tables(&self.lake, layer)? {
+            let Some(snapshot) = Table::open(&self.lake, TableRef::new(layer, &table))?.latest()?
+            else {
+                continue;
+            };
+            let mut written: HashMap<NaiveDate, i64> = HashMap::new();
+            for file in snapshot.files() {
+                let newest = written.entry(file.date).or_insert(file.modified_ms);
+                *newest = (*newest).max(file.modified_ms);
             }
-            if !partitions.is_empty() {
-                out.push(TableInfo {
-                    layer,
-                    sql_name: sql_name(layer, &table),
-                    table,
-                    partitions,
-                });
+            let partitions: Vec<PartitionInfo> = snapshot
+                .date_summaries()
+                .into_iter()
+                .map(|(date, summary)| PartitionInfo {
+                    date,
+                    rows: summary.rows,
+                    files: summary.files,
+                    bytes: summary.bytes,
+                    written_at: written
+                        .get(&date)
+                        .and_then(|ms| DateTime::from_timestamp_millis(*ms)),
+                })
+                .collect();
+            if partitions.is_empty() {
+                continue;
             }
+            out.push(TableInfo {
+                layer,
+                sql_name: sql_name(layer, &table),
+                table,
+                version: snapshot.version(),
+                partitions,
+            });
         }
         Ok(out)
     }
 
-    /// The committed partition of `date`, or the latest one; `None` when
-    /// there is none (the caller says which).
-    pub fn manifest(&self, layer: Layer, table: &str, date: Option<NaiveDate>) -> Result<Resolved> {
-        let key = (layer, table.to_string(), date);
+    /// The latest run that succeeded, among those that wrote gold.
+    pub fn batch_run(&self) -> Result<Option<Arc<RunManifest>>> {
         {
-            let manifests = self.manifests.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, resolved)) = manifests.get(&key)
-                && at.elapsed() < MANIFEST_TTL
+            let cached = self.batch_run.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, run)) = cached.as_ref()
+                && at.elapsed() < RESOLVE_TTL
             {
-                return Ok(resolved.clone());
+                return Ok(run.clone());
             }
         }
-        let resolved = self.resolve(layer, table, date)?;
-        self.manifests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, (Instant::now(), resolved.clone()));
-        Ok(resolved)
+        let run = RunManifest::recent(&self.lake, RUNS_SEARCHED)?
+            .into_iter()
+            .find(|run| {
+                run.outcome == Outcome::Succeeded
+                    && run
+                        .steps
+                        .iter()
+                        .flat_map(|s| &s.writes)
+                        .any(|w| w.table.starts_with("gold/"))
+            })
+            .map(Arc::new);
+        *self.batch_run.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), run.clone()));
+        Ok(run)
     }
 
-    fn resolve(&self, layer: Layer, table: &str, date: Option<NaiveDate>) -> Result<Resolved> {
+    /// The version and date to read for a table: `date` at the latest
+    /// version when given; else, for a gold table the latest complete run
+    /// wrote, that run's version and date; else the latest version and its
+    /// latest date. `None` when there is nothing to read.
+    pub fn resolve(
+        &self,
+        layer: Layer,
+        table: &str,
+        date: Option<NaiveDate>,
+    ) -> Result<Option<Resolved>> {
+        let key = (layer, table.to_string(), date);
+        {
+            let resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, found)) = resolved.get(&key)
+                && at.elapsed() < RESOLVE_TTL
+            {
+                return Ok(found.clone());
+            }
+        }
+        let found = self.resolve_now(layer, table, date)?;
+        let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the last second's answers are kept: names and dates come
+        // from clients, so the map must not grow with them.
+        resolved.retain(|_, (at, _)| at.elapsed() < RESOLVE_TTL);
+        resolved.insert(key, (Instant::now(), found.clone()));
+        Ok(found)
+    }
+
+    fn resolve_now(
+        &self,
+        layer: Layer,
+        table: &str,
+        date: Option<NaiveDate>,
+    ) -> Result<Option<Resolved>> {
+        let handle = Table::open(&self.lake, TableRef::new(layer, table))?;
+        if date.is_none() && layer == Layer::Gold {
+            let name = format!("{layer}/{table}");
+            if let Some(run) = self.batch_run()?
+                && let Some(written) = run.written(&name)
+            {
+                let snapshot = handle
+                    .at(At::Version(written.version))
+                    .with_context(|| format!("reading {written} of run {}", run.run_id))?;
+                return Ok(Some(Resolved {
+                    snapshot,
+                    date: written.date,
+                    run_id: Some(run.run_id.clone()),
+                }));
+            }
+        }
+        let Some(snapshot) = handle.latest()? else {
+            return Ok(None);
+        };
         let date = match date {
-            Some(date) => date,
-            None => match committed_dates(&self.lake, layer, table)?.last() {
-                Some(date) => *date,
+            Some(date) if snapshot.files_of(date).next().is_some() => date,
+            Some(_) => return Ok(None),
+            None => match snapshot.latest_date() {
+                Some(date) => date,
                 None => return Ok(None),
             },
         };
-        let partition = PartitionRef::new(layer, table, date);
-        Ok(read_manifest(&self.lake, &partition)?.map(|m| (partition, m)))
+        Ok(Some(Resolved {
+            snapshot,
+            date,
+            run_id: None,
+        }))
     }
 
-    /// A partition's frame: from the cache while its manifest is the same.
+    /// One date of a table (see [`Catalog::resolve`]), from the cache
+    /// while its version is the same.
     pub fn read(
         &self,
         layer: Layer,
         table: &str,
         date: Option<NaiveDate>,
     ) -> Result<Option<PartitionData>> {
-        let Some((partition, manifest)) = self.manifest(layer, table, date)? else {
+        let Some(resolved) = self.resolve(layer, table, date)? else {
             return Ok(None);
         };
-        self.frame(partition, manifest).map(Some)
+        self.frame(&resolved).map(Some)
     }
 
-    /// The frame of a resolved partition: from the cache while its
-    /// manifest is the same.
-    pub fn frame(&self, partition: PartitionRef, manifest: Manifest) -> Result<PartitionData> {
-        let key = (partition.layer, partition.table.clone(), partition.date);
-        {
-            let frames = self.lock();
-            if let Some(cached) = frames.get(&key)
-                && cached.manifest.run_id == manifest.run_id
-                && cached.manifest.written_at == manifest.written_at
-            {
-                return Ok(cached.clone());
-            }
+    /// The frame of a resolved date: from the cache while its version is
+    /// the same.
+    pub fn frame(&self, resolved: &Resolved) -> Result<PartitionData> {
+        let table = resolved.snapshot.table_ref().clone();
+        let version = resolved.snapshot.version();
+        let key = (table.layer, table.name.clone(), version, resolved.date);
+        if let Some(cached) = self.lock().get(&key) {
+            return Ok(cached);
         }
-        let frame = read_partition(&self.lake, &partition, &manifest, None)?;
+        let frame = resolved
+            .snapshot
+            .scan(resolved.date)?
+            .collect()
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("reading {table}@v{version} {}", resolved.date))?;
         let data = PartitionData {
-            partition,
-            manifest: Arc::new(manifest),
+            table,
+            version,
+            date: resolved.date,
+            run_id: resolved.run_id.clone(),
             frame: Arc::new(frame),
         };
-        self.lock().insert(key, data.clone());
+        let bytes = data.frame.estimated_size() as u64;
+        let mut frames = self.lock();
+        // One frame per table and date: an older version's goes.
+        frames.remove_where(|(layer, name, _, date)| {
+            *layer == key.0 && *name == key.1 && *date == key.3
+        });
+        frames.insert(key, data.clone(), bytes);
         Ok(data)
     }
 
-    /// Names of a layer's tables (their folders), without reading any
-    /// manifest.
+    /// Names of a layer's tables (their folders), without reading any log.
     pub fn table_names(&self, layer: Layer) -> Result<Vec<String>> {
-        tables(&self.lake, layer)
+        lake_table::tables(&self.lake, layer)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, PartitionData>> {
+    /// The frame cache's size and counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.lock().stats()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ByteLru<FrameKey, PartitionData>> {
         self.frames
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -216,32 +319,6 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn table_names_from_clients_are_checked() {
-        for ok in [
-            "kpi_summary",
-            "rfm",
-            "_rejects/sales_master",
-            "_dlq/ventes_temps_reel",
-        ] {
-            assert!(valid_table_name(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "..",
-            "../silver",
-            "/etc",
-            "_rejects",
-            "a/b",
-            "_rejects/../x",
-            "Kpi",
-            "kpi summary",
-            "_a/_b/c",
-        ] {
-            assert!(!valid_table_name(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn sql_names_read_folders_as_dots() {

@@ -1,23 +1,26 @@
 //! The server's command-line settings, shared by `lake-serve` and
 //! `cargo xtask serve`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use lake_core::Lake;
+use lake_table::Lake;
 
 use crate::api::{AppState, SqlLimits};
+use crate::auth::ApiKeys;
 use crate::catalog::Catalog;
 use crate::live::LakeLive;
+use crate::server::Tls;
 
 #[derive(Args, Clone, Debug)]
 pub struct ServeArgs {
     /// The lake: a folder path, file:// or s3:// URL.
     #[arg(long = "lake", env = "LAKE_URL", default_value = "./lake")]
     pub lake: String,
-    /// Address to listen on.
+    /// Address to listen on. Any address but a loopback one needs an API key.
     #[arg(long, env = "LAKE_SERVE_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,
     /// The stream query whose live views and status are served.
@@ -29,15 +32,34 @@ pub struct ServeArgs {
     /// Longest a SQL query may run, in seconds.
     #[arg(long, default_value_t = 10.0)]
     pub sql_timeout: f64,
+    /// Most memory the frames read for SQL and the pages may take, in MiB
+    /// (least recently used evicted first).
+    #[arg(long, env = "LAKE_SQL_CACHE_MB", default_value_t = 256)]
+    pub sql_cache_mb: u64,
+    /// A file of API keys, one a line (`#` comments); keys also come from
+    /// LAKE_API_KEYS (comma-separated). With keys, /api/* and /metrics
+    /// need `Authorization: Bearer <key>`.
+    #[arg(long, env = "LAKE_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first).
+    #[arg(long, env = "LAKE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "LAKE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
     /// The handlers' state over the lake, with the live views read from
     /// the stream's gold snapshot (re-read at most twice a second: the
-    /// stream rewrites it after each micro-batch).
+    /// stream rewrites it after each micro-batch), and the keys and TLS of
+    /// the flags and variables.
     pub fn state(&self) -> Result<AppState> {
         let lake = Lake::open(&self.lake)?;
-        let catalog = Arc::new(Catalog::new(lake));
+        let catalog = Arc::new(Catalog::with_cache_limit(
+            lake,
+            self.sql_cache_mb.saturating_mul(1024 * 1024),
+        ));
         let live = Arc::new(LakeLive::new(
             catalog.clone(),
             &self.query,
@@ -48,6 +70,13 @@ impl ServeArgs {
             timeout: Duration::from_secs_f64(self.sql_timeout.max(0.001)),
             ..SqlLimits::default()
         };
-        Ok(AppState::new(catalog, live, &self.query, limits))
+        let mut state = AppState::new(catalog, live, &self.query, limits);
+        if let Some(keys) = ApiKeys::from_env_and(self.api_key_file.as_deref())? {
+            state = state.with_keys(keys);
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            state = state.with_tls(Tls::from_pem_files(cert, key)?);
+        }
+        Ok(state)
     }
 }

@@ -6,8 +6,16 @@
 //! [`live::LiveSource`]: in memory when the stream processor shares the
 //! process (`lake-stream run --serve`), else from the stream's latest
 //! snapshot in gold (`lake-serve`).
+//!
+//! It is safe to expose: SQL reads only the lake's registered tables
+//! ([`sql`]), API keys protect everything but the dashboard's files and
+//! `/health` ([`auth`]), an address other machines can reach needs a key,
+//! TLS is built in ([`server`]), no lake read blocks an async worker, and
+//! the frame cache is bounded by bytes ([`cache`]).
 
 pub mod api;
+pub mod auth;
+pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod dashboard;
@@ -18,7 +26,8 @@ pub mod server;
 pub mod sql;
 
 pub use api::{AppState, SqlLimits, router};
+pub use auth::ApiKeys;
 pub use catalog::Catalog;
 pub use config::ServeArgs;
 pub use live::{LakeLive, LiveSnapshot, LiveSource, MemoryLive};
-pub use server::{ServerHandle, serve, spawn};
+pub use server::{ServerHandle, Tls, serve, spawn};

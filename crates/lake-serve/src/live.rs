@@ -5,7 +5,14 @@
 //!
 //! A snapshot carries its JSON bodies, encoded once when it is made, so a
 //! request for a live table costs a pointer copy whatever the load.
+//!
+//! No source blocks the async worker that asks it for a snapshot:
+//! [`LakeLive`] reads the lake on Tokio's blocking pool, and while it
+//! re-reads it serves the snapshot it has; its lock is only held to copy a
+//! pointer, never across I/O.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -13,7 +20,7 @@ use anyhow::{Context, Result};
 use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use lake_core::stream_status::StreamStatus;
-use lake_core::{Lake, Layer};
+use lake_table::{Lake, Layer};
 use polars::prelude::*;
 use serde_json::{Map, Value};
 
@@ -99,12 +106,22 @@ pub fn freshness(status: Option<&StreamStatus>) -> Value {
         "last_checkpoint_age_seconds": age(status.last_checkpoint_at),
         "lag": status.lag,
         "events_consumed": status.events_consumed,
+        "counted": status.counted,
+        "dlq": status.dlq,
     })
 }
 
+/// A snapshot on its way.
+pub type SnapshotFuture<'a> = Pin<Box<dyn Future<Output = Result<Arc<LiveSnapshot>>> + Send + 'a>>;
+
 /// Where the API gets the live views from.
 pub trait LiveSource: Send + Sync {
-    fn snapshot(&self) -> Result<Arc<LiveSnapshot>>;
+    /// Where the views come from: `memory` or `lake`.
+    fn origin(&self) -> &'static str;
+
+    /// The snapshot to serve. Polled on an async worker, it never blocks
+    /// it: lake reads go to Tokio's blocking pool.
+    fn snapshot(&self) -> SnapshotFuture<'_>;
 }
 
 /// Live views held in memory, replaced by the stream after each batch.
@@ -130,32 +147,107 @@ impl MemoryLive {
 }
 
 impl LiveSource for MemoryLive {
-    fn snapshot(&self) -> Result<Arc<LiveSnapshot>> {
+    fn origin(&self) -> &'static str {
+        "memory"
+    }
+
+    fn snapshot(&self) -> SnapshotFuture<'_> {
+        // The lock is held for a pointer copy.
         let current = self
             .current
             .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(current.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        Box::pin(std::future::ready(Ok(current)))
     }
 }
 
-/// Live views read from the lake: the latest committed partitions of the
-/// gold live tables and the query's `_status.json`.
+/// Live views read from the lake: the latest dates of the gold live
+/// tables and the query's `_status.json`, re-read at most once per
+/// `max_age`. A request that finds the snapshot older than that gets it
+/// all the same and starts one re-read in the background; only the first
+/// request waits for a read.
 pub struct LakeLive {
+    inner: Arc<LakeInner>,
+}
+
+struct LakeInner {
     catalog: Arc<Catalog>,
     query: String,
     max_age: Duration,
-    cached: Mutex<Option<(Instant, Arc<LiveSnapshot>)>>,
+    state: Mutex<LakeState>,
+}
+
+#[derive(Default)]
+struct LakeState {
+    /// The latest snapshot and when its read began.
+    current: Option<(Instant, Arc<LiveSnapshot>)>,
+    /// A re-read is under way.
+    refreshing: bool,
+}
+
+/// What a request does with the state it found.
+enum Next {
+    Serve(Arc<LiveSnapshot>),
+    ServeAndRefresh(Arc<LiveSnapshot>),
+    Load,
 }
 
 impl LakeLive {
     pub fn new(catalog: Arc<Catalog>, query: &str, max_age: Duration) -> Self {
         LakeLive {
-            catalog,
-            query: query.to_string(),
-            max_age,
-            cached: Mutex::new(None),
+            inner: Arc::new(LakeInner {
+                catalog,
+                query: query.to_string(),
+                max_age,
+                state: Mutex::new(LakeState::default()),
+            }),
         }
+    }
+}
+
+impl LakeInner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LakeState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn next(&self) -> Next {
+        let mut state = self.lock();
+        let refreshing = state.refreshing;
+        match &state.current {
+            Some((at, snapshot)) if at.elapsed() < self.max_age || refreshing => {
+                Next::Serve(snapshot.clone())
+            }
+            Some((_, snapshot)) => {
+                let snapshot = snapshot.clone();
+                state.refreshing = true;
+                Next::ServeAndRefresh(snapshot)
+            }
+            None => Next::Load,
+        }
+    }
+
+    /// Reads the lake (blocking) and keeps what it read; the lock is not
+    /// held meanwhile.
+    fn refresh(&self) -> Result<Arc<LiveSnapshot>> {
+        /// Ends the re-read whatever happens, a panic included.
+        struct Done<'a>(&'a LakeInner);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.lock().refreshing = false;
+            }
+        }
+        let _done = Done(self);
+        let started = Instant::now();
+        let snapshot = Arc::new(self.load()?);
+        let mut state = self.lock();
+        let newer = state.current.as_ref().is_none_or(|(at, _)| *at <= started);
+        if newer {
+            state.current = Some((started, snapshot.clone()));
+        }
+        Ok(snapshot)
     }
 
     fn load(&self) -> Result<LiveSnapshot> {
@@ -186,18 +278,27 @@ impl LakeLive {
 }
 
 impl LiveSource for LakeLive {
-    fn snapshot(&self) -> Result<Arc<LiveSnapshot>> {
-        let mut cached = self
-            .cached
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((at, snapshot)) = cached.as_ref()
-            && at.elapsed() < self.max_age
-        {
-            return Ok(snapshot.clone());
-        }
-        let snapshot = Arc::new(self.load()?);
-        *cached = Some((Instant::now(), snapshot.clone()));
-        Ok(snapshot)
+    fn origin(&self) -> &'static str {
+        "lake"
+    }
+
+    fn snapshot(&self) -> SnapshotFuture<'_> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            match inner.next() {
+                Next::Serve(snapshot) => Ok(snapshot),
+                Next::ServeAndRefresh(snapshot) => {
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(err) = inner.refresh() {
+                            tracing::warn!("re-reading the live views from the lake: {err:#}");
+                        }
+                    });
+                    Ok(snapshot)
+                }
+                Next::Load => tokio::task::spawn_blocking(move || inner.refresh())
+                    .await
+                    .context("reading the live views from the lake")?,
+            }
+        })
     }
 }

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Parser;
 use lake_core::config::init_tracing;
 use lake_core::error::exit_code;
-use lake_serve::server::bind;
+use lake_serve::server::{bind, secure};
 use lake_serve::{ServeArgs, serve};
 
 /// Serve the lake's tables, the stream's live views, SQL and the dashboard.
@@ -20,9 +20,20 @@ struct Cli {
 async fn run(cli: Cli) -> Result<()> {
     let state = cli.serve.state()?;
     let listener = bind(&cli.serve.addr).await?;
+    let local = listener.local_addr()?;
+    // Refused here, before saying where it listens, when exposed without a key.
+    let state = secure(state, local)?;
+    let scheme = if state.tls().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let keys = match state.keys() {
+        Some(keys) => format!("{} API key(s)", keys.len()),
+        None => "no API key".to_string(),
+    };
     println!(
-        "lake-serve: dashboard at http://{}/ (lake {})",
-        listener.local_addr()?,
+        "lake-serve: dashboard at {scheme}://{local}/ (lake {}, {keys})",
         cli.serve.lake
     );
     serve(listener, state, shutdown_signal()).await

@@ -6,6 +6,8 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 use lake_core::stream_status::StreamStatus;
 
+use crate::cache::CacheStats;
+
 fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
@@ -145,6 +147,61 @@ pub fn render(
     w.out
 }
 
+/// Appends the serving layer's caches: the frame cache the SQL endpoint
+/// and the pages read (bounded by `--sql-cache-mb`), and the encoded gold
+/// pages.
+pub fn render_caches(out: &mut String, frames: CacheStats, pages: CacheStats) {
+    type Figure = fn(&CacheStats) -> u64;
+    let families: [(&str, &str, &str, Figure); 6] = [
+        (
+            "lake_serve_cache_bytes",
+            "gauge",
+            "Estimated bytes a cache holds.",
+            |s| s.bytes,
+        ),
+        (
+            "lake_serve_cache_limit_bytes",
+            "gauge",
+            "Most bytes a cache may hold.",
+            |s| s.limit_bytes,
+        ),
+        (
+            "lake_serve_cache_entries",
+            "gauge",
+            "Entries (one table date each) a cache holds.",
+            |s| s.entries as u64,
+        ),
+        (
+            "lake_serve_cache_hits_total",
+            "counter",
+            "Lookups a cache answered.",
+            |s| s.hits,
+        ),
+        (
+            "lake_serve_cache_misses_total",
+            "counter",
+            "Lookups a cache could not answer.",
+            |s| s.misses,
+        ),
+        (
+            "lake_serve_cache_evictions_total",
+            "counter",
+            "Entries evicted to stay within the limit, least recently used first.",
+            |s| s.evictions,
+        ),
+    ];
+    let mut w = Writer {
+        out: std::mem::take(out),
+    };
+    for (name, kind, help, figure) in families {
+        w.family(name, kind, help);
+        for (cache, stats) in [("frames", &frames), ("gold_pages", &pages)] {
+            w.sample(name, &[("cache", cache)], figure(stats) as f64);
+        }
+    }
+    *out = w.out;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +228,30 @@ mod tests {
             last_event_time: Some(now - chrono::Duration::seconds(3)),
         };
         insta::assert_snapshot!(render("ventes_temps_reel", Some(&status), "memory", now));
+    }
+
+    #[test]
+    fn caches_are_one_family_per_figure() {
+        let mut text = String::new();
+        let frames = CacheStats {
+            entries: 2,
+            bytes: 1500,
+            limit_bytes: 4096,
+            hits: 7,
+            misses: 2,
+            evictions: 1,
+        };
+        render_caches(&mut text, frames, CacheStats::default());
+        for line in [
+            "# TYPE lake_serve_cache_bytes gauge",
+            "lake_serve_cache_bytes{cache=\"frames\"} 1500",
+            "lake_serve_cache_bytes{cache=\"gold_pages\"} 0",
+            "lake_serve_cache_limit_bytes{cache=\"frames\"} 4096",
+            "lake_serve_cache_evictions_total{cache=\"frames\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+        assert_eq!(text.matches("# TYPE lake_serve_cache_bytes ").count(), 1);
     }
 
     #[test]

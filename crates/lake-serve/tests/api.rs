@@ -10,10 +10,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{NaiveDate, Utc};
 use http_body_util::BodyExt;
-use lake_core::run::{Outcome, RunManifest, StepRecord};
+use lake_core::run::{Outcome, RunManifest, StepRecord, TableVersion};
 use lake_core::stream_status::StreamStatus;
-use lake_core::{Lake, Layer, PartitionRef, PartitionWriter};
 use lake_serve::{AppState, Catalog, LiveSnapshot, MemoryLive, SqlLimits, router};
+use lake_table::{DateWriter, Lake, Layer, TableRef};
 use polars::prelude::*;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -25,11 +25,38 @@ fn day(text: &str) -> NaiveDate {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
 }
 
-fn write(lake: &Lake, layer: Layer, table: &str, date: &str, mut df: DataFrame) {
+fn write(lake: &Lake, layer: Layer, table: &str, date: &str, mut df: DataFrame) -> TableVersion {
     let mut writer =
-        PartitionWriter::new(lake, PartitionRef::new(layer, table, day(date)), "run-test");
+        DateWriter::new(lake, TableRef::new(layer, table), day(date), "run-test").unwrap();
     writer.write_frame(&mut df).unwrap();
-    writer.commit().unwrap();
+    (&writer.replace().unwrap()).into()
+}
+
+fn kpi(revenue: f64) -> DataFrame {
+    df!(
+        "total_revenue" => [revenue],
+        "order_count" => [830i64],
+        "customer_count" => [89i64],
+        "avg_order_value" => [revenue / 830.0],
+        "first_order_date" => [day("1996-07-04")],
+    )
+    .unwrap()
+}
+
+fn step(name: &str, writes: Vec<TableVersion>, outcome: Outcome) -> StepRecord {
+    StepRecord {
+        name: name.into(),
+        sources: Vec::new(),
+        reads: Vec::new(),
+        writes,
+        rows_in: 1,
+        rows_out: 1,
+        rejects: Default::default(),
+        duration_ms: 3,
+        attempts: 1,
+        outcome,
+        error: None,
+    }
 }
 
 /// `lines` sales lines: line i has customer `C{i % 7}`, country `A`/`B`/`C`
@@ -54,23 +81,12 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-    for (date, revenue) in [(DAY1, 100.0), (DAY2, 1_234_567.891)] {
-        write(
-            &lake,
-            Layer::Gold,
-            "kpi_summary",
-            date,
-            df!(
-                "total_revenue" => [revenue],
-                "order_count" => [830i64],
-                "customer_count" => [89i64],
-                "avg_order_value" => [revenue / 830.0],
-                "first_order_date" => [day("1996-07-04")],
-            )
-            .unwrap(),
-        );
-    }
-    write(
+    write(&lake, Layer::Gold, "kpi_summary", DAY1, kpi(100.0));
+    let complete = write(&lake, Layer::Gold, "kpi_summary", DAY2, kpi(1_234_567.891));
+    // A later run rewrote DAY2 and then failed: pages keep showing the
+    // versions of the latest complete run.
+    let failed = write(&lake, Layer::Gold, "kpi_summary", DAY2, kpi(-1.0));
+    let revenue_by_country = write(
         &lake,
         Layer::Gold,
         "revenue_by_country",
@@ -97,10 +113,15 @@ fn fixture() -> Fixture {
         DAY2,
         df!("order_id" => [1i64], "reason" => ["orphan_product"]).unwrap(),
     );
-    let step = StepRecord {
+    let silver = StepRecord {
         name: "silver/sales_master".into(),
-        inputs: vec![format!("bronze/order_details/{DAY2}")],
-        outputs: vec![format!("silver/sales_master/{DAY2}")],
+        sources: Vec::new(),
+        reads: vec![TableVersion {
+            table: "bronze/order_details".into(),
+            version: 0,
+            date: day(DAY2),
+        }],
+        writes: Vec::new(),
         rows_in: 2001,
         rows_out: 2000,
         rejects: [("orphan_product".to_string(), 1u64)].into_iter().collect(),
@@ -109,16 +130,39 @@ fn fixture() -> Fixture {
         outcome: Outcome::Succeeded,
         error: None,
     };
-    RunManifest {
-        run_id: "run-20261126".into(),
+    let manifest = |run_id: &str, outcome: Outcome, steps: Vec<StepRecord>| RunManifest {
+        run_id: run_id.into(),
         project_version: "0.1.0".into(),
         date: day(DAY2),
         source: "generator".into(),
         started_at: Utc::now(),
         finished_at: Utc::now(),
-        outcome: Outcome::Succeeded,
-        steps: vec![step],
-    }
+        outcome,
+        steps,
+    };
+    manifest(
+        "run-20261126",
+        Outcome::Succeeded,
+        vec![
+            silver,
+            step("gold/kpi_summary", vec![complete], Outcome::Succeeded),
+            step(
+                "gold/revenue_by_country",
+                vec![revenue_by_country],
+                Outcome::Succeeded,
+            ),
+        ],
+    )
+    .save(&lake)
+    .unwrap();
+    manifest(
+        "run-20261127-failed",
+        Outcome::Failed,
+        vec![
+            step("gold/kpi_summary", vec![failed], Outcome::Succeeded),
+            step("gold/revenue_by_country", Vec::new(), Outcome::Failed),
+        ],
+    )
     .save(&lake)
     .unwrap();
 
@@ -210,6 +254,7 @@ async fn gold_tables_and_partitions() {
     assert_eq!(kpi["partitions"][0]["date"], DAY1);
     assert_eq!(kpi["partitions"][1]["date"], DAY2);
     assert_eq!(kpi["partitions"][1]["rows"], 1);
+    assert_eq!(kpi["version"], 2);
 
     // Every layer's tables with their SQL names.
     let (status, all) = get(&app, "/api/tables").await;
@@ -230,10 +275,13 @@ async fn gold_tables_and_partitions() {
         ]
     );
 
-    // The latest partition by default, another by date.
+    // By default the version of the latest complete run (not the failed
+    // run's later version), another date at its latest version.
     let (status, latest) = get(&app, "/api/gold/kpi_summary").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(latest["date"], DAY2);
+    assert_eq!(latest["version"], 1);
+    assert_eq!(latest["run_id"], "run-20261126");
     assert_eq!(latest["rows"][0]["total_revenue"], 1_234_567.891);
     assert_eq!(latest["rows"][0]["first_order_date"], "1996-07-04");
     assert_eq!(
@@ -252,7 +300,7 @@ async fn gold_tables_and_partitions() {
     assert_client_error(
         &get(&app, "/api/gold/kpi_summary?date=2020-01-01").await,
         StatusCode::NOT_FOUND,
-        &format!("no committed partition for 2020-01-01; it has {DAY1}, {DAY2}"),
+        &format!("gold/kpi_summary holds no 2020-01-01; it holds {DAY1}, {DAY2}"),
     );
     assert_client_error(
         &get(&app, "/api/gold/no_such_metric").await,
@@ -312,8 +360,11 @@ async fn live_unified_metrics_runs_and_health() {
 
     let (status, runs) = get(&app, "/api/runs").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(runs["runs"][0]["run_id"], "run-20261126");
-    assert_eq!(runs["runs"][0]["steps"][0]["rejects"]["orphan_product"], 1);
+    // Newest first: the failed run, then the complete one.
+    assert_eq!(runs["runs"][0]["run_id"], "run-20261127-failed");
+    assert_eq!(runs["runs"][1]["run_id"], "run-20261126");
+    assert_eq!(runs["runs"][1]["steps"][0]["rejects"]["orphan_product"], 1);
+    assert_eq!(runs["runs"][1]["steps"][1]["writes"][0]["version"], 1);
     assert_client_error(
         &get(&app, "/api/runs?limit=0").await,
         StatusCode::BAD_REQUEST,

@@ -2,7 +2,7 @@
 //! category and customer, cleaned and typed; rejected lines with a reason.
 //!
 //! [`sales_master`] holds the pure transformation; [`build_sales_master`] is
-//! the edge that reads bronze, runs it and commits both partitions.
+//! the edge that reads bronze, runs it and commits the date of both tables.
 
 pub mod sales_master;
 
@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{NaiveDate, Utc};
 use lake_core::dag::{Step, StepOutput};
 use lake_core::input::{Columns, read_input};
-use lake_core::{Lake, Layer, PartitionRef, PartitionWriter};
+use lake_table::{DateWriter, Lake, Layer, TableRef};
 use polars::prelude::*;
 
 use crate::sales_master::REJECT_REASON;
@@ -46,13 +46,22 @@ fn in_slice(mut lf: LazyFrame, order_id: &str, slice: u32, slices: u32) -> Resul
     Ok(lf.filter(bucket.eq(lit(slice as i64))))
 }
 
-/// The silver partition of sales_master for `date`.
-pub fn partition(date: NaiveDate) -> PartitionRef {
-    PartitionRef::new(Layer::Silver, SALES_MASTER, date)
+/// The silver table sales_master.
+pub fn sales_master_table() -> TableRef {
+    TableRef::new(Layer::Silver, SALES_MASTER)
+}
+
+/// The table of its rejects.
+pub fn rejects_table() -> TableRef {
+    TableRef::new(Layer::Silver, SALES_MASTER_REJECTS)
+}
+
+fn bronze(table: &str) -> TableRef {
+    TableRef::new(Layer::Bronze, table)
 }
 
 /// Reads bronze, builds sales_master and its rejects, checks the row
-/// invariant and commits both partitions.
+/// invariant and commits both tables' date.
 pub fn build_sales_master(lake: &Lake, date: NaiveDate, run_id: &str) -> Result<StepOutput> {
     build_sales_master_in_slices(lake, date, run_id, LINES_PER_SLICE)
 }
@@ -67,72 +76,63 @@ pub fn build_sales_master_in_slices(
     use sales_master::*;
     let details = read_input(
         lake,
-        Layer::Bronze,
-        "order_details",
+        bronze("order_details"),
         date,
         ORDER_DETAILS_COLUMNS,
         Columns::All,
     )?;
     let orders = read_input(
         lake,
-        Layer::Bronze,
-        "orders",
+        bronze("orders"),
         date,
         ORDERS_COLUMNS,
         Columns::Needed,
     )?;
     let products = read_input(
         lake,
-        Layer::Bronze,
-        "products",
+        bronze("products"),
         date,
         PRODUCTS_COLUMNS,
         Columns::Needed,
     )?;
     let categories = read_input(
         lake,
-        Layer::Bronze,
-        "categories",
+        bronze("categories"),
         date,
         CATEGORIES_COLUMNS,
         Columns::Needed,
     )?;
     let customers = read_input(
         lake,
-        Layer::Bronze,
-        "customers",
+        bronze("customers"),
         date,
         CUSTOMERS_COLUMNS,
         Columns::Needed,
     )?;
 
-    let inputs: Vec<String> = [&details, &orders, &products, &categories, &customers]
+    let reads = [&details, &orders, &products, &categories, &customers]
         .iter()
-        .map(|input| input.partition.to_string())
+        .map(|input| input.read())
         .collect();
-    let lines_in = details.frame.height() as u64;
+    let lines_in = details.rows;
 
     // The joins of a large table need several times its size in memory;
     // classifying it in slices of orders bounds the peak. A slice holds
     // every line of its orders, so duplicate detection is unaffected.
     let slices = lines_in.div_ceil(lines_per_slice.max(1)).max(1) as u32;
     let now = Utc::now();
-    let mut sales_writer = PartitionWriter::new(lake, partition(date), run_id);
-    let mut rejects_writer = PartitionWriter::new(
-        lake,
-        PartitionRef::new(Layer::Silver, SALES_MASTER_REJECTS, date),
-        run_id,
-    );
+    let mut sales_writer = DateWriter::new(lake, sales_master_table(), date, run_id)?;
+    let mut rejects_writer = DateWriter::new(lake, rejects_table(), date, run_id)?;
     let (mut sales_rows, mut reject_rows) = (0u64, 0u64);
     let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
     for slice in 0..slices {
-        let details_slice = in_slice(details.frame.clone().lazy(), "order_id", slice, slices)?;
+        let details_slice = in_slice(details.frame.clone(), "order_id", slice, slices)?;
         let classified = classify(SalesInputs {
             order_details: details_slice.clone(),
-            orders: in_slice(orders.frame.clone().lazy(), "order_id", slice, slices)?,
-            products: products.frame.clone().lazy(),
-            categories: categories.frame.clone().lazy(),
-            customers: customers.frame.clone().lazy(),
+            orders: in_slice(orders.frame.clone(), "order_id", slice, slices)?,
+            products: products.frame.clone(),
+            categories: categories.frame.clone(),
+            customers: customers.frame.clone(),
         })?
         .collect()
         .map_err(anyhow::Error::from)
@@ -160,19 +160,16 @@ pub fn build_sales_master_in_slices(
         );
     }
 
-    // Rejects first: once sales_master is visible, its rejects are too.
-    let rejects_manifest = rejects_writer.commit()?;
-    let sales_manifest = sales_writer.commit()?;
+    // Rejects first: once sales_master's date is visible, its rejects are too.
+    let rejects_commit = rejects_writer.replace()?;
+    let sales_commit = sales_writer.replace()?;
     Ok(StepOutput {
-        inputs,
-        outputs: vec![
-            partition(sales_manifest.date).to_string(),
-            PartitionRef::new(Layer::Silver, SALES_MASTER_REJECTS, rejects_manifest.date)
-                .to_string(),
-        ],
+        reads,
+        writes: vec![(&sales_commit).into(), (&rejects_commit).into()],
         rows_in: lines_in,
         rows_out: sales_rows,
         rejects: reasons,
+        ..Default::default()
     })
 }
 

@@ -10,7 +10,7 @@ use lake_core::error::exit_code;
 use lake_core::run::new_run_id;
 
 /// Build silver/sales_master/{date}/ and silver/_rejects/sales_master/{date}/
-/// from the bronze partitions of that date (or the latest before it).
+/// from the bronze tables' rows of that date (or of the latest date before it).
 #[derive(Parser)]
 #[command(name = "lake-silver", version)]
 struct Cli {

@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use lake_core::country::{country_code, standardized_country_name};
-use lake_core::schema::Expect;
+use lake_table::schema::Expect;
 use polars::prelude::*;
 
 /// Columns silver needs from each bronze table, with the types it accepts.
@@ -404,7 +404,7 @@ mod tests {
         let schema = sales_master(classified, at()).collect_schema().unwrap();
         let types: Vec<String> = schema
             .iter()
-            .map(|(name, dtype)| format!("{name}: {}", lake_core::schema::dtype_name(dtype)))
+            .map(|(name, dtype)| format!("{name}: {}", lake_table::schema::dtype_name(dtype)))
             .collect();
         insta::assert_snapshot!(types.join("\n"));
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use anyhow::{Result, anyhow, bail};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use lake_core::{Lake, Layer};
+use lake_table::{Lake, Layer};
 
 use crate::state::PartitionState;
 

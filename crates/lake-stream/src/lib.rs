@@ -14,7 +14,6 @@ pub mod processor;
 pub mod produce;
 pub mod producer;
 pub mod run;
-pub mod serve;
 pub mod state;
 pub mod status;
 pub mod step;

@@ -1,33 +1,42 @@
 //! The micro-batch processor: applies messages to partition states, writes
-//! the outputs through lake-core's commit protocol, then checkpoints.
+//! the outputs as Delta commits carrying the stream's transactions, then
+//! checkpoints.
 //!
-//! For each partition with messages, a micro-batch `b`:
-//! 1. applies its messages in offset order to the partition's state;
-//! 2. appends the counted events to `bronze/ventes_temps_reel/{date}/` and
-//!    the rejected ones to `bronze/_dlq/ventes_temps_reel/{date}/`, as files
-//!    tagged (partition, b), superseding any earlier attempt of batch `b`;
-//! 3. writes the partition's checkpoint (offsets and state, one put);
+//! One micro-batch, over the partitions it has messages for:
+//! 1. [`Processor::plan`] takes each partition's messages from its next
+//!    offset, stopping at the first message of another date (a batch never
+//!    spans two dates) or, for a batch being replayed, at its recorded end;
+//! 2. [`Processor::apply`] runs them through the partitions' states; batch
+//!    `b` of partition `p` is the state's `batches + 1`;
+//! 3. [`Processor::write`] appends the counted events to
+//!    `bronze/ventes_temps_reel` and the rejected ones to
+//!    `bronze/_dlq/ventes_temps_reel`: one commit per table and date, with
+//!    a Delta `txn` action (application `{query}/partition-{p}`, version
+//!    `b`) per partition, and each partition's offsets in the commit info;
+//! 4. [`Processor::checkpoint`] writes each partition's state (one put);
+//! 5. the live views, merged over every partition's latest state, replace
+//!    the processing date of `gold/live_sales_by_country` and
+//!    `gold/live_sales_by_minute`.
 //!
-//! then the live views, merged over every partition's latest state, replace
-//! `gold/live_sales_by_country/{date}/` and `gold/live_sales_by_minute/{date}/`.
-//!
-//! A crash before 3 replays batch `b` from the previous checkpoint: its new
-//! outputs supersede the first attempt's, so nothing is counted twice. A
-//! batch never spans two dates (it stops at the first message of the next
-//! day), so a replay always writes to the partitions its first attempt did.
+//! A crash before 4 leaves batch `b` committed to some outputs and not
+//! checkpointed. On assignment the processor finds `b` in the outputs'
+//! transactions ([`Processor::assign`]), reads the batch's last offset
+//! from that commit, and replays exactly the same messages: the state comes
+//! out as it was, the outputs holding `b` already are not written again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, NaiveDate, Utc};
-use lake_core::partition::FileOrigin;
 use lake_core::stream_status::StreamStatus;
-use lake_core::{Lake, Layer, PartitionRef, PartitionWriter};
+use lake_table::history::find_transaction;
+use lake_table::{AppendOutcome, DateWriter, Lake, Layer, Table, TableRef, Txn};
 use polars::prelude::*;
+use serde_json::{Value, json};
 
 use crate::checkpoint::CheckpointStore;
-use crate::event::DlqReason;
+use crate::event::{DlqReason, Rejection, SalesEvent};
 use crate::state::{Outcome, PartitionState};
 use crate::views::{LiveTotals, merge};
 
@@ -38,6 +47,11 @@ pub const DLQ_TABLE: &str = "_dlq/ventes_temps_reel";
 /// Gold live views.
 pub const LIVE_BY_COUNTRY: &str = "live_sales_by_country";
 pub const LIVE_BY_MINUTE: &str = "live_sales_by_minute";
+
+/// Key of the stream's entry in a commit's info.
+const COMMIT_INFO_KEY: &str = "lakeStream";
+/// Commits searched back for a batch committed before a crash.
+const REPLAY_SEARCH: usize = 10_000;
 
 /// One message of the source.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,7 +64,7 @@ pub struct SourceMessage {
 }
 
 impl SourceMessage {
-    /// The ingestion date partitioning the message's outputs.
+    /// The date partitioning the message's outputs.
     fn date(&self, fallback: NaiveDate) -> NaiveDate {
         self.timestamp_ms
             .and_then(DateTime::from_timestamp_millis)
@@ -62,20 +76,26 @@ impl SourceMessage {
 /// How a stream query runs.
 #[derive(Debug, Clone)]
 pub struct StreamConfig {
-    /// Names the query's checkpoints (`checkpoints/{query}/`).
+    /// Names the query's checkpoints (`checkpoints/{query}/`) and its
+    /// transactions in the outputs' logs.
     pub query: String,
     pub topic: String,
     /// `_source` of the bronze events, e.g. `kafka://host:9092/ventes-temps-reel`.
     pub source: String,
     /// Events older than the latest event time minus this are late.
     pub allowed_lateness: Duration,
-    /// Names the output files of this process.
+    /// Recorded in the commits of this process.
     pub run_id: String,
 }
 
 impl StreamConfig {
     fn lateness_micros(&self) -> i64 {
         self.allowed_lateness.as_micros() as i64
+    }
+
+    /// The application id of a source partition in the outputs' `txn` actions.
+    pub fn app_id(&self, partition: i32) -> String {
+        format!("{}/partition-{partition}", self.query)
     }
 }
 
@@ -85,8 +105,39 @@ pub struct BatchReport {
     pub messages: u64,
     pub counted: u64,
     pub rejected: BTreeMap<DlqReason, u64>,
-    /// Messages held back for the next batch (they belong to the next day).
+    /// Messages held back for the next batch (another date, or past the
+    /// end of a batch being replayed).
     pub carried: u64,
+}
+
+/// A batch committed to some outputs before a crash, not checkpointed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Replay {
+    batch: u64,
+    /// The batch's last offset, as its commit recorded.
+    last_offset: i64,
+    /// The output tables already holding it.
+    done: BTreeSet<&'static str>,
+}
+
+/// The messages of one partition in one micro-batch.
+struct PartitionBatch {
+    partition: i32,
+    date: NaiveDate,
+    messages: Vec<SourceMessage>,
+}
+
+/// One partition's batch after its messages went through the state.
+struct Applied {
+    partition: i32,
+    date: NaiveDate,
+    batch: u64,
+    first_offset: i64,
+    last_offset: i64,
+    counted: Vec<(SourceMessage, SalesEvent)>,
+    rejected: Vec<(SourceMessage, Rejection)>,
+    /// Output tables already holding this batch (a replay).
+    done: BTreeSet<&'static str>,
 }
 
 /// Applies micro-batches for the partitions this process owns.
@@ -95,12 +146,13 @@ pub struct Processor {
     config: StreamConfig,
     checkpoints: CheckpointStore,
     states: BTreeMap<i32, PartitionState>,
-    /// Messages of a later date than their batch, for the next batch.
+    /// Messages held for a later batch.
     carry: BTreeMap<i32, Vec<SourceMessage>>,
-    /// Partitions whose next batch may replay one an earlier process
-    /// committed outputs for but did not checkpoint: its empty outputs must
-    /// still supersede. Later batches of this process are new.
-    may_replay: std::collections::BTreeSet<i32>,
+    replays: BTreeMap<i32, Replay>,
+    /// Dates this process wrote, to compact once they close.
+    dates_written: BTreeSet<NaiveDate>,
+    /// The date of each owned partition's latest batch.
+    partition_dates: BTreeMap<i32, NaiveDate>,
     /// What this process has done, saved after each batch for the serving
     /// layer and monitoring.
     status: StreamStatus,
@@ -114,7 +166,9 @@ impl Processor {
             checkpoints,
             states: BTreeMap::new(),
             carry: BTreeMap::new(),
-            may_replay: Default::default(),
+            replays: BTreeMap::new(),
+            dates_written: BTreeSet::new(),
+            partition_dates: BTreeMap::new(),
             status: StreamStatus {
                 query: config.query.clone(),
                 ..StreamStatus::default()
@@ -132,17 +186,76 @@ impl Processor {
     }
 
     /// Takes ownership of a partition from its checkpoint (or from the
-    /// start); returns the offset to read from.
+    /// start), finding a batch committed after that checkpoint; returns
+    /// the offset to read from.
     pub fn assign(&mut self, partition: i32) -> Result<i64> {
         let state = match self.checkpoints.load(partition)? {
             Some(checkpoint) => checkpoint.state,
             None => PartitionState::new(partition),
         };
         let next = state.next_offset;
+        match self.committed_after_checkpoint(partition, state.batches + 1)? {
+            Some(replay) => {
+                self.replays.insert(partition, replay);
+            }
+            None => {
+                self.replays.remove(&partition);
+            }
+        }
         self.states.insert(partition, state);
         self.carry.remove(&partition);
-        self.may_replay.insert(partition);
         Ok(next)
+    }
+
+    /// Batch `batch` of `partition` in the outputs' logs: where it ends and
+    /// which outputs hold it; `None` when none does.
+    fn committed_after_checkpoint(&self, partition: i32, batch: u64) -> Result<Option<Replay>> {
+        let app_id = self.config.app_id(partition);
+        let mut replay: Option<Replay> = None;
+        for name in [EVENTS_TABLE, DLQ_TABLE] {
+            let table = Table::open(&self.lake, TableRef::new(Layer::Bronze, name))?;
+            let Some(snapshot) = table.latest()? else {
+                continue;
+            };
+            let Some(version) = snapshot.txn_version(&app_id)? else {
+                continue;
+            };
+            if version < batch as i64 {
+                continue;
+            }
+            if version > batch as i64 {
+                bail!(
+                    "bronze/{name} holds batch {version} of partition {partition} but its checkpoint \
+                     is at batch {}: the checkpoints of query {} belong to another run of the \
+                     outputs; reset the query (`lake-stream reset`) to start over",
+                    batch - 1,
+                    self.config.query
+                );
+            }
+            let (_, actions) = find_transaction(&table, &app_id, version, REPLAY_SEARCH)?
+                .ok_or_else(|| {
+                    anyhow!(
+                        "bronze/{name} holds batch {batch} of partition {partition}, but its commit \
+                         is not among the last {REPLAY_SEARCH} versions"
+                    )
+                })?;
+            let last_offset = recorded_last_offset(&actions, partition, batch).ok_or_else(|| {
+                anyhow!("the commit of batch {batch} of partition {partition} in bronze/{name} does not record its offsets")
+            })?;
+            let entry = replay.get_or_insert(Replay {
+                batch,
+                last_offset,
+                done: BTreeSet::new(),
+            });
+            if entry.last_offset != last_offset {
+                bail!(
+                    "batch {batch} of partition {partition} ends at offset {} in one output and {last_offset} in bronze/{name}",
+                    entry.last_offset
+                );
+            }
+            entry.done.insert(name);
+        }
+        Ok(replay)
     }
 
     /// Gives a partition up (its unprocessed messages are dropped: the next
@@ -150,6 +263,8 @@ impl Processor {
     pub fn revoke(&mut self, partition: i32) {
         self.states.remove(&partition);
         self.carry.remove(&partition);
+        self.replays.remove(&partition);
+        self.partition_dates.remove(&partition);
     }
 
     pub fn owned(&self) -> impl Iterator<Item = &PartitionState> {
@@ -190,6 +305,27 @@ impl Processor {
     pub fn process(&mut self, messages: Vec<SourceMessage>) -> Result<BatchReport> {
         let started = std::time::Instant::now();
         let today = Utc::now().date_naive();
+        let mut report = BatchReport::default();
+        let batches = self.plan(messages, today, &mut report);
+        if batches.is_empty() {
+            return Ok(report);
+        }
+        let applied = self.apply(batches, &mut report)?;
+        self.write(&applied)?;
+        self.checkpoint(&applied)?;
+        self.publish_live_views(today)?;
+        self.record(&report, started.elapsed())?;
+        self.compact_closed_dates();
+        Ok(report)
+    }
+
+    /// Each owned partition's messages for this batch, in offset order.
+    fn plan(
+        &mut self,
+        messages: Vec<SourceMessage>,
+        today: NaiveDate,
+        report: &mut BatchReport,
+    ) -> Vec<PartitionBatch> {
         let mut by_partition: BTreeMap<i32, Vec<SourceMessage>> = std::mem::take(&mut self.carry);
         for message in messages {
             by_partition
@@ -197,8 +333,7 @@ impl Processor {
                 .or_default()
                 .push(message);
         }
-        let mut report = BatchReport::default();
-        let mut changed = false;
+        let mut batches = Vec::new();
         for (partition, mut messages) in by_partition {
             let Some(next_offset) = self.next_offset(partition) else {
                 continue;
@@ -210,23 +345,202 @@ impl Processor {
                 continue;
             };
             let date = first.date(today);
-            let split = messages
+            let mut end = messages
                 .iter()
                 .position(|m| m.date(today) != date)
                 .unwrap_or(messages.len());
-            let later = messages.split_off(split);
+            if let Some(replay) = self.replays.get(&partition) {
+                let past = messages
+                    .iter()
+                    .position(|m| m.offset > replay.last_offset)
+                    .unwrap_or(messages.len());
+                end = end.min(past);
+                // A replay is the same messages as the first attempt: wait
+                // until the source has delivered up to its last offset.
+                if messages[..end].last().map(|m| m.offset) != Some(replay.last_offset) {
+                    report.carried += messages.len() as u64;
+                    self.carry.insert(partition, messages);
+                    continue;
+                }
+            }
+            let later = messages.split_off(end);
             if !later.is_empty() {
                 report.carried += later.len() as u64;
                 self.carry.insert(partition, later);
             }
-            self.process_partition(partition, date, &messages, &mut report)?;
-            changed = true;
+            batches.push(PartitionBatch {
+                partition,
+                date,
+                messages,
+            });
         }
-        if changed {
-            self.publish_live_views(today)?;
-            self.record(&report, started.elapsed())?;
+        batches
+    }
+
+    /// Runs each partition's messages through its state.
+    fn apply(
+        &mut self,
+        batches: Vec<PartitionBatch>,
+        report: &mut BatchReport,
+    ) -> Result<Vec<Applied>> {
+        let lateness = self.config.lateness_micros();
+        let mut out = Vec::with_capacity(batches.len());
+        for PartitionBatch {
+            partition,
+            date,
+            messages,
+        } in batches
+        {
+            let state = self
+                .states
+                .get_mut(&partition)
+                .ok_or_else(|| anyhow!("partition {partition} is not owned"))?;
+            let batch = state.batches + 1;
+            let mut counted = Vec::new();
+            let mut rejected = Vec::new();
+            let (first_offset, last_offset) = match (messages.first(), messages.last()) {
+                (Some(first), Some(last)) => (first.offset, last.offset),
+                _ => continue,
+            };
+            for message in messages {
+                match state.apply(message.offset, message.payload.as_deref(), lateness) {
+                    Outcome::Counted { event, .. } => counted.push((message, event)),
+                    Outcome::Rejected(rejection) => rejected.push((message, rejection)),
+                }
+            }
+            state.prune(lateness);
+            report.messages += (counted.len() + rejected.len()) as u64;
+            report.counted += counted.len() as u64;
+            for (_, rejection) in &rejected {
+                *report.rejected.entry(rejection.reason).or_insert(0) += 1;
+            }
+            let done = match self.replays.remove(&partition) {
+                Some(replay) if replay.batch == batch => replay.done,
+                Some(replay) => bail!(
+                    "partition {partition}: batch {} was to be replayed, batch {batch} came",
+                    replay.batch
+                ),
+                None => BTreeSet::new(),
+            };
+            out.push(Applied {
+                partition,
+                date,
+                batch,
+                first_offset,
+                last_offset,
+                counted,
+                rejected,
+                done,
+            });
         }
-        Ok(report)
+        Ok(out)
+    }
+
+    /// Appends the batch's events and rejects: one commit per table and
+    /// date, carrying the transaction of each partition written.
+    fn write(&mut self, applied: &[Applied]) -> Result<()> {
+        let ingested_at = Utc::now();
+        let dates: BTreeSet<NaiveDate> = applied.iter().map(|a| a.date).collect();
+        for date in dates {
+            let of_date: Vec<&Applied> = applied.iter().filter(|a| a.date == date).collect();
+            for table in [EVENTS_TABLE, DLQ_TABLE] {
+                let parts: Vec<&Applied> = of_date
+                    .iter()
+                    .copied()
+                    .filter(|a| !a.done.contains(table))
+                    .filter(|a| match table {
+                        EVENTS_TABLE => !a.counted.is_empty(),
+                        _ => !a.rejected.is_empty(),
+                    })
+                    .collect();
+                if parts.is_empty() {
+                    continue;
+                }
+                let mut frame = match table {
+                    EVENTS_TABLE => events_frame(
+                        parts.iter().flat_map(|a| a.counted.iter()),
+                        ingested_at,
+                        &self.config.source,
+                    )?,
+                    _ => dlq_frame(
+                        parts.iter().flat_map(|a| a.rejected.iter()),
+                        &self.config.topic,
+                        ingested_at,
+                    )?,
+                };
+                self.append(table, date, &parts, &mut frame)
+                    .with_context(|| format!("writing bronze/{table} for {date}"))?;
+            }
+            self.dates_written.insert(date);
+        }
+        for part in applied {
+            self.partition_dates.insert(part.partition, part.date);
+        }
+        Ok(())
+    }
+
+    fn append(
+        &self,
+        table: &str,
+        date: NaiveDate,
+        parts: &[&Applied],
+        frame: &mut DataFrame,
+    ) -> Result<()> {
+        let txns: Vec<Txn> = parts
+            .iter()
+            .map(|a| Txn {
+                app_id: self.config.app_id(a.partition),
+                version: a.batch as i64,
+            })
+            .collect();
+        let batches: Vec<Value> = parts
+            .iter()
+            .map(|a| {
+                json!({
+                    "partition": a.partition,
+                    "batch": a.batch,
+                    "firstOffset": a.first_offset,
+                    "lastOffset": a.last_offset,
+                })
+            })
+            .collect();
+        let mut writer = DateWriter::new(
+            &self.lake,
+            TableRef::new(Layer::Bronze, table),
+            date,
+            &self.config.run_id,
+        )?
+        .with_commit_info(
+            COMMIT_INFO_KEY,
+            json!({"query": self.config.query, "batches": batches}),
+        );
+        writer.write_frame(frame)?;
+        match writer.append(txns)? {
+            AppendOutcome::Committed(_) | AppendOutcome::Empty => Ok(()),
+            AppendOutcome::AlreadyApplied(txns) => bail!(
+                "another process has committed {} of query {} to bronze/{table}: this process no \
+                 longer owns those partitions (stopping without checkpointing them)",
+                txns.iter()
+                    .map(|t| format!("{} batch {}", t.app_id, t.version))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.config.query
+            ),
+        }
+    }
+
+    /// Writes each processed partition's state, after its outputs.
+    fn checkpoint(&mut self, applied: &[Applied]) -> Result<()> {
+        lake_table::fault::check("before_checkpoint", &self.config.query)?;
+        for part in applied {
+            let state = self
+                .states
+                .get_mut(&part.partition)
+                .ok_or_else(|| anyhow!("partition {} is not owned", part.partition))?;
+            state.batches = part.batch;
+            self.checkpoints.save(state)?;
+        }
+        Ok(())
     }
 
     fn record(&mut self, report: &BatchReport, took: Duration) -> Result<()> {
@@ -246,74 +560,49 @@ impl Processor {
         self.save_status()
     }
 
-    fn process_partition(
-        &mut self,
-        partition: i32,
-        date: NaiveDate,
-        messages: &[SourceMessage],
-        report: &mut BatchReport,
-    ) -> Result<()> {
-        let lateness = self.config.lateness_micros();
-        let state = self
-            .states
-            .get_mut(&partition)
-            .ok_or_else(|| anyhow!("partition {partition} is not owned"))?;
-        let mut counted = Vec::new();
-        let mut rejected = Vec::new();
-        for message in messages {
-            match state.apply(message.offset, message.payload.as_deref(), lateness) {
-                Outcome::Counted { event, .. } => counted.push((message, event)),
-                Outcome::Rejected(rejection) => rejected.push((message, rejection)),
+    /// Compacts, in the background, the dates this process wrote that every
+    /// partition it owns has moved past (each partition's dates only grow,
+    /// so none of them writes such a date again).
+    fn compact_closed_dates(&mut self) {
+        let Some(newest) = self.partition_dates.values().min().copied() else {
+            return;
+        };
+        let closed: Vec<NaiveDate> = self
+            .dates_written
+            .iter()
+            .copied()
+            .filter(|d| *d < newest)
+            .collect();
+        if closed.is_empty() {
+            return;
+        }
+        for date in &closed {
+            self.dates_written.remove(date);
+        }
+        let lake = self.lake.clone();
+        let run_id = self.config.run_id.clone();
+        std::thread::spawn(move || {
+            for date in closed {
+                for table in [EVENTS_TABLE, DLQ_TABLE] {
+                    let table = TableRef::new(Layer::Bronze, table);
+                    match lake_table::maintenance::compact(
+                        &lake,
+                        &table,
+                        date,
+                        lake_table::maintenance::DEFAULT_TARGET_FILE_BYTES,
+                        &run_id,
+                    ) {
+                        Ok(Some(commit)) => tracing::info!(
+                            "compacted {table} {date}: {} files removed, {} written",
+                            commit.removed_files,
+                            commit.files
+                        ),
+                        Ok(None) => {}
+                        Err(err) => tracing::warn!("compacting {table} {date}: {err:#}"),
+                    }
+                }
             }
-        }
-        state.prune(lateness);
-        let batch = state.batches + 1;
-        let origin = FileOrigin { partition, batch };
-        let ingested_at = Utc::now();
-        report.messages += messages.len() as u64;
-        report.counted += counted.len() as u64;
-        for (_, rejection) in &rejected {
-            *report.rejected.entry(rejection.reason).or_insert(0) += 1;
-        }
-
-        let replay = self.may_replay.remove(&partition);
-        let mut events = events_frame(&counted, ingested_at, &self.config.source)?;
-        if events.height() > 0 || replay {
-            self.append(EVENTS_TABLE, date, origin, &mut events)
-                .with_context(|| {
-                    format!("writing bronze/{EVENTS_TABLE} for partition {partition}")
-                })?;
-        }
-        let mut dlq = dlq_frame(&rejected, &self.config.topic, ingested_at)?;
-        if dlq.height() > 0 || replay {
-            self.append(DLQ_TABLE, date, origin, &mut dlq)
-                .with_context(|| format!("writing bronze/{DLQ_TABLE} for partition {partition}"))?;
-        }
-
-        let state = self
-            .states
-            .get_mut(&partition)
-            .ok_or_else(|| anyhow!("partition {partition} is not owned"))?;
-        state.batches = batch;
-        self.checkpoints.save(state)?;
-        Ok(())
-    }
-
-    fn append(
-        &self,
-        table: &str,
-        date: NaiveDate,
-        origin: FileOrigin,
-        frame: &mut DataFrame,
-    ) -> Result<()> {
-        let partition = PartitionRef::new(Layer::Bronze, table, date);
-        let mut writer =
-            PartitionWriter::new(&self.lake, partition, &self.config.run_id).with_origin(origin);
-        if frame.height() > 0 {
-            writer.write_frame(frame)?;
-        }
-        writer.commit_append()?;
-        Ok(())
+        });
     }
 
     /// The live totals over every partition: this process's states, and the
@@ -336,18 +625,37 @@ impl Processor {
             (LIVE_BY_COUNTRY, live.by_country_frame()?),
             (LIVE_BY_MINUTE, live.by_minute_frame()?),
         ] {
-            let mut writer = PartitionWriter::new(
+            let mut writer = DateWriter::new(
                 &self.lake,
-                PartitionRef::new(Layer::Gold, table, date),
+                TableRef::new(Layer::Gold, table),
+                date,
                 &self.config.run_id,
-            );
+            )?;
             writer.write_frame(&mut frame)?;
             writer
-                .commit_replace()
+                .replace()
                 .with_context(|| format!("publishing gold/{table}"))?;
         }
         Ok(())
     }
+}
+
+/// The last offset of `partition`'s batch `batch` in a commit's actions.
+fn recorded_last_offset(actions: &[Value], partition: i32, batch: u64) -> Option<i64> {
+    actions
+        .iter()
+        .filter_map(|a| {
+            a.get("commitInfo")?
+                .get(COMMIT_INFO_KEY)?
+                .get("batches")?
+                .as_array()
+        })
+        .flatten()
+        .find(|b| {
+            b.get("partition").and_then(Value::as_i64) == Some(i64::from(partition))
+                && b.get("batch").and_then(Value::as_u64) == Some(batch)
+        })
+        .and_then(|b| b.get("lastOffset")?.as_i64())
 }
 
 fn utc_micros(name: &str, values: Vec<i64>) -> Column {
@@ -358,11 +666,12 @@ fn utc_micros(name: &str, values: Vec<i64>) -> Column {
 
 /// Bronze rows of counted events: every field, `_ingestion_timestamp`,
 /// `_source`, `_partition`, `_offset`.
-fn events_frame(
-    counted: &[(&SourceMessage, crate::event::SalesEvent)],
+fn events_frame<'a>(
+    counted: impl Iterator<Item = &'a (SourceMessage, SalesEvent)>,
     ingested_at: DateTime<Utc>,
     source: &str,
 ) -> Result<DataFrame> {
+    let counted: Vec<&(SourceMessage, SalesEvent)> = counted.collect();
     let n = counted.len();
     let df = DataFrame::new(
         n,
@@ -429,11 +738,12 @@ fn events_frame(
 }
 
 /// DLQ rows: the raw payload, the error, topic, partition and offset.
-fn dlq_frame(
-    rejected: &[(&SourceMessage, crate::event::Rejection)],
+fn dlq_frame<'a>(
+    rejected: impl Iterator<Item = &'a (SourceMessage, Rejection)>,
     topic: &str,
     ingested_at: DateTime<Utc>,
 ) -> Result<DataFrame> {
+    let rejected: Vec<&(SourceMessage, Rejection)> = rejected.collect();
     let n = rejected.len();
     let payloads: Vec<Option<&[u8]>> = rejected.iter().map(|(m, _)| m.payload.as_deref()).collect();
     let df = DataFrame::new(
@@ -470,4 +780,24 @@ fn dlq_frame(
         ],
     )?;
     Ok(df)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_offset_of_a_batch_is_read_from_its_commit() {
+        let actions = vec![
+            json!({"commitInfo": {"operation": "STREAMING UPDATE", COMMIT_INFO_KEY: {"query": "q", "batches": [
+                {"partition": 0, "batch": 3, "firstOffset": 10, "lastOffset": 19},
+                {"partition": 2, "batch": 7, "firstOffset": 40, "lastOffset": 44},
+            ]}}}),
+            json!({"txn": {"appId": "q/partition-0", "version": 3}}),
+        ];
+        assert_eq!(recorded_last_offset(&actions, 0, 3), Some(19));
+        assert_eq!(recorded_last_offset(&actions, 2, 7), Some(44));
+        assert_eq!(recorded_last_offset(&actions, 2, 6), None);
+        assert_eq!(recorded_last_offset(&actions, 1, 3), None);
+    }
 }

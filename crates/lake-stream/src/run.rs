@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{NaiveDate, TimeZone, Utc};
-use lake_core::Lake;
+use lake_table::Lake;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -289,6 +289,29 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 
 /// Consumes the topic in the consumer group until the trigger says stop
 /// (or `stop` is raised), then returns what was done.
+/// How long the source may pause before an available-now run processes
+/// what it has.
+const AVAILABLE_NOW_PAUSE: Duration = Duration::from_millis(300);
+
+/// True when the buffer holds every owned partition's messages up to the
+/// high watermark found at start.
+fn buffered_to_targets(buffer: &[SourceMessage], shared: &Shared) -> bool {
+    let mut next: BTreeMap<i32, i64> = shared
+        .processor
+        .owned()
+        .map(|s| (s.partition, s.next_offset))
+        .collect();
+    for message in buffer {
+        if let Some(n) = next.get_mut(&message.partition) {
+            *n = (*n).max(message.offset + 1);
+        }
+    }
+    !next.is_empty()
+        && next
+            .iter()
+            .all(|(p, n)| shared.targets.get(p).is_some_and(|high| n >= high))
+}
+
 pub fn run_kafka(
     lake: &Lake,
     settings: &KafkaSettings,
@@ -322,6 +345,7 @@ pub fn run_kafka(
     let started = Instant::now();
     let mut ever_assigned = false;
     let mut last_lag_at: Option<Instant> = None;
+    let mut last_message_at = Instant::now();
     loop {
         let polled = consumer.poll(Duration::from_millis(100));
         if let Some(err) = lock(&shared).error.take() {
@@ -329,6 +353,7 @@ pub fn run_kafka(
         }
         let idle = match polled {
             Some(Ok(message)) => {
+                last_message_at = Instant::now();
                 buffer.push(SourceMessage {
                     partition: message.partition(),
                     offset: message.offset(),
@@ -346,8 +371,16 @@ pub fn run_kafka(
         };
         let stopping = stop.load(Ordering::SeqCst);
         let due = match options.trigger {
+            // Up to the high watermarks in as few batches as the source
+            // allows: a batch is due when full, when every owned partition's
+            // messages up to its watermark are in, or after a pause of the
+            // source (each batch costs a few commits, whatever its size).
             Trigger::AvailableNow => {
-                buffer.len() >= options.max_batch || (idle && !buffer.is_empty())
+                !buffer.is_empty()
+                    && (buffer.len() >= options.max_batch
+                        || (idle
+                            && (last_message_at.elapsed() >= AVAILABLE_NOW_PAUSE
+                                || buffered_to_targets(&buffer, &lock(&shared)))))
             }
             Trigger::Interval(every) => {
                 batch_started.elapsed() >= every || buffer.len() >= options.max_batch
@@ -471,8 +504,14 @@ pub fn run_embedded(
     options: &EmbeddedOptions,
 ) -> Result<(RunSummary, ProducerReport)> {
     let mut generator = EventGenerator::new(options.seed, options.partitions, options.mix)?;
+    // Events spread over the run date up to now: the live view of a run
+    // dated today never shows events from the future. (A run dated in the
+    // future gets its events at the start of that day.)
     let day_start = Utc.from_utc_datetime(&options.date.and_hms_opt(0, 0, 0).unwrap_or_default());
-    let step_ms = (86_400_000 / options.events.max(1)).max(1) as i64;
+    let window_ms = (Utc::now() - day_start)
+        .num_milliseconds()
+        .clamp(1, 86_400_000);
+    let step_ms = (window_ms / options.events.max(1) as i64).max(0);
     let mut offsets = vec![0i64; options.partitions as usize];
     let mut messages = Vec::with_capacity(options.events as usize);
     for i in 0..options.events {

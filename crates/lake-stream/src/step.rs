@@ -6,11 +6,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use lake_core::Lake;
 use lake_core::dag::{Step, StepOutput};
-use lake_core::run::new_run_id;
+use lake_core::run::{TableVersion, new_run_id};
+use lake_table::{Lake, Layer, Table, TableRef};
 
-use crate::processor::{DLQ_TABLE, EVENTS_TABLE, LIVE_BY_COUNTRY, StreamConfig};
+use crate::processor::{DLQ_TABLE, EVENTS_TABLE, LIVE_BY_COUNTRY, LIVE_BY_MINUTE, StreamConfig};
 use crate::producer::EventMix;
 use crate::run::{
     EmbeddedOptions, KafkaRunOptions, KafkaSettings, RunSummary, run_embedded, run_kafka,
@@ -34,14 +34,28 @@ pub enum StreamSource {
     },
 }
 
-fn output(summary: RunSummary, input: String) -> StepOutput {
-    StepOutput {
-        inputs: vec![input],
-        outputs: vec![
-            format!("bronze/{EVENTS_TABLE}"),
-            format!("bronze/{DLQ_TABLE}"),
-            format!("gold/{LIVE_BY_COUNTRY}"),
-        ],
+fn output(lake: &Lake, summary: RunSummary, input: String) -> anyhow::Result<StepOutput> {
+    // The outputs' versions after the run: what a reader of this run reads.
+    let mut writes = Vec::new();
+    for table in [
+        TableRef::new(Layer::Bronze, EVENTS_TABLE),
+        TableRef::new(Layer::Bronze, DLQ_TABLE),
+        TableRef::new(Layer::Gold, LIVE_BY_COUNTRY),
+        TableRef::new(Layer::Gold, LIVE_BY_MINUTE),
+    ] {
+        if let Some(snapshot) = Table::open(lake, table.clone())?.latest()?
+            && let Some(date) = snapshot.latest_date()
+        {
+            writes.push(TableVersion {
+                table: table.to_string(),
+                version: snapshot.version(),
+                date,
+            });
+        }
+    }
+    Ok(StepOutput {
+        sources: vec![input],
+        writes,
         rows_in: summary.messages,
         rows_out: summary.counted,
         rejects: summary
@@ -49,7 +63,8 @@ fn output(summary: RunSummary, input: String) -> StepOutput {
             .iter()
             .map(|(reason, count)| (format!("dlq:{}", reason.as_str()), *count))
             .collect(),
-    }
+        ..Default::default()
+    })
 }
 
 /// The stream step, after `depends_on`.
@@ -84,7 +99,7 @@ pub fn pipeline_step(
                         ctx.rows(seen);
                     },
                 )?;
-                Ok(output(summary, settings.source_uri()))
+                output(&lake, summary, settings.source_uri())
             }
             StreamSource::Embedded { events, seed } => {
                 let config = StreamConfig {
@@ -104,7 +119,7 @@ pub fn pipeline_step(
                 };
                 let (summary, _) = run_embedded(&lake, config.clone(), &options)?;
                 ctx.rows(summary.messages);
-                Ok(output(summary, config.source))
+                output(&lake, summary, config.source)
             }
         }
     })

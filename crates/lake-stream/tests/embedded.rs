@@ -2,10 +2,10 @@
 //! the producer reports, and a rerun has nothing new to count.
 
 use chrono::NaiveDate;
-use lake_core::Lake;
 use lake_stream::processor::StreamConfig;
 use lake_stream::producer::EventMix;
 use lake_stream::run::{EmbeddedOptions, run_embedded};
+use lake_table::Lake;
 
 fn config() -> StreamConfig {
     StreamConfig {
@@ -54,4 +54,65 @@ fn embedded_run_counts_what_the_producer_reports() {
     let (again, _) = run_embedded(&lake, config(), &options).unwrap();
     assert_eq!((again.messages, again.counted), (0, 0));
     assert_eq!(again.live, summary.live);
+}
+
+#[test]
+fn a_run_dated_today_has_no_event_from_the_future() {
+    use lake_table::{Layer, TableRef};
+    use polars::prelude::ChunkAgg;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let options = EmbeddedOptions {
+        events: 2000,
+        partitions: 2,
+        seed: 9,
+        // No late events: those are stamped hours back on purpose.
+        mix: EventMix {
+            malformed: 0.0,
+            duplicate: 0.0,
+            late: 0.0,
+        },
+        batch_size: 500,
+        date: today,
+    };
+    run_embedded(&lake, config(), &options).unwrap();
+    let written_by = chrono::Utc::now();
+    let events = lake_table::read_date(
+        &lake,
+        &TableRef::new(Layer::Bronze, "ventes_temps_reel"),
+        today,
+    )
+    .unwrap()
+    .expect("events land on the run date");
+    let latest = events
+        .column("event_time")
+        .unwrap()
+        .datetime()
+        .unwrap()
+        .physical()
+        .max()
+        .unwrap();
+    assert!(
+        latest <= written_by.timestamp_micros(),
+        "an event is stamped after the run: {latest} > {}",
+        written_by.timestamp_micros()
+    );
+    let earliest = events
+        .column("event_time")
+        .unwrap()
+        .datetime()
+        .unwrap()
+        .physical()
+        .min()
+        .unwrap();
+    let midnight = today
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_micros();
+    assert!(
+        earliest >= midnight,
+        "counted events are stamped on the run date"
+    );
 }

@@ -66,7 +66,7 @@ pub fn kafka() -> Result<(Container<GenericImage>, String)> {
 
 /// MinIO with the test buckets; returns the container and endpoint.
 pub fn minio(access_key: &str, secret_key: &str) -> Result<(Container<GenericImage>, String)> {
-    let container = GenericImage::new("minio/minio", "latest")
+    let container = GenericImage::new("minio/minio", "RELEASE.2025-04-22T22-12-26Z")
         .with_exposed_port(9000.tcp())
         .with_wait_for(WaitFor::message_on_stdout("API:"))
         .with_env_var("MINIO_ROOT_USER", access_key)

@@ -1,7 +1,7 @@
 //! A Kafka-protocol broker for tests: `LAKE_TEST_KAFKA` (bootstrap servers),
 //! else the native `tansu` broker (`LAKE_TANSU_BIN`, `tansu` on the PATH, or
-//! the copy `.ci/run` installs under /var/cache/lake/tools/bin) started with
-//! its SQLite storage engine on a free loopback port.
+//! the copy `cargo xtask test` installs under `cache_dir()/tools/bin`)
+//! started with its SQLite storage engine on a free loopback port.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -69,7 +69,7 @@ pub fn find_tansu() -> Result<PathBuf> {
             return Ok(PathBuf::from(path));
         }
     }
-    let cached = PathBuf::from("/var/cache/lake/tools/bin/tansu");
+    let cached = crate::cache_dir().join("tools/bin/tansu");
     if cached.exists() {
         return Ok(cached);
     }

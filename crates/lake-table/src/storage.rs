@@ -70,6 +70,8 @@ struct LakeInner {
     display: String,
     /// Set for a lake on the local filesystem.
     local_root: Option<PathBuf>,
+    /// Set for a lake on S3: how the table scans (Polars) reach it.
+    s3: Option<crate::s3::S3Settings>,
 }
 
 /// Where one layer lives: a store and a key prefix inside it.
@@ -79,12 +81,24 @@ struct Root {
     prefix: String,
     /// How the layer's location is shown, e.g. `s3://bronze` or `/data/lake/bronze`.
     display: String,
+    /// The layer root as a URL ending in `/` (`file:///data/lake/bronze/`,
+    /// `s3://bronze/`): the base of its tables' locations in Delta's log.
+    url: url::Url,
+    /// A store rooted where `url`'s path starts (the file system's root, or
+    /// the bucket): Delta resolves table URLs against it.
+    url_store: Arc<dyn ObjectStore>,
 }
 
 impl std::fmt::Debug for Lake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Lake({})", self.inner.display)
     }
+}
+
+/// `s3://bucket/prefix/`, the URL of a layer root on S3.
+fn s3_url(bucket: &str, prefix: &str) -> Result<url::Url> {
+    let text = format!("s3://{}/", join(bucket, prefix.trim_matches('/')));
+    url::Url::parse(&text).with_context(|| format!("{text} is not a valid S3 location"))
 }
 
 fn join(prefix: &str, key: &str) -> String {
@@ -132,20 +146,33 @@ impl Lake {
                 .with_automatic_cleanup(true),
         );
         let display = root.display().to_string();
+        let file_system: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new());
         let roots = Layer::ALL
             .iter()
-            .map(|layer| Root {
-                store: store.clone(),
-                prefix: layer.name().to_string(),
-                display: format!("{display}/{}", layer.name()),
+            .map(|layer| {
+                let folder = root.join(layer.name());
+                let url = url::Url::from_directory_path(&folder).map_err(|()| {
+                    anyhow!(
+                        "the lake folder {} is not an absolute path",
+                        folder.display()
+                    )
+                })?;
+                Ok(Root {
+                    store: store.clone(),
+                    prefix: layer.name().to_string(),
+                    display: format!("{display}/{}", layer.name()),
+                    url,
+                    url_store: file_system.clone(),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         Ok(Lake {
             inner: Arc::new(LakeInner {
                 roots,
                 bytes_read: Default::default(),
                 display,
                 local_root: Some(root),
+                s3: None,
             }),
         })
     }
@@ -180,6 +207,8 @@ impl Lake {
                         }
                     };
                     Ok(Root {
+                        url: s3_url(bucket, prefix)?,
+                        url_store: store.clone(),
                         store,
                         prefix: prefix.to_string(),
                         display: format!("s3://{}", join(bucket, prefix)),
@@ -194,13 +223,15 @@ impl Lake {
                 .iter()
                 .map(|layer| {
                     let prefix = join(prefix.trim_matches('/'), layer.name());
-                    Root {
+                    Ok(Root {
                         store: store.clone(),
                         display: format!("s3://{bucket}/{prefix}"),
+                        url: s3_url(bucket, &prefix)?,
+                        url_store: store.clone(),
                         prefix,
-                    }
+                    })
                 })
-                .collect();
+                .collect::<Result<Vec<_>>>()?;
             (
                 roots,
                 format!("s3://{rest} at {}", settings.endpoint_display()),
@@ -212,6 +243,7 @@ impl Lake {
                 bytes_read: Default::default(),
                 display,
                 local_root: None,
+                s3: Some(settings),
             }),
         })
     }
@@ -224,6 +256,36 @@ impl Lake {
     /// The local folder of the lake, for a lake on the local filesystem.
     pub fn local_root(&self) -> Option<&FsPath> {
         self.inner.local_root.as_deref()
+    }
+
+    /// The URL of a folder of a layer, ending in `/` (a table's location).
+    pub fn folder_url(&self, layer: Layer, key: &str) -> Result<url::Url> {
+        let key = key.trim_matches('/');
+        let base = &self.root(layer).url;
+        if key.is_empty() {
+            return Ok(base.clone());
+        }
+        base.join(&format!("{key}/"))
+            .with_context(|| format!("{key} is not a valid folder name under {base}"))
+    }
+
+    /// The store that [`Lake::folder_url`]'s URLs resolve against.
+    pub fn url_store(&self, layer: Layer) -> Arc<dyn ObjectStore> {
+        self.root(layer).url_store.clone()
+    }
+
+    /// Where a scan engine (Polars) finds the object at `key`: a local path
+    /// or an `s3://` URL.
+    pub fn scan_location(&self, layer: Layer, key: &str) -> String {
+        match self.local_path(layer, key) {
+            Some(path) => path.display().to_string(),
+            None => format!("{}{}", self.root(layer).url, key.trim_start_matches('/')),
+        }
+    }
+
+    /// The S3 settings of a lake on S3.
+    pub fn s3_settings(&self) -> Option<&crate::s3::S3Settings> {
+        self.inner.s3.as_ref()
     }
 
     fn root(&self, layer: Layer) -> &Root {
@@ -420,16 +482,7 @@ impl Lake {
         key: &str,
     ) -> anyhow::Error {
         let what = format!("{verb} {}", self.describe(layer, key));
-        let transient = !matches!(
-            err,
-            object_store::Error::NotFound { .. }
-                | object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. }
-                | object_store::Error::NotSupported { .. }
-                | object_store::Error::InvalidPath { .. }
-                | object_store::Error::PermissionDenied { .. }
-                | object_store::Error::Unauthenticated { .. }
-        );
+        let transient = crate::error::may_pass_when_retried(&err);
         let err = anyhow!("{err}").context(what);
         if transient {
             err.context(Transient("storage error".into()))
@@ -458,6 +511,11 @@ pub struct ObjectWriter {
 const UPLOAD_CONCURRENCY: usize = 4;
 
 impl ObjectWriter {
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.state.lock().map(|s| s.written).unwrap_or(0)
+    }
+
     /// Completes the upload; the object becomes visible. Returns its size.
     pub fn finish(&self) -> Result<u64> {
         let mut state = self

@@ -1,4 +1,8 @@
-//! `lake-stream`: the streaming layer's command line.
+//! `lake-stream`: the streaming layer's command line. It lives apart from
+//! the `lake-stream` library so that `run --serve` can put the serving
+//! layer in the stream's process without the stream depending on it.
+
+use lake_stream_cli::serve;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -109,10 +113,10 @@ fn run(cli: Cli) -> Result<()> {
             serve,
         } => {
             let settings = kafka.required()?;
-            let lake = lake_core::Lake::open(&query.lake)?;
+            let lake = lake_table::Lake::open(&query.lake)?;
             let server = match &serve {
                 Some(addr) => {
-                    let server = lake_stream::serve::start(addr, &lake, &query.query)?;
+                    let server = serve::start(addr, &lake, &query.query)?;
                     eprintln!("serving the API and dashboard at {}/", server.handle.url());
                     Some(server)
                 }
@@ -141,7 +145,7 @@ fn run(cli: Cli) -> Result<()> {
                 stop,
                 &mut |report, processor| {
                     if let Some(server) = &server {
-                        match lake_stream::serve::snapshot(processor) {
+                        match serve::snapshot(processor) {
                             Ok(snapshot) => server.live.publish(snapshot),
                             Err(err) => tracing::warn!("live views not published: {err:#}"),
                         }
@@ -189,7 +193,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Status { kafka, query } => {
-            let lake = lake_core::Lake::open(&query.lake)?;
+            let lake = lake_table::Lake::open(&query.lake)?;
             let statuses = lake_stream::status::status(&lake, &kafka.required()?, &query.query)?;
             print!("{}", lake_stream::status::render(&statuses));
         }
@@ -200,7 +204,7 @@ fn run(cli: Cli) -> Result<()> {
                     query.query
                 );
             }
-            let lake = lake_core::Lake::open(&query.lake)?;
+            let lake = lake_table::Lake::open(&query.lake)?;
             let deleted = lake_stream::status::reset(&lake, &query.query)?;
             println!("deleted {deleted} objects");
         }

@@ -7,11 +7,10 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use lake_core::partition::{committed_dates, read_manifest, read_partition};
-use lake_core::{Lake, Layer, PartitionRef};
 use lake_stream::produce::{ProduceOptions, produce};
 use lake_stream::producer::{EventMix, ProducerReport};
 use lake_stream::run::KafkaSettings;
+use lake_table::{Lake, Layer, Table, TableRef};
 use lake_testkit::{free_port, kafka_server};
 use polars::prelude::*;
 
@@ -63,10 +62,38 @@ fn stream_command(lake: &Path, topic: &str, group: &str, trigger: &str) -> Comma
     command
 }
 
+/// An available-now run to its end (at most two minutes).
 fn run_available_now(lake: &Path, topic: &str, group: &str) -> Output {
-    let output = stream_command(lake, topic, group, "available-now")
-        .output()
+    // Output to files, not pipes: a full pipe would stall the run.
+    let logs = tempfile::tempdir().unwrap();
+    let (out, err) = (logs.path().join("stdout"), logs.path().join("stderr"));
+    let mut child = stream_command(lake, topic, group, "available-now")
+        .env("RUST_LOG", "info")
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
         .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            kill9(&mut child);
+            let log = std::fs::read_to_string(&err).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            panic!(
+                "an available-now run of {topic} did not end within 120 s; its last lines:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = Output {
+        status,
+        stdout: std::fs::read(&out).unwrap(),
+        stderr: std::fs::read(&err).unwrap(),
+    };
     assert!(
         output.status.success(),
         "lake-stream run failed: {}",
@@ -75,22 +102,13 @@ fn run_available_now(lake: &Path, topic: &str, group: &str) -> Output {
     output
 }
 
-/// Every committed partition of a table, all dates.
+/// Every row of a table's latest version, all dates.
 fn read_all(lake: &Lake, layer: Layer, table: &str) -> Option<DataFrame> {
-    let mut out: Option<DataFrame> = None;
-    for date in committed_dates(lake, layer, table).unwrap() {
-        let partition = PartitionRef::new(layer, table, date);
-        let manifest = read_manifest(lake, &partition).unwrap().unwrap();
-        let df = read_partition(lake, &partition, &manifest, None).unwrap();
-        out = Some(match out {
-            None => df,
-            Some(mut acc) => {
-                acc.vstack_mut(&df).unwrap();
-                acc
-            }
-        });
-    }
-    out
+    let snapshot = Table::open(lake, TableRef::new(layer, table))
+        .unwrap()
+        .latest()
+        .unwrap()?;
+    Some(snapshot.scan_all().unwrap().collect().unwrap())
 }
 
 /// Checks the lake against what the producers sent.
@@ -112,20 +130,10 @@ fn assert_exact(lake_dir: &Path, reports: &[ProducerReport]) {
     }
 
     // The live view: one row per country, totals and counts as sent.
-    let live = read_all(&lake, Layer::Gold, "live_sales_by_country").expect("no live view");
-    let dates = committed_dates(&lake, Layer::Gold, "live_sales_by_country").unwrap();
-    let latest = PartitionRef::new(Layer::Gold, "live_sales_by_country", *dates.last().unwrap());
-    let live = if dates.len() > 1 {
-        read_partition(
-            &lake,
-            &latest,
-            &read_manifest(&lake, &latest).unwrap().unwrap(),
-            None,
-        )
-        .unwrap()
-    } else {
-        live
-    };
+    let (_, live) =
+        lake_table::read_latest_date(&lake, &TableRef::new(Layer::Gold, "live_sales_by_country"))
+            .unwrap()
+            .expect("no live view");
     let countries: Vec<&str> = live
         .column("pays")
         .unwrap()
@@ -222,40 +230,123 @@ fn kill9(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// Files of a table on disk that its latest version does not list.
+fn uncommitted_files(lake: &Lake, table: &str) -> usize {
+    let listed: BTreeSet<String> = Table::open(lake, TableRef::new(Layer::Bronze, table))
+        .unwrap()
+        .latest()
+        .unwrap()
+        .map(|s| {
+            s.files()
+                .iter()
+                .map(|f| format!("{table}/{}", f.path))
+                .collect()
+        })
+        .unwrap_or_default();
+    lake.list(Layer::Bronze, table)
+        .unwrap()
+        .iter()
+        .filter(|o| o.key.ends_with(".parquet") && !listed.contains(&o.key))
+        .count()
+}
+
+/// Partitions whose outputs hold a batch their checkpoint does not: the
+/// batch was committed, the checkpoint not yet written.
+fn batches_past_their_checkpoint(lake: &Lake) -> usize {
+    let checkpoints = lake_stream::checkpoint::CheckpointStore::new(lake, "ventes_temps_reel");
+    let mut past = 0;
+    for partition in 0..2 {
+        let checkpointed = checkpoints
+            .load(partition)
+            .unwrap()
+            .map_or(0, |c| c.state.batches as i64);
+        let committed = ["ventes_temps_reel", "_dlq/ventes_temps_reel"]
+            .iter()
+            .filter_map(|table| {
+                Table::open(lake, TableRef::new(Layer::Bronze, *table))
+                    .unwrap()
+                    .latest()
+                    .unwrap()?
+                    .txn_version(&format!("ventes_temps_reel/partition-{partition}"))
+                    .unwrap()
+            })
+            .max()
+            .unwrap_or(0);
+        if committed > checkpointed {
+            past += 1;
+        }
+    }
+    past
+}
+
 #[test]
-fn kill_9_at_random_moments_changes_nothing() {
+fn kill_9_at_each_step_of_a_batch_changes_nothing() {
     let topic = kafka_server().create_topic("crash", 2);
-    let lake = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
     // Produce in the background while a consumer is killed and restarted.
     let producer_topic = topic.clone();
     let producer = std::thread::spawn(move || send(&producer_topic, 12_000, Some(1500.0), 21));
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    let mut kills = 0;
+    // Each process stops for good at one step of a micro-batch; the test
+    // kills it there: after the events' data files (before their commit),
+    // after the events' commit (before the DLQ's), after both commits
+    // (before the checkpoint).
+    let points = [
+        "before_commit@bronze/ventes_temps_reel",
+        "before_commit@bronze/_dlq/ventes_temps_reel",
+        "before_checkpoint@ventes_temps_reel",
+    ];
     let started = Instant::now();
-    while kills < 6 {
+    for (kill, point) in points.iter().cycle().take(6).enumerate() {
+        let marker = dir.path().join(format!("marker-{kill}"));
         // A new group each time: the dead member's partitions would otherwise
         // wait for its session to expire; checkpoints decide where to resume.
         let mut child = stream_command(
-            lake.path(),
+            dir.path(),
             &topic,
-            &format!("g-crash-{kills}"),
+            &format!("g-crash-{kill}"),
             "interval=200ms",
         )
+        .env("LAKE_FAULT", format!("hang:{point}"))
+        .env("LAKE_FAULT_MARKER", &marker)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(400 + seed % 900));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !marker.exists() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "kill {kill}: the stream exited early"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "kill {kill}: never reached {point}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The kill lands mid-batch, at the step named.
+        match *point {
+            "before_commit@bronze/ventes_temps_reel" => assert!(
+                uncommitted_files(&lake, "ventes_temps_reel") > 0,
+                "kill {kill}: no uncommitted events file"
+            ),
+            "before_commit@bronze/_dlq/ventes_temps_reel" => assert!(
+                uncommitted_files(&lake, "_dlq/ventes_temps_reel") > 0,
+                "kill {kill}: no uncommitted DLQ file"
+            ),
+            _ => assert!(
+                batches_past_their_checkpoint(&lake) > 0,
+                "kill {kill}: the outputs hold no batch past its checkpoint"
+            ),
+        }
         kill9(&mut child);
-        kills += 1;
     }
-    assert!(started.elapsed() < Duration::from_secs(120));
+    assert!(started.elapsed() < Duration::from_secs(240));
     let report = producer.join().unwrap();
-    run_available_now(lake.path(), &topic, "g-crash-final");
-    assert_exact(lake.path(), &[report]);
+    run_available_now(dir.path(), &topic, "g-crash-final");
+    assert_exact(dir.path(), &[report]);
+    assert_eq!(batches_past_their_checkpoint(&lake), 0);
 }
 
 #[test]
@@ -276,8 +367,8 @@ fn two_consumers_split_the_partitions_and_survive_one_leaving() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until both processes have committed a batch (file names carry
-    // the writer's run id), which needs the group to have split the
+    // Wait until both processes have committed a batch (each commit names
+    // its writer's run id), which needs the group to have split the
     // partitions between them.
     let deadline = Instant::now() + Duration::from_secs(12);
     let mut writers = batch_writers(lake.path());
@@ -292,37 +383,56 @@ fn two_consumers_split_the_partitions_and_survive_one_leaving() {
         .status();
     assert!(second.wait().unwrap().success());
     let report = producer.join().unwrap();
-    std::thread::sleep(Duration::from_millis(2000));
+    // The first consumes the rest, including the partitions it took over:
+    // wait until every message sent is checkpointed.
+    let checkpoints = lake_stream::checkpoint::CheckpointStore::new(
+        &Lake::open(lake.path().to_str().unwrap()).unwrap(),
+        "ventes_temps_reel",
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done: i64 = checkpoints
+            .load_all()
+            .unwrap()
+            .values()
+            .map(|c| c.state.next_offset)
+            .sum();
+        if done as u64 >= report.sent {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the remaining consumer checkpointed {done} of {} messages in 60 s",
+            report.sent
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &first.id().to_string()])
         .status();
     assert!(first.wait().unwrap().success());
-    // Whatever is left (if anything), then the check.
-    run_available_now(lake.path(), &topic, "g-par");
+    // Nothing is left for a later run, then the check.
+    let output = run_available_now(lake.path(), &topic, "g-par");
+    assert!(String::from_utf8_lossy(&output.stdout).contains(" 0 messages"));
     assert_exact(lake.path(), &[report]);
-    // Both processes checkpointed partitions.
-    let checkpoints = lake_stream::checkpoint::CheckpointStore::new(
-        &Lake::open(lake.path().to_str().unwrap()).unwrap(),
-        "ventes_temps_reel",
-    )
-    .load_all()
-    .unwrap();
-    assert_eq!(checkpoints.len(), 4);
+    // Every partition is checkpointed.
+    assert_eq!(checkpoints.load_all().unwrap().len(), 4);
 }
 
 /// Run ids of the processes whose batches are committed in bronze.
 fn batch_writers(lake: &Path) -> BTreeSet<String> {
     let lake_handle = Lake::open(lake.to_str().unwrap()).unwrap();
-    let mut writers = BTreeSet::new();
-    for date in committed_dates(&lake_handle, Layer::Bronze, "ventes_temps_reel").unwrap() {
-        let partition = PartitionRef::new(Layer::Bronze, "ventes_temps_reel", date);
-        if let Some(manifest) = read_manifest(&lake_handle, &partition).unwrap() {
-            for file in manifest.files {
-                writers.insert(file.name["part-".len().."part-".len() + 26].to_string());
-            }
-        }
-    }
-    writers
+    let table = Table::open(
+        &lake_handle,
+        TableRef::new(Layer::Bronze, "ventes_temps_reel"),
+    )
+    .unwrap();
+    lake_table::history::history(&table, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|entry| entry.change.as_deref() == Some("stream_append"))
+        .filter_map(|entry| entry.run_id)
+        .collect()
 }
 
 fn failing(command: &mut Command) -> String {

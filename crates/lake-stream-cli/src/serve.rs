@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use lake_core::Lake;
 use lake_serve::{AppState, Catalog, LiveSnapshot, MemoryLive, ServerHandle, SqlLimits};
+use lake_table::Lake;
 
-use crate::processor::Processor;
+use lake_stream::processor::Processor;
 
 /// A server whose live views this process publishes.
 pub struct LiveServer {

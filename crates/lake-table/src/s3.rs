@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::ClientConfigKey;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::{BackoffConfig, RetryConfig};
 
 /// How to reach S3.
@@ -95,6 +96,37 @@ impl S3Settings {
         self.endpoint
             .clone()
             .unwrap_or_else(|| format!("AWS {}", self.region))
+    }
+
+    /// The same settings as configuration keys of object_store's S3
+    /// builder, for engines that build their own client (Polars' scans).
+    pub fn config_keys(&self) -> Vec<(AmazonS3ConfigKey, String)> {
+        let mut keys = vec![(AmazonS3ConfigKey::Region, self.region.clone())];
+        if let Some(endpoint) = &self.endpoint {
+            keys.push((AmazonS3ConfigKey::Endpoint, endpoint.clone()));
+            keys.push((AmazonS3ConfigKey::VirtualHostedStyleRequest, "false".into()));
+            if endpoint.starts_with("http://") {
+                keys.push((
+                    AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp),
+                    "true".into(),
+                ));
+            }
+        }
+        if let Some(key) = &self.access_key_id {
+            keys.push((AmazonS3ConfigKey::AccessKeyId, key.clone()));
+        }
+        if let Some(secret) = &self.secret_access_key {
+            keys.push((AmazonS3ConfigKey::SecretAccessKey, secret.clone()));
+        }
+        if let Some(token) = &self.session_token {
+            keys.push((AmazonS3ConfigKey::Token, token.clone()));
+        }
+        keys
+    }
+
+    /// Retries of transient errors: at most this many.
+    pub fn max_retries(&self) -> usize {
+        self.retry.max_retries
     }
 
     /// A store for one bucket.

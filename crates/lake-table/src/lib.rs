@@ -1,0 +1,36 @@
+//! The lake's table format: storage (`object_store` behind [`Lake`]), and
+//! every table a Delta Lake table (data contract, section 2) written with
+//! Polars and committed with delta-rs.
+//!
+//! - [`DateWriter`] writes one date of a table as Parquet files, then one
+//!   commit replaces the date (`replaceWhere`) or appends to it (with the
+//!   stream's transaction, skipped when already applied).
+//! - [`Table`] opens a table's log; a [`Snapshot`] is one version of it
+//!   (latest, by number or by time), scanned lazily with Polars.
+//! - [`maintenance`] compacts small files and vacuums removed ones;
+//!   [`history`] lists commits.
+
+mod commit;
+mod delta_types;
+pub mod error;
+pub mod fault;
+pub mod history;
+pub mod layer;
+pub mod maintenance;
+pub mod parquet;
+pub mod read;
+pub mod s3;
+pub mod schema;
+pub mod snapshot;
+mod stats;
+pub mod storage;
+pub mod table;
+pub mod writer;
+
+pub use commit::{Commit, STREAM_LOG_RETENTION};
+pub use layer::Layer;
+pub use read::{read_date, read_latest_date, tables};
+pub use snapshot::{DateSummary, FileEntry, Snapshot};
+pub use storage::Lake;
+pub use table::{At, PARTITION_COLUMN, Table, TableRef, is_not_a_table, valid_table_name};
+pub use writer::{AppendOutcome, DateWriter, ParquetFileWriter, Txn};

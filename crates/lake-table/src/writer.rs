@@ -1,0 +1,295 @@
+//! Writing one date of a table: Parquet data files under
+//! `{table}/{YYYY-MM-DD}/`, then one Delta commit that makes them visible.
+//!
+//! Until the commit, the files are invisible to every reader (no snapshot
+//! lists them). A writer dropped or crashed before its commit leaves files
+//! that no version references; `vacuum` deletes them once they are older
+//! than the retention period.
+
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{NaiveDate, Utc};
+use polars::prelude::*;
+
+use crate::commit::{self, Change, Commit, NewFile, Outcome};
+use crate::delta_types::stored_schema;
+use crate::parquet;
+use crate::snapshot::FileEntry;
+use crate::stats::FileStats;
+use crate::storage::{Lake, ObjectWriter};
+use crate::table::{PARTITION_COLUMN, Table, TableRef};
+
+/// An application transaction: the stream's way to make a replayed
+/// micro-batch a no-op (Delta's `txn` action: an application id per query
+/// and source partition, and the micro-batch number as version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Txn {
+    pub app_id: String,
+    pub version: i64,
+}
+
+/// Writes the data files of one date of a table, then commits them.
+pub struct DateWriter {
+    table: Table,
+    date: NaiveDate,
+    run_id: String,
+    files: Vec<NewFile>,
+    /// The schema of the frames given (before storage casts).
+    schema: Option<Schema>,
+    /// Extra entries of the commit's info.
+    metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    Committed(Commit),
+    /// The table already holds these transactions at their version (or a
+    /// later one): nothing was committed.
+    AlreadyApplied(Vec<Txn>),
+    /// Nothing to commit: no file and no transaction.
+    Empty,
+}
+
+impl DateWriter {
+    pub fn new(lake: &Lake, table: TableRef, date: NaiveDate, run_id: &str) -> Result<DateWriter> {
+        Ok(DateWriter {
+            table: Table::open(lake, table)?,
+            date,
+            run_id: run_id.to_string(),
+            files: Vec::new(),
+            schema: None,
+            metadata: Default::default(),
+        })
+    }
+
+    /// Adds an entry to the commit's info (`commitInfo` in the log).
+    pub fn with_commit_info(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.metadata.insert(key.to_string(), value);
+        self
+    }
+
+    pub fn table_ref(&self) -> &TableRef {
+        self.table.table_ref()
+    }
+
+    pub fn date(&self) -> NaiveDate {
+        self.date
+    }
+
+    /// Rows in the files written so far.
+    pub fn rows(&self) -> u64 {
+        self.files.iter().map(|f| f.stats.rows()).sum()
+    }
+
+    fn check_schema(&mut self, schema: &Schema) -> Result<()> {
+        if schema.contains(PARTITION_COLUMN) {
+            bail!(
+                "{}: {PARTITION_COLUMN} is the partition column of every table; a frame cannot hold it",
+                self.table_ref()
+            );
+        }
+        match &self.schema {
+            None => self.schema = Some(schema.clone()),
+            Some(existing) if existing != schema => bail!(
+                "{} {}: a data file's schema differs from the first file's",
+                self.table_ref(),
+                self.date
+            ),
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Writes a whole frame as one data file.
+    pub fn write_frame(&mut self, df: &mut DataFrame) -> Result<()> {
+        let mut file = self.start_file(&df.schema().clone())?;
+        file.write_batch(df)?;
+        self.finish_file(file)
+    }
+
+    /// Starts a data file written in batches (bounded memory for big tables).
+    pub fn start_file(&mut self, schema: &Schema) -> Result<ParquetFileWriter> {
+        self.check_schema(schema)?;
+        let stored =
+            stored_schema(schema).with_context(|| format!("writing {}", self.table_ref()))?;
+        let path = format!(
+            "{}/part-{:05}-{}.snappy.parquet",
+            self.date.format("%Y-%m-%d"),
+            self.files.len(),
+            uuid::Uuid::new_v4()
+        );
+        let table = self.table_ref().clone();
+        let key = format!("{}/{path}", table.name);
+        let lake = self.table.lake();
+        let description = lake.describe(table.layer, &key);
+        let sink = lake.writer(table.layer, &key)?;
+        let batched = parquet::parquet_writer(sink.clone())
+            .batched(&stored)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("starting Parquet file {description}"))?;
+        Ok(ParquetFileWriter {
+            batched,
+            sink,
+            stats: FileStats::new(&stored),
+            stored: Arc::new(stored),
+            path,
+            description,
+        })
+    }
+
+    /// Closes a file started with [`DateWriter::start_file`].
+    pub fn finish_file(&mut self, file: ParquetFileWriter) -> Result<()> {
+        let ParquetFileWriter {
+            batched,
+            sink,
+            stats,
+            path,
+            description,
+            ..
+        } = file;
+        batched
+            .finish()
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("closing Parquet file {description}"))?;
+        drop(batched);
+        let bytes = sink.finish()?;
+        self.files.push(NewFile {
+            path,
+            bytes,
+            stats,
+            modified_ms: Utc::now().timestamp_millis(),
+        });
+        Ok(())
+    }
+
+    /// Replaces the date: one commit removing every file the table holds
+    /// for it and adding this writer's (Delta's `replaceWhere`). The other
+    /// dates are untouched; a date written for the first time is added.
+    pub fn replace(self) -> Result<Commit> {
+        if self.schema.is_none() {
+            return Err(anyhow!(
+                "{} {}: nothing was written, refusing to commit",
+                self.table_ref(),
+                self.date
+            ));
+        }
+        let schema = self.schema.clone();
+        match self.commit(schema, Change::Replace)? {
+            Outcome::Committed(commit) => Ok(commit),
+            Outcome::AlreadyApplied(_) => Err(anyhow!("a replace carries no transaction")),
+        }
+    }
+
+    /// Adds this writer's files to the date, with `txns` (the stream's
+    /// micro-batches). When the table already holds one of them, nothing
+    /// is committed: a replayed micro-batch, or another process writing
+    /// the same source partition. A writer with no file still commits its
+    /// transactions.
+    pub fn append(self, txns: Vec<Txn>) -> Result<AppendOutcome> {
+        if self.files.is_empty() && txns.is_empty() {
+            return Ok(AppendOutcome::Empty);
+        }
+        let schema = self.schema.clone();
+        Ok(match self.commit(schema, Change::Append(txns))? {
+            Outcome::Committed(commit) => AppendOutcome::Committed(commit),
+            Outcome::AlreadyApplied(txns) => AppendOutcome::AlreadyApplied(txns),
+        })
+    }
+
+    fn commit(self, schema: Option<Schema>, change: Change) -> Result<Outcome> {
+        let DateWriter {
+            table,
+            date,
+            run_id,
+            files,
+            metadata,
+            ..
+        } = self;
+        commit::commit(
+            &table,
+            date,
+            &run_id,
+            schema.as_ref(),
+            files,
+            change,
+            &metadata,
+        )
+    }
+}
+
+impl DateWriter {
+    /// Commits a compaction: this writer's files take the place of
+    /// `removed` (files of the same date) with the same rows.
+    pub(crate) fn compact(self, removed: Vec<FileEntry>, target_size: u64) -> Result<Commit> {
+        let schema = self.schema.clone();
+        let change = Change::Compact {
+            removed,
+            target_size,
+        };
+        match self.commit(schema, change)? {
+            Outcome::Committed(commit) => Ok(commit),
+            Outcome::AlreadyApplied(_) => Err(anyhow!("a compaction carries no transaction")),
+        }
+    }
+}
+
+/// A data file being written in batches.
+pub struct ParquetFileWriter {
+    batched: polars::io::parquet::write::BatchedWriter<ObjectWriter>,
+    sink: ObjectWriter,
+    stats: FileStats,
+    /// The schema the file is written with.
+    stored: SchemaRef,
+    path: String,
+    description: String,
+}
+
+impl ParquetFileWriter {
+    /// Writes a batch as one or more row groups (its columns cast to the
+    /// types stored, its chunks aligned, as Parquet row groups need).
+    pub fn write_batch(&mut self, df: &mut DataFrame) -> Result<()> {
+        let mut stored = cast_to(df, &self.stored)
+            .with_context(|| format!("preparing a batch for {}", self.description))?;
+        self.stats.add(&stored)?;
+        let chunked = polars::frame::chunk_df_for_writing(&mut stored, parquet::ROW_GROUP_ROWS)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("preparing a batch for {}", self.description))?;
+        self.batched
+            .write_batch(&chunked)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("writing Parquet file {}", self.description))?;
+        Ok(())
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.stats.rows()
+    }
+
+    /// Bytes handed to storage so far (Parquet buffers a row group first).
+    pub fn bytes_written(&self) -> u64 {
+        self.sink.written()
+    }
+}
+
+/// The frame with each column cast to the stored type (a no-op for the
+/// columns already of it).
+fn cast_to(df: &DataFrame, schema: &Schema) -> Result<DataFrame> {
+    if df.schema().as_ref() == schema {
+        return Ok(df.clone());
+    }
+    let columns = schema
+        .iter()
+        .map(|(name, dtype)| {
+            let column = df.column(name)?;
+            if column.dtype() == dtype {
+                Ok(column.clone())
+            } else {
+                column
+                    .cast(dtype)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| format!("casting column {name} to {dtype}"))
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    DataFrame::new(df.height(), columns).map_err(anyhow::Error::from)
+}

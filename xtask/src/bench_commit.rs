@@ -1,0 +1,81 @@
+//! `cargo xtask bench commit`: what a Delta commit costs per table, on a
+//! local lake: replacing a date (one small file), a stream append with its
+//! transaction, and opening the latest snapshot of a table with that many
+//! commits (checkpoints every 100).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use chrono::NaiveDate;
+use clap::Args;
+use lake_table::{DateWriter, Lake, Layer, Table, TableRef, Txn};
+use polars::prelude::*;
+
+#[derive(Args)]
+pub struct CommitArgs {
+    /// Commits of each kind.
+    #[arg(long, default_value_t = 300)]
+    commits: u32,
+}
+
+fn summary(name: &str, mut times: Vec<Duration>) {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mean = times.iter().sum::<Duration>() / times.len().max(1) as u32;
+    println!(
+        "{name:<40} {:>8.2} ms {:>8.2} ms {:>8.2} ms",
+        ms(mean),
+        ms(times[times.len() / 2]),
+        ms(times[(times.len() * 99 / 100).min(times.len() - 1)]),
+    );
+}
+
+pub fn commit(args: CommitArgs) -> Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("lake-bench-commit-")
+        .tempdir()?;
+    let lake = Lake::open(dir.path().to_str().unwrap_or("."))?;
+    let date = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default();
+    let n = args.commits.max(1);
+    let mut frame = df!("x" => (0..100i64).collect::<Vec<_>>(), "y" => vec!["abc"; 100])?;
+
+    let replaced = TableRef::new(Layer::Gold, "replaced");
+    let mut replace_times = Vec::new();
+    for _ in 0..n {
+        let started = Instant::now();
+        let mut writer = DateWriter::new(&lake, replaced.clone(), date, "bench")?;
+        writer.write_frame(&mut frame)?;
+        writer.replace()?;
+        replace_times.push(started.elapsed());
+    }
+
+    let appended = TableRef::new(Layer::Bronze, "appended");
+    let mut append_times = Vec::new();
+    for batch in 1..=n {
+        let started = Instant::now();
+        let mut writer = DateWriter::new(&lake, appended.clone(), date, "bench")?;
+        writer.write_frame(&mut frame)?;
+        writer.append(vec![Txn {
+            app_id: "bench/partition-0".into(),
+            version: batch as i64,
+        }])?;
+        append_times.push(started.elapsed());
+    }
+
+    let mut open_times = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        Table::open(&lake, appended.clone())?.latest()?;
+        open_times.push(started.elapsed());
+    }
+
+    println!("\ncommit benchmark, local lake, {n} commits of each kind (1 file of 100 rows each)");
+    println!(
+        "{:<40} {:>11} {:>11} {:>11}",
+        "measure", "mean", "p50", "p99"
+    );
+    summary("replace a date (write + commit)", replace_times);
+    summary("stream append with txn (write + commit)", append_times);
+    summary(&format!("open the latest of {n} versions"), open_times);
+    Ok(())
+}
