@@ -1,17 +1,22 @@
-//! The dashboard in headless Chromium: the KPI tiles show the gold figures,
-//! and events produced to Kafka appear in the live table within seconds.
-//! A screenshot is saved under `target/test-artifacts/`.
+//! The dashboard in headless Chromium, behind an API key: the page asks for
+//! the key (refusing a wrong one) and keeps it for the tab; the KPI tiles
+//! show the gold figures; the data-quality, runs and batch-freshness panels
+//! show the API's figures; events produced to Kafka appear in the live
+//! table and the DLQ panel within seconds. A screenshot is saved under
+//! `target/test-artifacts/`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use fantoccini::{ClientBuilder, Locator};
 use lake_core::dag::group_digits;
+use lake_serve::ApiKeys;
 use lake_table::Layer;
+use lake_tasks::summary::money;
 use lake_testkit::browser::ChromeDriver;
 use lake_tests::live_stack::LiveStack;
 use lake_tests::{read, sum_f64, test_date};
-use xtask::summary::money;
 
 /// Where test artifacts go: `$CARGO_TARGET_DIR/test-artifacts`, else the
 /// workspace's `target/test-artifacts`.
@@ -53,10 +58,120 @@ async fn wait_text(
     }
 }
 
+/// Waits until the element is shown (`true`) or hidden (`false`).
+async fn wait_displayed(client: &fantoccini::Client, css: &str, shown: bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let element = client.find(Locator::Css(css)).await.unwrap();
+        if element.is_displayed().await.unwrap() == shown {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("{css} is still {}", if shown { "hidden" } else { "shown" });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn type_key(client: &fantoccini::Client, key: &str) {
+    wait_displayed(client, "#login", true).await;
+    let input = client.find(Locator::Css("#api-key")).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(key).await.unwrap();
+    client
+        .find(Locator::Css("#login-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The rows of a reasons table: reason -> (count as shown, share in %).
+async fn reason_rows(client: &fantoccini::Client, table: &str) -> BTreeMap<String, (String, f64)> {
+    let mut rows = BTreeMap::new();
+    for row in client
+        .find_all(Locator::Css(&format!("#{table} tbody tr[data-reason]")))
+        .await
+        .unwrap()
+    {
+        let cells = row.find_all(Locator::Css("td")).await.unwrap();
+        let mut texts = Vec::new();
+        for cell in cells {
+            texts.push(cell.text().await.unwrap());
+        }
+        let share: f64 = texts[2].trim_end_matches('%').parse().unwrap_or(f64::NAN);
+        rows.insert(texts[0].clone(), (texts[1].clone(), share));
+    }
+    rows
+}
+
+/// Asserts the page's reasons table holds exactly `expected` (reason ->
+/// count), each with its share of `input` to the one decimal shown.
+async fn assert_reasons(
+    client: &fantoccini::Client,
+    table: &str,
+    expected: &BTreeMap<String, u64>,
+    input: u64,
+) {
+    let shown = reason_rows(client, table).await;
+    assert_eq!(
+        shown.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "{table}"
+    );
+    for (reason, count) in expected {
+        let (text, share) = &shown[reason];
+        assert_eq!(text, &group_digits(*count), "{table} {reason}");
+        let want = 100.0 * *count as f64 / input as f64;
+        assert!(
+            (share - want).abs() <= 0.05 + 1e-9,
+            "{table} {reason}: share {share}% shown, {want}% expected"
+        );
+    }
+}
+
+const KEY: &str = "browser-test-key-0123456789";
+
 #[test]
 fn the_dashboard_shows_gold_figures_and_live_sales() {
     let driver = ChromeDriver::start().unwrap_or_else(|err| panic!("{err:#}"));
-    let stack = LiveStack::start("browser");
+    let keys = ApiKeys::parse(KEY, "the test").unwrap();
+    let stack = LiveStack::start_with_keys("browser", Some(keys));
+    // The runs as the API serves them, with the key.
+    let runs: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{}/api/runs?limit=20", stack.url()))
+        .bearer_auth(KEY)
+        .send()
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .unwrap();
+    let runs = runs["runs"].as_array().unwrap().clone();
+    let batch = runs
+        .iter()
+        .find(|run| {
+            run["outcome"] == "succeeded"
+                && run["steps"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|step| step["name"] == lake_silver::STEP)
+        })
+        .expect("a complete batch run")
+        .clone();
+    let silver = batch["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["name"] == lake_silver::STEP)
+        .unwrap()
+        .clone();
+    let rejects: BTreeMap<String, u64> = serde_json::from_value(silver["rejects"].clone()).unwrap();
+    let lines = silver["rows_in"].as_u64().unwrap();
+    // The built-in data has rejects of several kinds: the panel has rows.
+    assert!(rejects.len() >= 2, "{rejects:?}");
     let kpi = read(&stack.lake, Layer::Gold, "kpi_summary", test_date());
     let countries = read(&stack.lake, Layer::Gold, "revenue_by_country", test_date());
     // The tiles as the gold figures read, formatted here (not by the page).
@@ -101,6 +216,15 @@ fn the_dashboard_shows_gold_figures_and_live_sales() {
             .unwrap_or_else(|err| panic!("no Chromium session: {err}"));
         client.goto(&format!("{}/", stack.url())).await.unwrap();
 
+        // The page asks for the key; a wrong one is refused and asked again.
+        type_key(&client, "not-the-key-but-long-enough").await;
+        wait_text(&client, "#login-message", Duration::from_secs(20), |t| {
+            t.contains("refused")
+        })
+        .await;
+        type_key(&client, KEY).await;
+        wait_displayed(&client, "#login", false).await;
+
         let shown = wait_text(
             &client,
             "#kpi-total-revenue",
@@ -125,6 +249,51 @@ fn the_dashboard_shows_gold_figures_and_live_sales() {
             read(&stack.lake, Layer::Gold, "sales_by_category", test_date()).height()
         );
 
+        // The key is kept for the tab: a reload asks nothing.
+        let stored = client
+            .execute("return sessionStorage.getItem('lake-api-key')", vec![])
+            .await
+            .unwrap();
+        assert_eq!(stored, serde_json::json!(KEY));
+        client.refresh().await.unwrap();
+        wait_text(
+            &client,
+            "#kpi-total-revenue",
+            Duration::from_secs(20),
+            |t| t == revenue,
+        )
+        .await;
+        assert!(
+            !client
+                .find(Locator::Css("#login"))
+                .await
+                .unwrap()
+                .is_displayed()
+                .await
+                .unwrap()
+        );
+
+        // Batch freshness, the last runs and the silver rejects, as the API has them.
+        let date = batch["date"].as_str().unwrap();
+        wait_text(&client, "#batch-freshness", Duration::from_secs(20), |t| {
+            t.contains(date)
+        })
+        .await;
+        let shown_runs = client
+            .find_all(Locator::Css("#runs-table tbody tr"))
+            .await
+            .unwrap();
+        assert_eq!(shown_runs.len(), runs.len().min(5));
+        assert_eq!(
+            shown_runs[0].attr("data-run-id").await.unwrap().as_deref(),
+            runs[0]["run_id"].as_str()
+        );
+        wait_text(&client, "#rejects-input", Duration::from_secs(20), |t| {
+            t.contains(&group_digits(lines))
+        })
+        .await;
+        assert_reasons(&client, "rejects-table", &rejects, lines).await;
+
         // Events in, live table up to date within seconds.
         let report = tokio::task::block_in_place(|| stack.produce(2000, 43));
         let expected = group_digits(report.counted);
@@ -139,6 +308,24 @@ fn the_dashboard_shows_gold_figures_and_live_sales() {
         assert_eq!(rows.len(), report.by_country.len());
         let freshness = text_of(&client, "#freshness").await;
         assert!(freshness.contains("last event"), "{freshness}");
+        // The DLQ panel: the generator's bad messages, by reason, against
+        // what the producer says a consumer must reject.
+        let dlq_total = group_digits(report.dlq.values().sum());
+        wait_text(
+            &client,
+            "#dlq-table tr.total td:nth-child(2)",
+            Duration::from_secs(20),
+            |t| t == dlq_total,
+        )
+        .await;
+        assert!(report.dlq.len() >= 2, "{:?}", report.dlq);
+        // Every message sent is consumed once (duplicates included).
+        let sent = format!("of {} events consumed", group_digits(report.sent));
+        wait_text(&client, "#dlq-input", Duration::from_secs(20), |t| {
+            t == sent
+        })
+        .await;
+        assert_reasons(&client, "dlq-table", &report.dlq, report.sent).await;
 
         let png = client.screenshot().await.unwrap();
         let dir = artifacts_dir();

@@ -12,10 +12,10 @@ use lake_stream::producer::EventMix;
 use lake_stream::run::KafkaSettings;
 use lake_stream::step::StreamSource;
 use lake_table::{Lake, Layer};
+use lake_tasks::pipeline::{PipelineOptions, run_pipeline};
 use lake_testkit::{kafka_server, pg_server, s3_server};
 use lake_tests::oracle::assert_gold_matches_oracle;
 use lake_tests::{read, test_date};
-use xtask::pipeline::{PipelineOptions, run_pipeline};
 
 #[test]
 fn postgres_kafka_and_s3_together() {
@@ -26,7 +26,7 @@ fn postgres_kafka_and_s3_together() {
         unsafe { std::env::set_var(name, value) };
     }
     let db = pg_server().create_db("lake_fullstack");
-    xtask::seed::seed(&db.url.parse().unwrap(), 1, DEFAULT_GENERATOR_SEED).unwrap();
+    lake_tasks::seed::seed(&db.url.parse().unwrap(), 1, DEFAULT_GENERATOR_SEED).unwrap();
     let topic = kafka_server().create_topic("fullstack", 3);
     let kafka = KafkaSettings {
         brokers: kafka_server().brokers.clone(),

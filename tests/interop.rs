@@ -10,8 +10,8 @@ use chrono::NaiveDate;
 use lake_gold::figures::GoldFigures;
 use lake_stream::step::StreamSource;
 use lake_table::{Lake, Layer, Table, TableRef};
+use lake_tasks::pipeline::{PipelineOptions, PipelineRun, run_pipeline};
 use serde_json::{Value, json};
-use xtask::pipeline::{PipelineOptions, PipelineRun, run_pipeline};
 
 fn run(dir: &std::path::Path, date: NaiveDate) -> PipelineRun {
     let mut options = PipelineOptions::new(

@@ -167,7 +167,7 @@ fn the_live_view_adds_up_the_bronze_events() {
     use polars::prelude::*;
     let dir = tempfile::tempdir().unwrap();
     let date = test_date();
-    let mut options = xtask::pipeline::PipelineOptions::new(
+    let mut options = lake_tasks::pipeline::PipelineOptions::new(
         lake_core::config::LakeArgs {
             lake: dir.path().display().to_string(),
             date: Some(date),
@@ -183,7 +183,7 @@ fn the_live_view_adds_up_the_bronze_events() {
         events: 3000,
         seed: 3,
     });
-    let run = xtask::pipeline::run_pipeline(&options).unwrap();
+    let run = lake_tasks::pipeline::run_pipeline(&options).unwrap();
     let step = run
         .manifest
         .steps

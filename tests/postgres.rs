@@ -13,7 +13,7 @@ use polars::prelude::*;
 fn seeded(scale: u32) -> TestDb {
     let db = pg_server().create_db("lake_seed");
     let url: lake_core::pg::PgUrl = db.url.parse().unwrap();
-    xtask::seed::seed(&url, scale, DEFAULT_GENERATOR_SEED).unwrap();
+    lake_tasks::seed::seed(&url, scale, DEFAULT_GENERATOR_SEED).unwrap();
     db
 }
 

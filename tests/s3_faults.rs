@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use lake_core::config::{DEFAULT_GENERATOR_SEED, LakeArgs, SourceArgs};
 use lake_gold::figures::GoldFigures;
 use lake_table::{Lake, Layer, Table, TableRef};
+use lake_tasks::pipeline::{PipelineOptions, run_pipeline};
 use lake_testkit::own_s3_server;
 use lake_tests::test_date;
-use xtask::pipeline::{PipelineOptions, run_pipeline};
 
 fn options(lake: &str) -> PipelineOptions {
     let mut options = PipelineOptions::new(

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lake_core::run::new_run_id;
+use lake_serve::ApiKeys;
 use lake_stream::processor::StreamConfig;
 use lake_stream::produce::{ProduceOptions, produce};
 use lake_stream::producer::{EventMix, ProducerReport};
@@ -32,6 +33,11 @@ pub struct LiveStack {
 impl LiveStack {
     /// Pipeline at scale 1 on the generator, then the stream and the server.
     pub fn start(name: &str) -> LiveStack {
+        LiveStack::start_with_keys(name, None)
+    }
+
+    /// [`LiveStack::start`], the API guarded by `keys`.
+    pub fn start_with_keys(name: &str, keys: Option<ApiKeys>) -> LiveStack {
         let lake_dir = tempfile::tempdir().unwrap();
         let pipeline = run(lake_dir.path(), None, 1, test_date()).unwrap();
         let lake = pipeline.lake;
@@ -43,7 +49,8 @@ impl LiveStack {
             extra: Vec::new(),
             connect_timeout: Duration::from_secs(10),
         };
-        let server = lake_stream_cli::serve::start("127.0.0.1:0", &lake, QUERY).unwrap();
+        let server =
+            lake_stream_cli::serve::start_with_keys("127.0.0.1:0", &lake, QUERY, keys).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let stream = {
             let (lake, kafka, stop, live) = (

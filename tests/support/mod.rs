@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use lake_core::config::{LakeArgs, SourceArgs};
 use lake_core::dag::RunOptions;
 use lake_table::Lake;
-use xtask::pipeline::{PipelineOptions, PipelineRun, run_pipeline};
+use lake_tasks::pipeline::{PipelineOptions, PipelineRun, run_pipeline};
 
 /// The run date the tests write.
 pub fn test_date() -> NaiveDate {

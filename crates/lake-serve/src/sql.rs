@@ -15,8 +15,9 @@
 //!    allow-list: one `Query` statement; query bodies that are SELECTs,
 //!    parenthesized queries, set operations or VALUES; in FROM and JOIN
 //!    only plain table names, derived tables (subqueries) and nested joins;
-//!    every table name a registered lake table or the name of a CTE of an
-//!    enclosing query. Anything else (a table function such as
+//!    every table name a registered lake table or the name of a CTE in
+//!    scope (defined by an enclosing query; inside a CTE's own definition,
+//!    only the CTEs before it). Anything else (a table function such as
 //!    `read_parquet(...)`, a quoted path, an unknown name, another
 //!    statement, a clause such as `SELECT INTO` or `FOR UPDATE`) is refused
 //!    with what it is.
@@ -284,10 +285,28 @@ impl VisitorMut for Rewriter<'_> {
 /// Step 2: the allow-list walk.
 struct Checker<'a> {
     tables: &'a BTreeSet<String>,
-    /// The CTE names of each enclosing query, innermost last.
-    scopes: Vec<Vec<String>>,
+    /// The CTEs of each enclosing query, innermost last.
+    scopes: Vec<Scope>,
     statements: usize,
     used: BTreeSet<String>,
+}
+
+/// The CTEs of one query: while the visit is inside the definition of the
+/// i-th, only the ones before it are visible; in the query's body, all.
+struct Scope {
+    names: Vec<String>,
+    /// Where each CTE's query is in the tree, to know when the visit
+    /// enters and leaves it.
+    queries: Vec<*const Query>,
+    visible: usize,
+}
+
+impl Scope {
+    fn position(&self, query: &Query) -> Option<usize> {
+        self.queries
+            .iter()
+            .position(|q| std::ptr::eq(*q, query as *const Query))
+    }
 }
 
 impl Checker<'_> {
@@ -298,7 +317,7 @@ impl Checker<'_> {
     fn in_scope(&self, name: &str) -> bool {
         self.scopes
             .iter()
-            .any(|scope| scope.iter().any(|n| n == name))
+            .any(|scope| scope.names[..scope.visible].iter().any(|n| n == name))
     }
 
     fn body(&self, body: &SetExpr) -> Result<(), Refusal> {
@@ -322,7 +341,7 @@ impl Checker<'_> {
         }
     }
 
-    fn with(&self, with: &With) -> Result<Vec<String>, Refusal> {
+    fn with(&self, with: &With) -> Result<Scope, Refusal> {
         let With {
             with_token: _,
             recursive,
@@ -332,6 +351,7 @@ impl Checker<'_> {
             return Err(Refusal::NotAllowed("WITH RECURSIVE".into()));
         }
         let mut names = Vec::new();
+        let mut queries = Vec::new();
         for cte in cte_tables {
             let Cte {
                 alias,
@@ -344,8 +364,13 @@ impl Checker<'_> {
                 return Err(Refusal::NotAllowed(format!("CTE {}", shown(cte))));
             }
             names.push(alias.name.value.clone());
+            queries.push(&*cte.query as *const Query);
         }
-        Ok(names)
+        Ok(Scope {
+            names,
+            queries,
+            visible: 0,
+        })
     }
 
     fn table(&mut self, name: &ObjectName, args: bool) -> Result<(), Refusal> {
@@ -435,19 +460,37 @@ impl Visitor for Checker<'_> {
             return ControlFlow::Break(Refusal::NotAllowed(format!("|> {}", shown(pipe))));
         }
         refuse(self.body(body))?;
-        let names = match with {
+        let scope = match with {
             Some(with) => match self.with(with) {
-                Ok(names) => names,
+                Ok(scope) => scope,
                 Err(refusal) => return ControlFlow::Break(refusal),
             },
-            None => Vec::new(),
+            None => Scope {
+                names: Vec::new(),
+                queries: Vec::new(),
+                visible: 0,
+            },
         };
-        self.scopes.push(names);
+        // Entering the definition of a CTE of the enclosing query: the
+        // CTEs before it are visible.
+        if let Some(parent) = self.scopes.last_mut()
+            && let Some(i) = parent.position(query)
+        {
+            parent.visible = i;
+        }
+        self.scopes.push(scope);
         ControlFlow::Continue(())
     }
 
-    fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<Refusal> {
+    fn post_visit_query(&mut self, query: &Query) -> ControlFlow<Refusal> {
         self.scopes.pop();
+        // Leaving a CTE's definition: it is visible from here on (the next
+        // CTEs, then the body, which the visit reaches after every CTE).
+        if let Some(parent) = self.scopes.last_mut()
+            && let Some(i) = parent.position(query)
+        {
+            parent.visible = i + 1;
+        }
         ControlFlow::Continue(())
     }
 

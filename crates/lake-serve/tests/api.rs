@@ -462,7 +462,13 @@ async fn sql_reads_and_refuses() {
     );
     // Malformed or wrong.
     assert_client_error(
-        &sql(&app, &query("SELECT FROM WHERE")).await,
+        &sql(&app, &query("SELECT * FROM (")).await,
+        StatusCode::BAD_REQUEST,
+        "SQL error",
+    );
+    // Parsed, then refused by Polars.
+    assert_client_error(
+        &sql(&app, &query("SELECT 1 FROM gold.kpi_summary LIMIT 'x'")).await,
         StatusCode::BAD_REQUEST,
         "SQL error",
     );
@@ -489,33 +495,411 @@ async fn sql_reads_and_refuses() {
     assert_eq!(get(&app, "/health").await.0, StatusCode::OK);
 }
 
+/// A hook that holds every query whose text contains `marker` until the
+/// test releases it, and panics on queries containing "PANIC".
+struct Gate {
+    release: std::sync::mpsc::Sender<()>,
+    hook: lake_serve::api::SqlHook,
+}
+
+fn gate(marker: &'static str) -> Gate {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    let hook: lake_serve::api::SqlHook = Arc::new(move |query: &str| {
+        if query.contains("PANIC") {
+            panic!("the test's hook panics on purpose");
+        }
+        if query.contains(marker) {
+            let _ = released.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        }
+    });
+    Gate { release, hook }
+}
+
+fn app_with(fixture: &Fixture, limits: SqlLimits, hook: lake_serve::api::SqlHook) -> axum::Router {
+    let catalog = Arc::new(Catalog::new(fixture.lake.clone()));
+    router(
+        AppState::new(
+            catalog,
+            Arc::new(fixture.live.clone()),
+            "ventes_temps_reel",
+            limits,
+        )
+        .with_sql_hook_for_tests(hook),
+    )
+}
+
+/// Polls `check` every 20 ms until it holds, for at most 10 s.
+async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sql_past_its_time_limit_is_cut_off_and_holds_its_slot() {
     let fixture = fixture();
-    let app = app(
+    let gate = gate("HOLD");
+    let app = app_with(
         &fixture,
         SqlLimits {
             max_rows: 10,
-            timeout: Duration::from_millis(1),
+            timeout: Duration::from_millis(50),
             concurrent: 1,
         },
+        gate.hook.clone(),
     );
-    // 2000 x 2000 = 4M pairs: far more than a millisecond, and short
-    // enough that the runtime, which waits for it at the end, is not held.
-    let heavy = query(
-        "SELECT SUM(a.line_total * b.line_total) AS s \
-         FROM silver.sales_master a CROSS JOIN silver.sales_master b",
-    );
+    // Held by the hook until released: past any time limit, whatever the
+    // machine's speed.
     assert_client_error(
-        &sql(&app, &heavy).await,
+        &sql(&app, &query("SELECT 'HOLD' AS held")).await,
         StatusCode::REQUEST_TIMEOUT,
-        "time limit",
+        "time limit of 0.05 s",
     );
     // The first query still runs: the one slot is taken.
     assert_client_error(
         &sql(&app, &query("SELECT 1 AS one")).await,
         StatusCode::TOO_MANY_REQUESTS,
-        "already running",
+        "1 SQL queries are already running",
     );
     assert_eq!(get(&app, "/health").await.0, StatusCode::OK);
+    // Released, it ends and frees its slot.
+    gate.release.send(()).unwrap();
+    eventually("the held query to free its slot", || async {
+        let (status, body) = sql(&app, &query("SELECT 1 AS one")).await;
+        status == StatusCode::OK && body["rows"][0]["one"] == 1
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicking_query_answers_500_and_the_server_stays_up() {
+    let fixture = fixture();
+    let gate = gate("HOLD");
+    let app = app_with(
+        &fixture,
+        SqlLimits {
+            concurrent: 1,
+            ..SqlLimits::default()
+        },
+        gate.hook.clone(),
+    );
+    let (status, body) = sql(&app, &query("SELECT 'PANIC' AS p")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body["status"], 500);
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.contains("the SQL engine failed") && message.contains("panics on purpose"),
+        "{message}"
+    );
+    // Up, and the panicking query's slot is free again.
+    assert_eq!(get(&app, "/health").await.0, StatusCode::OK);
+    let (status, body) = sql(
+        &app,
+        &query("SELECT COUNT(*) AS n FROM silver.sales_master"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rows"][0]["n"], 2000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_reads_nothing_but_the_lake_tables() {
+    let fixture = fixture();
+    let app = app(&fixture, SqlLimits::default());
+    // A Parquet file the server can read, outside the lake.
+    let outside = tempfile::tempdir().unwrap();
+    let path = outside.path().join("secret.parquet");
+    let mut secret = df!("s" => ["the-secret-value"]).unwrap();
+    ParquetWriter::new(std::fs::File::create(&path).unwrap())
+        .finish(&mut secret)
+        .unwrap();
+    let path = path.display().to_string();
+    for (text, needle) in [
+        (
+            format!("SELECT * FROM read_parquet('{path}')"),
+            "table function read_parquet(...) is not allowed",
+        ),
+        (
+            format!("SELECT s FROM gold.kpi_summary, read_parquet('{path}')"),
+            "table function read_parquet(...) is not allowed",
+        ),
+        (
+            format!(
+                "SELECT * FROM gold.kpi_summary WHERE EXISTS (SELECT * FROM read_parquet('{path}'))"
+            ),
+            "table function read_parquet(...) is not allowed",
+        ),
+        (
+            format!("WITH t AS (SELECT * FROM READ_PARQUET('{path}')) SELECT * FROM t"),
+            "table function READ_PARQUET(...) is not allowed",
+        ),
+        (
+            format!("SELECT * FROM read_csv('{path}')"),
+            "table function read_csv(...) is not allowed",
+        ),
+        (
+            format!("SELECT * FROM \"{path}\""),
+            "is a path, not a table",
+        ),
+        (
+            "SELECT * FROM secrets".to_string(),
+            "unknown table secrets (tables are named layer.table: gold.kpi_summary, gold.revenue_by_country, silver._rejects.sales_master, silver.sales_master)",
+        ),
+    ] {
+        let got = sql(&app, &query(&text)).await;
+        assert_client_error(&got, StatusCode::BAD_REQUEST, needle);
+        assert!(!got.1.to_string().contains("the-secret-value"), "{}", got.1);
+    }
+    // The same file is readable: the refusals are the check's, not luck.
+    assert_eq!(
+        ParquetReader::new(std::fs::File::open(&path).unwrap())
+            .finish()
+            .unwrap()
+            .height(),
+        1
+    );
+}
+
+fn metric(text: &str, line_start: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {line_start} in\n{text}"))
+}
+
+async fn metrics_text(app: &axum::Router) -> String {
+    let (status, text) = call(app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    text
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_frame_cache_stays_within_its_bytes_evicting_the_least_recently_used() {
+    let fixture = fixture();
+    let router_with_limit = |bytes: u64| {
+        router(AppState::new(
+            Arc::new(Catalog::with_cache_limit(fixture.lake.clone(), bytes)),
+            Arc::new(fixture.live.clone()),
+            "ventes_temps_reel",
+            SqlLimits::default(),
+        ))
+    };
+    const BYTES: &str = "lake_serve_cache_bytes{cache=\"frames\"}";
+    const EVICTED: &str = "lake_serve_cache_evictions_total{cache=\"frames\"}";
+    // The size of one date of kpi_summary (both dates have the same shape).
+    let roomy = router_with_limit(1 << 30);
+    assert_eq!(
+        get(&roomy, &format!("/api/gold/kpi_summary?date={DAY1}"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let one = metric(&metrics_text(&roomy).await, BYTES);
+    assert!(one > 0.0);
+
+    // Room for exactly one of them.
+    let app = router_with_limit(one as u64);
+    let text = metrics_text(&app).await;
+    assert_eq!(
+        metric(&text, "lake_serve_cache_limit_bytes{cache=\"frames\"}"),
+        one
+    );
+    let (_, first) = get(&app, &format!("/api/gold/kpi_summary?date={DAY1}")).await;
+    assert_eq!(first["rows"][0]["total_revenue"], 100.0);
+    let (_, second) = get(&app, &format!("/api/gold/kpi_summary?date={DAY2}")).await;
+    assert_eq!(second["rows"][0]["total_revenue"], -1.0);
+    let text = metrics_text(&app).await;
+    assert_eq!(metric(&text, BYTES), one);
+    assert_eq!(
+        metric(&text, "lake_serve_cache_entries{cache=\"frames\"}"),
+        1.0
+    );
+    assert_eq!(metric(&text, EVICTED), 1.0);
+    // Its page is still at hand, encoded.
+    let (_, again) = get(&app, &format!("/api/gold/kpi_summary?date={DAY1}")).await;
+    assert_eq!(again["rows"][0]["total_revenue"], 100.0);
+    let text = metrics_text(&app).await;
+    assert_eq!(metric(&text, EVICTED), 1.0);
+    assert_eq!(
+        metric(&text, "lake_serve_cache_hits_total{cache=\"gold_pages\"}"),
+        1.0
+    );
+
+    // A frame larger than the whole cache is served and not kept.
+    let tiny = router_with_limit(16);
+    let (status, body) = sql(
+        &tiny,
+        &query("SELECT COUNT(*) AS n FROM silver.sales_master"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rows"][0]["n"], 2000);
+    let text = metrics_text(&tiny).await;
+    assert_eq!(metric(&text, BYTES), 0.0);
+    assert_eq!(
+        metric(&text, "lake_serve_cache_entries{cache=\"frames\"}"),
+        0.0
+    );
+}
+
+const KEY: &str = "test-key-0123456789abcdef";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_keys_guard_everything_but_the_dashboard_and_health() {
+    let fixture = fixture();
+    let keys =
+        lake_serve::ApiKeys::parse(&format!("other-key-0123456789abcdef,{KEY}"), "test").unwrap();
+    let app = router(
+        AppState::new(
+            Arc::new(Catalog::new(fixture.lake.clone())),
+            Arc::new(fixture.live.clone()),
+            "ventes_temps_reel",
+            SqlLimits::default(),
+        )
+        .with_keys(keys),
+    );
+    let request = |method: &str, uri: &str, authorization: Option<&str>| {
+        let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(value) = authorization {
+            builder = builder.header("authorization", value);
+        }
+        let body = if method == "POST" {
+            Body::from(query("SELECT 1 AS one"))
+        } else {
+            Body::empty()
+        };
+        builder.body(body).unwrap()
+    };
+    // Open without a key.
+    for uri in ["/", "/assets/app.js", "/assets/style.css", "/health"] {
+        let (status, _) = call(&app, request("GET", uri, None)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+    }
+    let (_, health) = get(&app, "/health").await;
+    assert_eq!(health["api_key_required"], true);
+    // Everything else: 401 JSON without a key or with a wrong one.
+    let guarded = [
+        ("GET", "/api/gold"),
+        ("GET", "/api/gold/kpi_summary"),
+        ("GET", "/api/tables"),
+        ("GET", "/api/live/sales-by-country"),
+        ("GET", "/api/live/sales-by-minute"),
+        ("GET", "/api/unified/sales-by-country"),
+        ("GET", "/api/runs"),
+        ("POST", "/api/sql"),
+        ("GET", "/metrics"),
+        ("GET", "/api/no-such-route"),
+        ("GET", "/assets/../api/gold"),
+    ];
+    let wrong = "Bearer test-key-0123456789abcdeX";
+    for (method, uri) in guarded {
+        for (authorization, needle) in [
+            (None, "needs an API key"),
+            (Some(wrong), "the API key is not valid"),
+            (Some(&format!("Basic {KEY}")[..]), "must be `Bearer <key>`"),
+            (
+                Some(&format!("Bearer {}", &KEY[..KEY.len() - 1])[..]),
+                "the API key is not valid",
+            ),
+        ] {
+            let response = app
+                .clone()
+                .oneshot(request(method, uri, authorization))
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {uri}"
+            );
+            assert_eq!(
+                response.headers()["www-authenticate"],
+                "Bearer realm=\"lake\""
+            );
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["status"], 401);
+            let message = body["error"].as_str().unwrap();
+            assert!(message.contains(needle), "{method} {uri}: {message}");
+            // Neither the key nor what the client sent shows.
+            assert!(!body.to_string().contains("0123456789abcde"), "{body}");
+        }
+    }
+    // The right key (either of the two, any case of the scheme).
+    let right = format!("Bearer {KEY}");
+    for (method, uri) in guarded {
+        let (status, body) = call(&app, request(method, uri, Some(&right))).await;
+        let expected = if uri.contains("no-such-route") || uri.contains("..") {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(status, expected, "{method} {uri}: {body}");
+    }
+    let (status, _) = call(
+        &app,
+        request(
+            "GET",
+            "/api/gold",
+            Some("bearer other-key-0123456789abcdef"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn lake_live_serves_its_snapshot_while_it_rereads_the_lake() {
+    let fixture = fixture();
+    let live_tables = |total: f64| {
+        write(
+            &fixture.lake,
+            Layer::Gold,
+            "live_sales_by_country",
+            DAY2,
+            df!("pays" => ["France"], "total_ventes_live" => [total], "nb_transactions" => [1i64])
+                .unwrap(),
+        );
+        write(
+            &fixture.lake,
+            Layer::Gold,
+            "live_sales_by_minute",
+            DAY2,
+            df!("pays" => ["France"], "total_ventes" => [total]).unwrap(),
+        );
+    };
+    live_tables(1.5);
+    let catalog = Arc::new(Catalog::new(fixture.lake.clone()));
+    let live = Arc::new(lake_serve::LakeLive::new(
+        catalog.clone(),
+        "ventes_temps_reel",
+        Duration::ZERO,
+    ));
+    let app = router(AppState::new(
+        catalog,
+        live,
+        "ventes_temps_reel",
+        SqlLimits::default(),
+    ));
+    // One worker thread: a lake read on it would stall the test's requests.
+    let (status, body) = get(&app, "/api/live/sales-by-country").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["origin"], "lake");
+    assert_eq!(body["rows"][0]["total_ventes_live"], 1.5);
+    live_tables(2.5);
+    // Each request is answered from the snapshot at hand and starts a
+    // re-read in the background; the new figures show once it is done.
+    eventually("the new live figures", || async {
+        let (status, body) = get(&app, "/api/live/sales-by-country").await;
+        assert_eq!(status, StatusCode::OK);
+        body["rows"][0]["total_ventes_live"] == 2.5
+    })
+    .await;
 }

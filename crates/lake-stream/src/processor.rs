@@ -196,6 +196,13 @@ impl Processor {
         let next = state.next_offset;
         match self.committed_after_checkpoint(partition, state.batches + 1)? {
             Some(replay) => {
+                tracing::info!(
+                    "partition {partition}: batch {} was committed to {:?} before a crash; \
+                     replaying offsets {next} to {}",
+                    replay.batch,
+                    replay.done,
+                    replay.last_offset
+                );
                 self.replays.insert(partition, replay);
             }
             None => {
@@ -358,6 +365,12 @@ impl Processor {
                 // A replay is the same messages as the first attempt: wait
                 // until the source has delivered up to its last offset.
                 if messages[..end].last().map(|m| m.offset) != Some(replay.last_offset) {
+                    tracing::debug!(
+                        "partition {partition}: replaying batch {} up to offset {}, have {:?}: waiting",
+                        replay.batch,
+                        replay.last_offset,
+                        messages[..end].last().map(|m| m.offset)
+                    );
                     report.carried += messages.len() as u64;
                     self.carry.insert(partition, messages);
                     continue;

@@ -375,11 +375,16 @@ pub fn run_kafka(
             // allows: a batch is due when full, when every owned partition's
             // messages up to its watermark are in, or after a pause of the
             // source (each batch costs a few commits, whatever its size).
+            // Messages the processor holds back (the next date's, those past
+            // the end of a replayed batch) count too: the source may have
+            // nothing more to say.
             Trigger::AvailableNow => {
-                !buffer.is_empty()
+                let held = lock(&shared).processor.carried() > 0;
+                (!buffer.is_empty() || held)
                     && (buffer.len() >= options.max_batch
                         || (idle
-                            && (last_message_at.elapsed() >= AVAILABLE_NOW_PAUSE
+                            && (buffer.is_empty()
+                                || last_message_at.elapsed() >= AVAILABLE_NOW_PAUSE
                                 || buffered_to_targets(&buffer, &lock(&shared)))))
             }
             Trigger::Interval(every) => {

@@ -3,7 +3,6 @@
 //! the copy `cargo xtask test` installs under `cache_dir()/tools/bin`)
 //! started with its SQLite storage engine on a free loopback port.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -59,22 +58,7 @@ pub fn tansu_broker(tansu: &std::path::Path, dir: &std::path::Path, port: u16) -
     command
 }
 
-pub fn find_tansu() -> Result<PathBuf> {
-    if let Ok(path) = std::env::var("LAKE_TANSU_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    if let Ok(out) = Command::new("sh").args(["-c", "command -v tansu"]).output() {
-        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if !path.is_empty() {
-            return Ok(PathBuf::from(path));
-        }
-    }
-    let cached = crate::cache_dir().join("tools/bin/tansu");
-    if cached.exists() {
-        return Ok(cached);
-    }
-    bail!("no tansu binary found")
-}
+pub use lake_tools::find_tansu;
 
 impl KafkaServer {
     /// A handle on a broker someone else runs (for topic creation).

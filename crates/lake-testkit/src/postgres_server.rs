@@ -324,23 +324,4 @@ fn make_certificate(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn find_bin_dir() -> Result<PathBuf> {
-    if let Ok(dir) = std::env::var("LAKE_PG_BIN_DIR") {
-        return Ok(PathBuf::from(dir));
-    }
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if dir.join("initdb").exists() && dir.join("postgres").exists() {
-            return Ok(dir);
-        }
-    }
-    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|entries| entries.flatten().map(|e| e.path().join("bin")).collect())
-        .unwrap_or_default();
-    candidates.sort();
-    candidates
-        .into_iter()
-        .rev()
-        .find(|dir| dir.join("initdb").exists())
-        .ok_or_else(|| anyhow!("no PostgreSQL server binaries found (initdb, postgres)"))
-}
+pub use lake_tools::find_pg_bin_dir as find_bin_dir;

@@ -141,6 +141,12 @@ fn paths_and_unknown_names_are_refused() {
         ("SELECT * FROM \"Gold\".\"rfm\"", "\"Gold\".\"rfm\""),
         ("SELECT * FROM \"GOLD.RFM\"", "\"GOLD.RFM\""),
         ("SELECT * FROM \"gold.rfm \"", "\"gold.rfm \""),
+        // A CTE inside its own definition, or before it is defined.
+        ("WITH t AS (SELECT * FROM t) SELECT * FROM t", "t"),
+        (
+            "WITH a AS (SELECT * FROM b), b AS (SELECT 1 AS x) SELECT * FROM a",
+            "b",
+        ),
         // A CTE name outside the query that defines it.
         (
             "SELECT * FROM (WITH t AS (SELECT 1 AS a) SELECT * FROM t) AS x, t",
@@ -195,7 +201,6 @@ fn other_statements_and_clauses_are_refused() {
     );
     for query in [
         "SELECT * INTO stolen FROM gold.rfm",
-        "TABLE gold.rfm",
         "SELECT * FROM gold.rfm FOR UPDATE",
         "WITH RECURSIVE t AS (SELECT 1) SELECT * FROM t",
         "SELECT * FROM UNNEST([1, 2]) AS u(a)",
@@ -208,15 +213,18 @@ fn other_statements_and_clauses_are_refused() {
             refused(query)
         );
     }
+    // Not even parsed by Polars' dialect.
+    assert!(matches!(refused("TABLE gold.rfm"), Refusal::Syntax(_)));
     assert_eq!(refused(""), Refusal::Empty);
     assert_eq!(refused("-- nothing"), Refusal::Empty);
     assert_eq!(refused("  /* nothing */ "), Refusal::Empty);
     assert!(matches!(refused("SELECT 'open"), Refusal::Syntax(_)));
     assert!(matches!(refused("SELECT 1 /* open"), Refusal::Syntax(_)));
-    assert!(matches!(
+    // A string where a name goes parses as a quoted name.
+    assert_eq!(
         refused("SELECT * FROM '/x.parquet'"),
-        Refusal::Syntax(_)
-    ));
+        Refusal::Path("'/x.parquet'".into())
+    );
     assert_eq!(
         refused(&format!("SELECT '{}'", "x".repeat(MAX_QUERY_BYTES))),
         Refusal::TooLong(MAX_QUERY_BYTES + 9)
@@ -268,6 +276,11 @@ fn queries_over_the_lake_pass() {
             "SELECT * FROM (gold.rfm r JOIN silver.sales_master m ON r.customer_id = m.customer_id)",
             &["gold.rfm", "silver.sales_master"],
         ),
+        // Later CTEs see the earlier ones.
+        (
+            "WITH a AS (SELECT * FROM gold.rfm), b AS (SELECT * FROM a) SELECT * FROM b",
+            &["gold.rfm"],
+        ),
         // A CTE is visible in nested queries of the query that defines it.
         (
             "WITH t AS (SELECT 1 AS a) SELECT * FROM (SELECT * FROM t) AS u WHERE a IN (SELECT a FROM t)",
@@ -293,7 +306,7 @@ fn lake_names_become_quoted_identifiers() {
     assert_eq!(
         prepared.text,
         "SELECT r.segment, 'gold.rfm' AS s, \"silver.sales_master\".country, \"gold.rfm\".* \
-         FROM \"gold.rfm\" AS r JOIN \"silver.sales_master\" \
+         FROM \"gold.rfm\" r JOIN \"silver.sales_master\" \
          ON \"silver.sales_master\".customer_id = r.customer_id \
          WHERE \"silver._rejects.sales_master\".x = 1 OR \"gold.rfm\".y = 2 OR gold.rfm_segments.z = 3"
     );
@@ -397,9 +410,9 @@ fn spelling(table: usize, style: usize) -> String {
 
 fn leaf() -> impl Strategy<Value = F> {
     prop_oneof![
-        4 => (0..LAKE.len(), 0..5usize).prop_map(|(t, s)| F::Lake(t, s)),
-        2 => (0..CTES).prop_map(F::Cte),
-        2 => (0..HOSTILE.len()).prop_map(F::Hostile),
+        14 => (0..LAKE.len(), 0..5usize).prop_map(|(t, s)| F::Lake(t, s)),
+        3 => (0..CTES).prop_map(F::Cte),
+        1 => (0..HOSTILE.len()).prop_map(F::Hostile),
     ]
 }
 
@@ -508,16 +521,15 @@ impl Render<'_> {
                 }
             }
             Q::SetOp(a, op, b) => {
-                self.word("(");
+                self.word("SELECT * FROM (");
                 self.query(a);
-                self.word(")");
+                self.word(") AS sa");
                 self.word(op);
-                self.word("(");
+                self.word("SELECT * FROM (");
                 self.query(b);
-                self.word(")");
+                self.word(") AS sb");
             }
             Q::With(ctes, body) => {
-                self.word("(");
                 self.word("WITH");
                 for (i, (n, cte)) in ctes.iter().enumerate() {
                     if i > 0 {
@@ -528,8 +540,14 @@ impl Render<'_> {
                     self.query(cte);
                     self.word(")");
                 }
-                self.query(body);
-                self.word(")");
+                if matches!(**body, Q::With(..)) {
+                    // WITH cannot follow WITH directly.
+                    self.word("SELECT * FROM (");
+                    self.query(body);
+                    self.word(") AS wb");
+                } else {
+                    self.query(body);
+                }
             }
         }
     }
@@ -580,14 +598,16 @@ fn hostile(q: &Q, scope: &mut Vec<usize>) -> bool {
         }
         Q::SetOp(a, _, b) => hostile(a, scope) || hostile(b, scope),
         Q::With(ctes, body) => {
-            // A CTE's body sees the CTEs of the queries around this one
-            // (the check also lets it see its siblings: generated bodies
-            // never rely on that).
-            if ctes.iter().any(|(_, cte)| hostile(cte, scope)) {
-                return true;
-            }
+            // Each CTE's definition sees the CTEs around this query and
+            // the ones before it; the body sees them all.
             let before = scope.len();
-            scope.extend(ctes.iter().map(|(n, _)| *n));
+            for (n, cte) in ctes {
+                if hostile(cte, scope) {
+                    scope.truncate(before);
+                    return true;
+                }
+                scope.push(*n);
+            }
             let result = hostile(body, scope);
             scope.truncate(before);
             result
@@ -660,6 +680,35 @@ fn only_lake_tables(text: &str) -> Result<(), String> {
     }
 }
 
+/// The property below is not vacuous: the generator makes plenty of both
+/// kinds of statement, and they nest.
+#[test]
+fn the_generator_makes_statements_of_both_kinds() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut clean, mut hostile_ones, mut nested) = (0, 0, 0);
+    for _ in 0..1000 {
+        let q = query().new_tree(&mut runner).unwrap().current();
+        if hostile(&q, &mut Vec::new()) {
+            hostile_ones += 1;
+        } else {
+            clean += 1;
+            assert!(
+                prepare(&render(&q, &[0]), &known()).is_ok(),
+                "{}",
+                render(&q, &[0])
+            );
+        }
+        if render(&q, &[0]).matches("SELECT").count() >= 3 {
+            nested += 1;
+        }
+    }
+    assert!(
+        clean >= 150 && hostile_ones >= 150 && nested >= 150 && std::env::var("SHOW_MIX").is_err(),
+        "{clean} clean, {hostile_ones} hostile, {nested} nested"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
@@ -699,10 +748,10 @@ proptest! {
         ]), 1..40),
     ) {
         let text = tokens.join(" ");
-        if let Ok(prepared) = prepare(&text, &known()) {
-            if let Err(why) = only_lake_tables(&prepared.text) {
-                return Err(TestCaseError::fail(why));
-            }
+        if let Ok(prepared) = prepare(&text, &known())
+            && let Err(why) = only_lake_tables(&prepared.text)
+        {
+            return Err(TestCaseError::fail(why));
         }
     }
 }

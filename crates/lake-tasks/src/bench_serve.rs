@@ -6,6 +6,9 @@
 //! For each endpoint: an open-loop run at `--rate` requests/s (each
 //! connection sends on a fixed schedule, so a slow answer cannot hide the
 //! ones behind it) and a closed-loop run that sends as fast as answers come.
+//!
+//! The server runs as it would exposed: with an API key, which every
+//! request sends (so its check is in the figures).
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -65,6 +68,7 @@ impl LoadReport {
 /// back to back when `rate` is `None`.
 async fn load(
     url: &str,
+    key: &str,
     connections: usize,
     rate: Option<f64>,
     duration: Duration,
@@ -78,6 +82,7 @@ async fn load(
             .build()
             .context("building an HTTP client")?;
         let url = url.to_string();
+        let authorization = format!("Bearer {key}");
         // Connections start spread over one period, not all at once.
         let period = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
         let offset = period.map_or(Duration::ZERO, |p| p.mul_f64(i as f64 / connections as f64));
@@ -91,7 +96,8 @@ async fn load(
                     next += period;
                 }
                 let sent = Instant::now();
-                let ok = match client.get(&url).send().await {
+                let request = client.get(&url).header("authorization", &authorization);
+                let ok = match request.send().await {
                     Ok(response) => {
                         response.status().is_success() && response.bytes().await.is_ok()
                     }
@@ -122,9 +128,13 @@ async fn load(
 }
 
 /// The value of a metric from `/metrics` (0 when absent).
-async fn metric(base: &str, name: &str) -> Result<f64> {
-    let text = reqwest::get(format!("{base}/metrics"))
+async fn metric(base: &str, key: &str, name: &str) -> Result<f64> {
+    let text = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(key)
+        .send()
         .await?
+        .error_for_status()?
         .text()
         .await?;
     Ok(text
@@ -137,10 +147,10 @@ async fn metric(base: &str, name: &str) -> Result<f64> {
 
 /// Events the stream had processed, and when (Unix seconds), as of its
 /// last saved status.
-async fn events_consumed(base: &str) -> Result<(f64, f64)> {
+async fn events_consumed(base: &str, key: &str) -> Result<(f64, f64)> {
     Ok((
-        metric(base, "lake_stream_events_consumed_total").await?,
-        metric(base, "lake_stream_status_updated_timestamp_seconds").await?,
+        metric(base, key, "lake_stream_events_consumed_total").await?,
+        metric(base, key, "lake_stream_status_updated_timestamp_seconds").await?,
     ))
 }
 
@@ -170,6 +180,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let topic = lake_testkit::KafkaServer::attach(&brokers).create_topic("bench-serve", 4);
     let port = lake_testkit::free_port();
     let base = format!("http://127.0.0.1:{port}");
+    // A key of this run only, to the server through its environment.
+    let key = format!("bench-{}", lake_core::run::new_run_id());
     let mut stream = Command::new(crate::bench_stream::lake_stream_binary()?)
         .args([
             "run",
@@ -184,6 +196,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         .arg("--lake")
         .arg(lake_dir.path())
         .args(["--serve", &format!("127.0.0.1:{port}")])
+        .env("LAKE_API_KEYS", &key)
+        .env_remove("LAKE_API_KEY_FILE")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -234,28 +248,34 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 report
             })
         };
-        // Let the stream reach its steady state.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Measure once the stream has saved a status with events in it.
+        let consuming_by = Instant::now() + Duration::from_secs(60);
+        while events_consumed(&base, &key).await?.0 <= 0.0 {
+            if Instant::now() > consuming_by {
+                bail!("lake-stream consumed no event within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let mut rows = Vec::new();
         // The stream's rate while the live endpoint takes its paced load:
         // the target's condition.
         let mut stream_rate = 0.0;
         for path in ["/api/live/sales-by-country", "/api/gold/kpi_summary"] {
             let url = format!("{base}{path}");
-            let (consumed_before, at_before) = events_consumed(&base).await?;
-            let paced = load(&url, args.connections, Some(args.rate), args.duration).await?;
+            let (consumed_before, at_before) = events_consumed(&base, &key).await?;
+            let paced = load(&url, &key, args.connections, Some(args.rate), args.duration).await?;
             if path.starts_with("/api/live") {
                 // Between two saved statuses: counts and times of the same
                 // batches, so the rate has no batch-granularity error.
-                let (consumed_after, at_after) = events_consumed(&base).await?;
+                let (consumed_after, at_after) = events_consumed(&base, &key).await?;
                 stream_rate = (consumed_after - consumed_before) / (at_after - at_before).max(1e-3);
                 eprintln!(
                     "stream during the paced live run: {} events/s, lag at its end {}",
                     group_digits(stream_rate as u64),
-                    metric(&base, "lake_stream_lag_messages").await?
+                    metric(&base, &key, "lake_stream_lag_messages").await?
                 );
             }
-            let flat_out = load(&url, args.connections, None, args.duration).await?;
+            let flat_out = load(&url, &key, args.connections, None, args.duration).await?;
             rows.push((path, paced, flat_out));
         }
         if !producing.load(Ordering::SeqCst) {
@@ -271,7 +291,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let (rows, stream_rate) = result?;
 
     println!(
-        "\nserve benchmark: {} connections; lake-stream --serve consumed {} events/s during the paced live run",
+        "\nserve benchmark: {} connections, API key on; lake-stream --serve consumed {} events/s during the paced live run",
         args.connections,
         group_digits(stream_rate as u64)
     );

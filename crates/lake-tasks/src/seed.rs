@@ -47,7 +47,7 @@ mod tests {
         let path = dir.path().join("northwind.sql");
         super::write_sql(&path, 1, lake_core::config::DEFAULT_GENERATOR_SEED).unwrap();
         let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../compose/initdb/01-northwind.sql");
+            .join("../../compose/initdb/01-northwind.sql");
         assert!(
             std::fs::read(&path).unwrap() == std::fs::read(&committed).unwrap(),
             "compose/initdb/01-northwind.sql is stale: cargo xtask seed --sql-out compose/initdb/01-northwind.sql"
