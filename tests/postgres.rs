@@ -195,6 +195,49 @@ fn a_column_added_to_the_source_appears_in_bronze_and_silver_still_runs() {
     );
 }
 
+/// Every table of a run is copied at one snapshot: an order and its line
+/// written after the first copy are in neither copy (before, the line alone
+/// reached bronze and silver rejected it as an `orphan_order`).
+#[test]
+fn every_table_of_a_run_is_copied_at_one_snapshot() {
+    use lake_bronze::source::{BatchSource, PgSource};
+    let db = seeded(1);
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_table::Lake::open(&dir.path().display().to_string()).unwrap();
+    let date = test_date();
+    let url: lake_core::pg::PgUrl = db.url.parse().unwrap();
+    let run = BatchSource::Postgres(Box::new(PgSource::new(url.clone())));
+    let mut client = connect(&db);
+    let (orders, lines) = (
+        count(&mut client, "orders"),
+        count(&mut client, "order_details"),
+    );
+    run.ingest(&lake, "orders", date, "run-a", &|_| {}).unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO orders (order_id, customer_id, order_date) \
+               SELECT max(order_id) + 1, (SELECT min(customer_id) FROM customers), DATE '1998-05-07' FROM orders; \
+             INSERT INTO order_details (order_id, product_id, unit_price, quantity, discount) \
+               SELECT max(order_id), 1, 10.0, 2, 0 FROM orders;",
+        )
+        .unwrap();
+    run.ingest(&lake, "order_details", date, "run-a", &|_| {})
+        .unwrap();
+    assert_eq!(read(&lake, Layer::Bronze, "orders", date).height(), orders);
+    assert_eq!(
+        read(&lake, Layer::Bronze, "order_details", date).height(),
+        lines
+    );
+    // The write did land between the two copies: a new run sees it.
+    let next = BatchSource::Postgres(Box::new(PgSource::new(url)));
+    next.ingest(&lake, "order_details", date, "run-b", &|_| {})
+        .unwrap();
+    assert_eq!(
+        read(&lake, Layer::Bronze, "order_details", date).height(),
+        lines + 1
+    );
+}
+
 fn run_err(lake: &std::path::Path, url: &str) -> String {
     let err = run(lake, Some(url.to_string()), 1, test_date())
         .err()

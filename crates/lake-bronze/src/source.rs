@@ -1,5 +1,6 @@
 //! Batch sources of bronze: PostgreSQL or the built-in generator.
 
+use std::sync::Mutex;
 use std::sync::mpsc::sync_channel;
 
 use anyhow::{Context, Result, anyhow};
@@ -22,9 +23,66 @@ pub const PG_SCHEMA: &str = "public";
 /// Where bronze copies tables from.
 pub enum BatchSource {
     /// Boxed: a parsed URL is much larger than the generator's handle.
-    Postgres(Box<PgUrl>),
+    Postgres(Box<PgSource>),
     /// The built-in generator, generated once per run.
     Generated(Northwind),
+}
+
+/// A PostgreSQL database, and the one snapshot every table of a run is
+/// copied at: the first copy exports it from a connection held open until
+/// the source is dropped, and each copy, on its own connection, imports it
+/// (`pg_export_snapshot()` and `SET TRANSACTION SNAPSHOT`, as `pg_dump -j`
+/// does). So copies may run in parallel and the six tables still agree
+/// with each other when writes land between two copies (else a new order's
+/// lines without the order would be spurious `orphan_order` rejects).
+pub struct PgSource {
+    url: PgUrl,
+    snapshot: Mutex<Option<SharedSnapshot>>,
+}
+
+/// An exported snapshot, alive as long as the transaction that exported it.
+struct SharedSnapshot {
+    /// The exporting connection, idle inside its transaction.
+    _holder: postgres::Client,
+    id: String,
+}
+
+impl PgSource {
+    pub fn new(url: PgUrl) -> PgSource {
+        PgSource {
+            url,
+            snapshot: Mutex::new(None),
+        }
+    }
+
+    pub fn url(&self) -> &PgUrl {
+        &self.url
+    }
+
+    /// The run's snapshot id, exported on first use.
+    pub fn snapshot_id(&self) -> Result<String> {
+        let mut shared = self
+            .snapshot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(snapshot) = shared.as_ref() {
+            return Ok(snapshot.id.clone());
+        }
+        let what = "exporting the snapshot the tables are copied at";
+        let mut holder = self.url.connect()?;
+        holder
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(|err| query_error(err, what))?;
+        let id: String = holder
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .map_err(|err| query_error(err, what))?
+            .get(0);
+        *shared = Some(SharedSnapshot {
+            _holder: holder,
+            id: id.clone(),
+        });
+        Ok(id)
+    }
 }
 
 /// What ingesting one table did.
@@ -41,7 +99,7 @@ impl BatchSource {
     /// PostgreSQL when a URL is configured, else the generator.
     pub fn from_args(args: &SourceArgs) -> Result<BatchSource> {
         match args.pg_url()? {
-            Some(url) => Ok(BatchSource::Postgres(Box::new(url))),
+            Some(url) => Ok(BatchSource::Postgres(Box::new(PgSource::new(url)))),
             None => Ok(BatchSource::Generated(
                 lake_northwind::generate(args.scale, args.seed).context("generating Northwind")?,
             )),
@@ -51,7 +109,7 @@ impl BatchSource {
     /// The source as shown in run manifests (never a password).
     pub fn describe(&self) -> String {
         match self {
-            BatchSource::Postgres(url) => url.location().to_string(),
+            BatchSource::Postgres(pg) => pg.url.location().to_string(),
             BatchSource::Generated(nw) => generator_location(nw),
         }
     }
@@ -67,7 +125,7 @@ impl BatchSource {
     ) -> Result<IngestReport> {
         let writer = DateWriter::new(lake, crate::table_ref(table), date, run_id)?;
         match self {
-            BatchSource::Postgres(url) => ingest_postgres(url, table, writer, progress),
+            BatchSource::Postgres(pg) => ingest_postgres(pg, table, writer, progress),
             BatchSource::Generated(nw) => ingest_generated(nw, table, writer, progress),
         }
     }
@@ -108,22 +166,34 @@ fn quote_ident(name: &str) -> String {
 }
 
 fn ingest_postgres(
-    url: &PgUrl,
+    pg: &PgSource,
     table: &str,
     writer: DateWriter,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<IngestReport> {
     let qualified = format!("{PG_SCHEMA}.{table}");
-    let source = format!("{}/{qualified}", url.location());
-    let mut client = url.connect()?;
-    // One snapshot for the catalog query and the copy: the columns read are
-    // the columns decoded.
+    let source = format!("{}/{qualified}", pg.url.location());
+    let snapshot = pg.snapshot_id()?;
+    let mut client = pg.url.connect()?;
+    // The run's snapshot for the catalog query and the copy: the columns
+    // read are the columns decoded, and every table is read as of one
+    // moment.
     let mut txn = client
         .build_transaction()
         .isolation_level(postgres::IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
         .map_err(|err| query_error(err, &format!("starting a read of {qualified}")))?;
+    txn.batch_execute(&format!(
+        "SET TRANSACTION SNAPSHOT '{}'",
+        snapshot.replace('\'', "''")
+    ))
+    .map_err(|err| {
+        query_error(
+            err,
+            &format!("reading {qualified} at the run's snapshot {snapshot} (its exporting connection must stay open)"),
+        )
+    })?;
     let columns = table_columns(&mut txn, PG_SCHEMA, table)?;
     let ingested_at = Utc::now();
     let copy = format!(

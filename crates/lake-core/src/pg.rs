@@ -135,6 +135,30 @@ fn redact(url: &Url) -> String {
 }
 
 impl PgUrl {
+    /// The connection as libpq's variables (`PGHOST`, `PGPORT`, `PGUSER`,
+    /// `PGPASSWORD`, `PGDATABASE`), for tools that read them (the
+    /// benchmark's peer scripts). Holds the password: for a child's
+    /// environment only, never for a log.
+    pub fn libpq_env(&self) -> Vec<(&'static str, String)> {
+        let mut vars = Vec::new();
+        if let Some(postgres::config::Host::Tcp(host)) = self.config.get_hosts().first() {
+            vars.push(("PGHOST", host.clone()));
+        }
+        if let Some(port) = self.config.get_ports().first() {
+            vars.push(("PGPORT", port.to_string()));
+        }
+        if let Some(user) = self.config.get_user() {
+            vars.push(("PGUSER", user.to_string()));
+        }
+        if let Some(password) = self.config.get_password() {
+            vars.push(("PGPASSWORD", String::from_utf8_lossy(password).into_owned()));
+        }
+        if let Some(db) = self.config.get_dbname() {
+            vars.push(("PGDATABASE", db.to_string()));
+        }
+        vars
+    }
+
     /// `postgresql://host:port/db`: where data came from, without user or
     /// password (used for `_source`).
     pub fn location(&self) -> &str {

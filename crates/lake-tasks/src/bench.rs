@@ -1,11 +1,14 @@
 //! `cargo xtask bench ...`: the speed and memory targets, measured.
 //!
-//! `bench batch --scale N` seeds PostgreSQL once (the one at `--pg`, or a
-//! private server started like the tests'), then times, each in a child
-//! process so its peak RSS is its own: a raw binary `COPY order_details TO
-//! STDOUT` drained into nothing (the floor), bronze of order_details alone,
-//! bronze of the six tables, silver, gold, and the whole pipeline from
-//! PostgreSQL to gold into a fresh lake.
+//! `bench batch --scale N [--peers DIR]` seeds PostgreSQL once (the one at
+//! `--pg`, or a private server started like the tests'), then runs rounds,
+//! each back to back on that database: the floor (a binary `COPY ... TO
+//! STDOUT` of the six tables drained into nothing), the whole pipeline in
+//! one process, the layers one after another (bronze, silver, gold), and
+//! each peer script of DIR. Every run but the floor is a child process, so
+//! its wall time, CPU time (user + system) and peak RSS are its own. Each
+//! round prints its table with the load average before each row, and the
+//! ratios to the floor and to the faster peer.
 
 use std::io::Read;
 use std::path::Path;
@@ -41,9 +44,17 @@ pub struct BatchArgs {
     /// Reuse the tables already in the database instead of seeding.
     #[arg(long)]
     no_seed: bool,
-    /// Times each measurement is repeated (the best is kept).
+    /// Rounds: each runs every measurement once, back to back, and prints
+    /// its table.
     #[arg(long, default_value_t = 3)]
     repeat: u32,
+    /// A folder of peer scripts (`peer_*.py`, e.g. ../shared/peers), each
+    /// run on the same database in every round.
+    #[arg(long, env = "LAKE_BENCH_PEERS")]
+    peers: Option<std::path::PathBuf>,
+    /// The Python that runs the peers (a virtualenv with their packages).
+    #[arg(long, env = "LAKE_BENCH_PYTHON")]
+    python: Option<std::path::PathBuf>,
 }
 
 pub fn run(bench: Bench) -> Result<()> {
@@ -55,40 +66,64 @@ pub fn run(bench: Bench) -> Result<()> {
     }
 }
 
-/// Wall time and peak resident memory of one child process.
+/// Wall time, CPU time and peak resident memory of one child process.
+#[derive(Clone, Copy)]
 struct Measure {
     wall: Duration,
+    /// User + system time of the child (and its waited-for children).
+    cpu: Duration,
     max_rss_bytes: u64,
 }
 
-/// Runs `xtask stage ...` in a child process and measures it.
-fn measure_stage(stage: &str, lake: &Path, pg: &str, tables: Option<&str>) -> Result<Measure> {
-    let exe = std::env::current_exe().context("locating the xtask binary")?;
+impl Measure {
+    /// CPU time over wall time: 2.0 is both cores busy all along.
+    fn cores(&self) -> f64 {
+        self.cpu.as_secs_f64() / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+/// What wait4 says of a finished child.
+pub(crate) struct ChildUsage {
+    pub ok: bool,
+    pub max_rss_bytes: u64,
+    pub cpu: Duration,
+}
+
+/// Runs `command` to its end and measures it; fails naming `what`.
+fn measure(what: &str, command: &mut Command) -> Result<Measure> {
+    let started = Instant::now();
+    let child = command
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
+    let usage = wait_with_usage(child.id())?;
+    let wall = started.elapsed();
+    if !usage.ok {
+        bail!("{what} failed");
+    }
+    Ok(Measure {
+        wall,
+        cpu: usage.cpu,
+        max_rss_bytes: usage.max_rss_bytes,
+    })
+}
+
+/// Runs `lake-tasks stage ...` (the layer's library code, as its binary
+/// runs it) in a child process and measures it.
+fn measure_stage(stage: &str, lake: &Path, pg: &str) -> Result<Measure> {
+    let exe = std::env::current_exe().context("locating the lake-tasks binary")?;
     let mut command = Command::new(exe);
     command
         .args(["stage", stage, "--lake"])
         .arg(lake)
-        .args(["--date", "2026-01-01"])
+        .args(["--date", BENCH_DATE])
         .env("LAKE_PG_URL", pg)
-        .env_remove("LAKE_FAULT");
-    if let Some(tables) = tables {
-        command.args(["--tables", tables]);
-    }
-    let started = Instant::now();
-    let child = command.spawn().context("starting a benchmark stage")?;
-    let (status, max_rss_bytes) = wait_with_rusage(child.id())?;
-    let wall = started.elapsed();
-    if !status {
-        bail!("benchmark stage {stage} failed");
-    }
-    Ok(Measure {
-        wall,
-        max_rss_bytes,
-    })
+        .env_remove("LAKE_FAULT")
+        .stdout(std::process::Stdio::null());
+    measure(&format!("benchmark stage {stage}"), &mut command)
 }
 
-/// Waits for a child and returns (success, peak RSS in bytes) from wait4.
-pub(crate) fn wait_with_rusage(pid: u32) -> Result<(bool, u64)> {
+/// Waits for a child: success, peak RSS and CPU time, from wait4.
+pub(crate) fn wait_with_usage(pid: u32) -> Result<ChildUsage> {
     let mut status: libc::c_int = 0;
     // SAFETY: a zeroed rusage is a valid out-parameter for wait4.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -96,40 +131,50 @@ pub(crate) fn wait_with_rusage(pid: u32) -> Result<(bool, u64)> {
     let waited = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
     if waited < 0 {
         bail!(
-            "waiting for the benchmark stage: {}",
+            "waiting for the benchmark child: {}",
             std::io::Error::last_os_error()
         );
     }
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    // ru_maxrss is in kilobytes on Linux.
-    Ok((ok, usage.ru_maxrss as u64 * 1024))
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok(ChildUsage {
+        ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        // ru_maxrss is in kilobytes on Linux.
+        max_rss_bytes: usage.ru_maxrss as u64 * 1024,
+        cpu: time(usage.ru_utime) + time(usage.ru_stime),
+    })
 }
 
-fn best_of(repeat: u32, mut run: impl FnMut() -> Result<Measure>) -> Result<Measure> {
-    let mut best: Option<Measure> = None;
-    for _ in 0..repeat.max(1) {
-        let measure = run()?;
-        if best.as_ref().is_none_or(|b| measure.wall < b.wall) {
-            best = Some(measure);
-        }
-    }
-    best.context("no measurement")
+/// Waits for a child and returns (success, peak RSS in bytes).
+pub(crate) fn wait_with_rusage(pid: u32) -> Result<(bool, u64)> {
+    let usage = wait_with_usage(pid)?;
+    Ok((usage.ok, usage.max_rss_bytes))
 }
 
-/// Raw `COPY order_details TO STDOUT (FORMAT binary)` drained into nothing.
-fn raw_copy(url: &PgUrl) -> Result<(Duration, u64)> {
+/// The run date every benchmark run writes.
+const BENCH_DATE: &str = "2026-01-01";
+
+/// The physical floor: a binary `COPY ... TO STDOUT` of the six tables, one
+/// after another on one backend, drained into nothing. Its wall time, and
+/// the order lines.
+fn floor(url: &PgUrl) -> Result<(Duration, u64)> {
     let mut client = url.connect()?;
-    let rows: i64 = client
+    let lines: i64 = client
         .query_one("SELECT count(*) FROM order_details", &[])
         .context("counting order_details")?
         .get(0);
-    let started = Instant::now();
-    let mut reader = client
-        .copy_out("COPY public.order_details TO STDOUT (FORMAT binary)")
-        .context("starting the raw COPY")?;
     let mut buffer = vec![0u8; 1 << 20];
-    while reader.read(&mut buffer).context("reading the raw COPY")? > 0 {}
-    Ok((started.elapsed(), rows as u64))
+    let started = Instant::now();
+    for table in lake_bronze::TABLES {
+        let mut reader = client
+            .copy_out(format!("COPY public.{table} TO STDOUT (FORMAT binary)").as_str())
+            .with_context(|| format!("starting the raw COPY of {table}"))?;
+        while reader
+            .read(&mut buffer)
+            .with_context(|| format!("reading the raw COPY of {table}"))?
+            > 0
+        {}
+    }
+    Ok((started.elapsed(), lines as u64))
 }
 
 fn rate(rows: u64, wall: Duration) -> String {
@@ -138,6 +183,67 @@ fn rate(rows: u64, wall: Duration) -> String {
 
 fn mib(bytes: u64) -> String {
     format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// The 1-minute load average, as /proc/loadavg says.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// The peer scripts of `dir`: `peer_*.py`, by name.
+fn peer_scripts(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
+    let mut scripts = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(peer) = name
+            .strip_prefix("peer_")
+            .and_then(|rest| rest.strip_suffix(".py"))
+        {
+            scripts.push((peer.to_string(), path));
+        }
+    }
+    scripts.sort();
+    if scripts.is_empty() {
+        bail!("{} holds no peer_*.py script", dir.display());
+    }
+    Ok(scripts)
+}
+
+/// One round: every measurement once, back to back.
+struct Round {
+    load: Vec<(String, String)>,
+    floor: Duration,
+    pipeline: Measure,
+    layers: Vec<(&'static str, Measure)>,
+    peers: Vec<(String, Measure)>,
+}
+
+impl Round {
+    fn layers_total(&self) -> Measure {
+        self.layers.iter().fold(
+            Measure {
+                wall: Duration::ZERO,
+                cpu: Duration::ZERO,
+                max_rss_bytes: 0,
+            },
+            |sum, (_, m)| Measure {
+                wall: sum.wall + m.wall,
+                cpu: sum.cpu + m.cpu,
+                max_rss_bytes: sum.max_rss_bytes.max(m.max_rss_bytes),
+            },
+        )
+    }
+
+    fn fastest_peer(&self) -> Option<&(String, Measure)> {
+        self.peers.iter().min_by_key(|(_, m)| m.wall)
+    }
 }
 
 fn batch(args: BatchArgs) -> Result<()> {
@@ -149,6 +255,14 @@ fn batch(args: BatchArgs) -> Result<()> {
         }
     };
     let parsed: PgUrl = url.parse()?;
+    let peers = match &args.peers {
+        Some(dir) => peer_scripts(dir)?,
+        None => Vec::new(),
+    };
+    let python = args
+        .python
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("python3"));
     if !args.no_seed {
         let started = Instant::now();
         let rows = crate::seed::seed(
@@ -171,119 +285,173 @@ fn batch(args: BatchArgs) -> Result<()> {
             .batch_execute("VACUUM ANALYZE")
             .context("vacuuming after the seed")?;
     }
+    let database = parsed
+        .libpq_env()
+        .into_iter()
+        .find(|(name, _)| *name == "PGDATABASE")
+        .map(|(_, db)| db)
+        .context("the benchmark's PostgreSQL URL names no database")?;
 
-    let mut raw = (Duration::MAX, 0u64);
-    for _ in 0..args.repeat.max(1) {
-        let measured = raw_copy(&parsed)?;
-        if measured.0 < raw.0 {
-            raw = measured;
-        }
-    }
-    let lines = raw.1;
-    let lake_dir = tempfile::Builder::new().prefix("lake-bench-").tempdir()?;
-    let lake = lake_dir.path();
-    let details = best_of(args.repeat, || {
-        measure_stage("bronze", lake, &url, Some("order_details"))
-    })?;
-    let bronze = best_of(args.repeat, || measure_stage("bronze", lake, &url, None))?;
-    let silver = best_of(args.repeat, || measure_stage("silver", lake, &url, None))?;
-    let gold = best_of(args.repeat, || measure_stage("gold", lake, &url, None))?;
-    let pipeline = best_of(args.repeat, || {
+    let mut rounds = Vec::new();
+    for round in 1..=args.repeat.max(1) {
+        eprintln!("round {round} of {}", args.repeat.max(1));
+        let mut load = Vec::new();
+        load.push(("floor".to_string(), load_average()));
+        let (floor_wall, lines) = floor(&parsed)?;
+
+        load.push(("pipeline".to_string(), load_average()));
         let fresh = tempfile::Builder::new()
             .prefix("lake-bench-full-")
             .tempdir()?;
-        let exe = std::env::current_exe()?;
-        let started = Instant::now();
-        let child = Command::new(exe)
+        let mut command = Command::new(std::env::current_exe()?);
+        command
             .args(["pipeline", "--lake"])
             .arg(fresh.path())
-            .args(["--date", "2026-01-01"])
+            .args(["--date", BENCH_DATE])
+            // The batch layers only, as the peers do.
+            .args(["--events", "0"])
             .env("LAKE_PG_URL", &url)
+            .env_remove("LAKE_FAULT")
+            .env_remove("LAKE_KAFKA_BROKERS")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
-        let (ok, max_rss_bytes) = wait_with_rusage(child.id())?;
-        if !ok {
-            bail!("the benchmark pipeline failed");
-        }
-        Ok(Measure {
-            wall: started.elapsed(),
-            max_rss_bytes,
-        })
-    })?;
+            .stderr(std::process::Stdio::null());
+        let pipeline = measure("the benchmark pipeline", &mut command)?;
+        drop(fresh);
 
-    let ratio = raw.0.as_secs_f64() / details.wall.as_secs_f64() * 100.0;
-    let silver_gold = silver.wall + gold.wall;
+        let lake_dir = tempfile::Builder::new().prefix("lake-bench-").tempdir()?;
+        let mut layers = Vec::new();
+        for stage in ["bronze", "silver", "gold"] {
+            load.push((stage.to_string(), load_average()));
+            layers.push((stage, measure_stage(stage, lake_dir.path(), &url)?));
+        }
+        drop(lake_dir);
+
+        let mut measured_peers = Vec::new();
+        for (peer, script) in &peers {
+            load.push((peer.clone(), load_average()));
+            let out = tempfile::Builder::new()
+                .prefix("lake-bench-peer-")
+                .tempdir()?;
+            let mut command = Command::new(&python);
+            command
+                .arg(script)
+                .args(["--db", &database, "--lake"])
+                .arg(out.path().join("lake"))
+                .arg("--work")
+                .arg(out.path().join("work"))
+                .envs(parsed.libpq_env())
+                .stdout(std::process::Stdio::null());
+            measured_peers.push((
+                peer.clone(),
+                measure(&format!("the peer {}", script.display()), &mut command)?,
+            ));
+        }
+        let round = Round {
+            load,
+            floor: floor_wall,
+            pipeline,
+            layers,
+            peers: measured_peers,
+        };
+        print_round(&args, lines, rounds.len() + 1, &round);
+        rounds.push(round);
+    }
+    print_targets(&rounds);
+    Ok(())
+}
+
+fn print_round(args: &BatchArgs, lines: u64, number: usize, round: &Round) {
     println!(
-        "\nbatch benchmark, scale {} ({} order lines), best of {}",
+        "\nbatch benchmark, scale {} ({} order lines), round {number} of {}; load average before each row: {}",
         args.scale,
         group_digits(lines),
-        args.repeat
+        args.repeat.max(1),
+        round
+            .load
+            .iter()
+            .map(|(what, load)| format!("{what} {load}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
-        "{:<34} {:>9} {:>14} {:>10}",
-        "measure", "time", "rows/s", "peak RSS"
+        "{:<32} {:>9} {:>9} {:>6} {:>10} {:>12} {:>8} {:>8}",
+        "run", "wall", "cpu", "cores", "peak RSS", "lines/s", "/floor", "/peer"
     );
-    let row = |name: &str, wall: Duration, rows: Option<u64>, rss: Option<u64>| {
+    let peer = round.fastest_peer().map(|(_, m)| m.wall);
+    let row = |name: &str, wall: Duration, usage: Option<&Measure>| {
+        let ratio = |base: Duration| format!("{:.2}x", wall.as_secs_f64() / base.as_secs_f64());
         println!(
-            "{:<34} {:>7.2} s {:>14} {:>10}",
+            "{:<32} {:>7.2} s {:>9} {:>6} {:>10} {:>12} {:>8} {:>8}",
             name,
             wall.as_secs_f64(),
-            rows.map(|r| rate(r, wall)).unwrap_or_default(),
-            rss.map(mib).unwrap_or_default()
+            usage.map_or(String::new(), |m| format!("{:.2} s", m.cpu.as_secs_f64())),
+            usage.map_or(String::new(), |m| format!("{:.2}", m.cores())),
+            usage.map_or(String::new(), |m| mib(m.max_rss_bytes)),
+            rate(lines, wall),
+            ratio(round.floor),
+            peer.map(ratio).unwrap_or_default(),
         );
     };
-    row("raw COPY order_details (binary)", raw.0, Some(lines), None);
+    row("floor: binary COPY of 6 tables", round.floor, None);
     row(
-        "bronze order_details",
-        details.wall,
-        Some(lines),
-        Some(details.max_rss_bytes),
+        "pipeline (one process)",
+        round.pipeline.wall,
+        Some(&round.pipeline),
     );
-    row(
-        "bronze, 6 tables",
-        bronze.wall,
-        None,
-        Some(bronze.max_rss_bytes),
-    );
-    row(
-        "silver",
-        silver.wall,
-        Some(lines),
-        Some(silver.max_rss_bytes),
-    );
-    row("gold", gold.wall, None, Some(gold.max_rss_bytes));
-    row(
-        "pipeline PostgreSQL -> gold",
-        pipeline.wall,
-        Some(lines),
-        Some(pipeline.max_rss_bytes),
-    );
-    let peak = [&details, &bronze, &silver, &gold, &pipeline]
+    let total = round.layers_total();
+    row("layers, one after another", total.wall, Some(&total));
+    for (stage, measure) in &round.layers {
+        row(&format!("  {stage}"), measure.wall, Some(measure));
+    }
+    for (peer, measure) in &round.peers {
+        row(&format!("peer {peer}"), measure.wall, Some(measure));
+    }
+}
+
+/// The targets, on the best round of each figure.
+fn print_targets(rounds: &[Round]) {
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    let best = |f: &dyn Fn(&Round) -> f64| rounds.iter().map(f).fold(f64::INFINITY, f64::min);
+    let to_floor = best(&|r| r.pipeline.wall.as_secs_f64() / r.floor.as_secs_f64());
+    let rss = rounds
         .iter()
-        .map(|m| m.max_rss_bytes)
+        .map(|r| r.pipeline.max_rss_bytes.max(r.layers_total().max_rss_bytes))
         .max()
         .unwrap_or(0);
-    println!("\ntargets");
-    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    let cores = |stage: &str| {
+        rounds
+            .iter()
+            .filter_map(|r| r.layers.iter().find(|(s, _)| *s == stage))
+            .map(|(_, m)| m.cores())
+            .fold(0.0, f64::max)
+    };
+    println!("\ntargets (best round of each)");
+    if rounds.iter().all(|r| r.fastest_peer().is_some()) {
+        let to_peer = best(&|r| {
+            let (_, peer) = r.fastest_peer().expect("checked above");
+            r.pipeline.wall.as_secs_f64() / peer.wall.as_secs_f64()
+        });
+        println!(
+            "  pipeline <= 0.5x the faster peer:  {to_peer:>6.2}x   {}",
+            verdict(to_peer <= 0.5)
+        );
+    } else {
+        println!("  pipeline <= 0.5x the faster peer:  (no --peers given)");
+    }
     println!(
-        "  bronze >= 80% of raw COPY:   {ratio:>6.1} %   {}",
-        verdict(ratio >= 80.0)
+        "  pipeline <= 1.6x the floor:        {to_floor:>6.2}x   {}",
+        verdict(to_floor <= 1.6)
     );
     println!(
-        "  silver + gold < 3 s:         {:>6.2} s   {}",
-        silver_gold.as_secs_f64(),
-        verdict(silver_gold < Duration::from_secs(3))
+        "  peak RSS <= 1 GiB:                 {:>8}   {}",
+        mib(rss),
+        verdict(rss <= 1 << 30)
     );
-    println!(
-        "  pipeline < 10 s:             {:>6.2} s   {}",
-        pipeline.wall.as_secs_f64(),
-        verdict(pipeline.wall < Duration::from_secs(10))
-    );
-    println!(
-        "  peak RSS < 1 GiB:            {:>8}   {}",
-        mib(peak),
-        verdict(peak < 1 << 30)
-    );
-    Ok(())
+    for stage in ["silver", "gold"] {
+        let used = cores(stage);
+        println!(
+            "  cpu/wall >= 1.7 in {stage:<6}          {used:>6.2}   {}",
+            verdict(used >= 1.7)
+        );
+    }
 }

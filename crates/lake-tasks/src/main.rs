@@ -39,7 +39,8 @@ enum Command {
         workers: usize,
         #[command(flatten)]
         kafka: lake_stream::config::KafkaArgs,
-        /// Events the built-in producer makes when no Kafka is configured.
+        /// Events the built-in producer makes when no Kafka is configured
+        /// (0: no stream stage, the batch layers only).
         #[arg(long, env = "LAKE_STREAM_EVENTS", default_value_t = 5_000)]
         events: u64,
     },
@@ -213,14 +214,16 @@ fn run(cli: Cli) -> Result<()> {
             events,
         } => {
             let stream = match kafka.settings()? {
-                Some(settings) => lake_stream::step::StreamSource::Kafka(settings),
-                None => lake_stream::step::StreamSource::Embedded {
+                Some(settings) => Some(lake_stream::step::StreamSource::Kafka(settings)),
+                // No Kafka and no built-in events: the batch layers only.
+                None if events == 0 => None,
+                None => Some(lake_stream::step::StreamSource::Embedded {
                     events,
                     seed: source.seed,
-                },
+                }),
             };
             let mut options = PipelineOptions::new(lake, source);
-            options.stream = Some(stream);
+            options.stream = stream;
             options.rfm_as_of = as_of;
             options.run = RunOptions {
                 workers,
