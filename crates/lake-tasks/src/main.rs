@@ -14,6 +14,7 @@ use lake_tasks::pipeline::{PipelineOptions, Stage, run_pipeline};
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
+    bin_name = "cargo xtask",
     version,
     about = "Chores of the medallion lake",
     after_help = "cargo xtask test [-- ARGS]: set up the tools the tests need, then run every test of the workspace."
