@@ -55,10 +55,6 @@ impl PgSource {
         }
     }
 
-    pub fn url(&self) -> &PgUrl {
-        &self.url
-    }
-
     /// The run's snapshot id, exported on first use.
     pub fn snapshot_id(&self) -> Result<String> {
         let mut shared = self

@@ -18,7 +18,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use lake_table::Lake;
 
-use crate::error::{is_transient, one_line};
+use crate::error::{is_transient, one_line, panic_message};
 use crate::run::{Outcome, PROJECT_VERSION, RunManifest, StepRecord, TableVersion};
 
 /// What a step reports when it succeeds.
@@ -339,11 +339,7 @@ fn run_one(step: &Step, bar: ProgressBar, options: &RunOptions) -> StepRecord {
 }
 
 fn panicked_record(step: &Step, panic: &(dyn std::any::Any + Send)) -> StepRecord {
-    let message = panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("unknown panic");
+    let message = panic_message(panic);
     let error = format!("panicked: {}", message.replace('\n', " "));
     eprintln!("  FAILED {}: {error}", step.name);
     StepRecord {

@@ -15,6 +15,16 @@ pub fn one_line(err: &anyhow::Error) -> String {
         .replace('\n', " ")
 }
 
+/// The message a panic carried (`panic!` with a literal or a format), or
+/// "unknown panic".
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic")
+}
+
 /// The exit of a command-line program: success, or its error as one line
 /// on stderr prefixed with `prefix` (e.g. `lake-bronze: error: `) and a
 /// non-zero status.

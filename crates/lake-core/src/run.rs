@@ -106,11 +106,20 @@ impl RunManifest {
             .max_by_key(|w| w.version)
     }
 
-    /// The most recent run that succeeded and wrote `table`.
-    pub fn latest_complete(lake: &Lake, table: &str, limit: usize) -> Result<Option<RunManifest>> {
-        Ok(Self::recent(lake, limit)?
-            .into_iter()
-            .find(|run| run.outcome == Outcome::Succeeded && run.written(table).is_some()))
+    /// The most recent of the last `limit` runs that `pick` accepts,
+    /// reading manifests newest first and no further than that one.
+    pub fn latest_where(
+        lake: &Lake,
+        limit: usize,
+        pick: impl Fn(&RunManifest) -> bool,
+    ) -> Result<Option<RunManifest>> {
+        for run in Self::newest_first(lake, limit)? {
+            let run = run?;
+            if pick(&run) {
+                return Ok(Some(run));
+            }
+        }
+        Ok(None)
     }
 
     fn key(run_id: &str) -> String {
@@ -125,19 +134,27 @@ impl RunManifest {
 
     /// Reads the most recent run manifests, newest first.
     pub fn recent(lake: &Lake, limit: usize) -> Result<Vec<RunManifest>> {
+        Self::newest_first(lake, limit)?.collect()
+    }
+
+    /// The last `limit` manifests, newest first, each read when the
+    /// iterator reaches it.
+    fn newest_first(
+        lake: &Lake,
+        limit: usize,
+    ) -> Result<impl Iterator<Item = Result<RunManifest>> + '_> {
         let mut objects = lake.list(Layer::Runs, "")?;
         objects.sort_by(|a, b| b.key.cmp(&a.key));
-        objects
+        Ok(objects
             .into_iter()
             .filter(|o| o.key.ends_with(".json"))
             .take(limit)
-            .map(|o| {
+            .map(move |o| {
                 let bytes = lake
                     .get(Layer::Runs, &o.key)?
                     .with_context(|| format!("run manifest {} vanished", o.key))?;
                 serde_json::from_slice(&bytes)
                     .with_context(|| format!("_runs/{} is not a run manifest", o.key))
-            })
-            .collect()
+            }))
     }
 }

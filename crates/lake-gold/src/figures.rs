@@ -42,13 +42,8 @@ pub struct GoldFigures {
 /// Reads one date of a gold table at its latest version.
 pub fn read_gold(lake: &Lake, metric: &str, date: NaiveDate) -> Result<DataFrame> {
     let table = crate::table_ref(metric);
-    let snapshot = Table::open(lake, table.clone())?
-        .latest()?
-        .ok_or_else(|| anyhow!("{table} has no committed version"))?;
-    if snapshot.files_of(date).next().is_none() {
-        return Err(anyhow!("{table}@v{} holds no {date}", snapshot.version()));
-    }
-    collect(snapshot.scan(date)?, &table.to_string())
+    lake_table::read_date(lake, &table, date)?
+        .ok_or_else(|| anyhow!("{table} holds no {date} at its latest version"))
 }
 
 /// Reads a gold table at a version a run wrote.

@@ -475,17 +475,6 @@ fn refused(refusal: sql::Refusal) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, refusal.to_string())
 }
 
-/// The message of a panic, as far as it has one.
-fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        (*text).to_string()
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "no message".to_string()
-    }
-}
-
 async fn run_sql(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
     let request: SqlRequest = serde_json::from_slice(&body).map_err(|err| {
         ApiError::new(
@@ -542,7 +531,7 @@ async fn run_sql(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<V
         }
         Ok(Err(join_error)) => {
             let message = match join_error.try_into_panic() {
-                Ok(panic) => panic_message(panic),
+                Ok(panic) => lake_core::error::panic_message(&*panic).to_string(),
                 Err(other) => other.to_string(),
             };
             tracing::error!("a SQL query panicked: {message}");

@@ -169,17 +169,15 @@ impl Catalog {
                 return Ok(run.clone());
             }
         }
-        let run = RunManifest::recent(&self.lake, RUNS_SEARCHED)?
-            .into_iter()
-            .find(|run| {
-                run.outcome == Outcome::Succeeded
-                    && run
-                        .steps
-                        .iter()
-                        .flat_map(|s| &s.writes)
-                        .any(|w| w.table.starts_with("gold/"))
-            })
-            .map(Arc::new);
+        let run = RunManifest::latest_where(&self.lake, RUNS_SEARCHED, |run| {
+            run.outcome == Outcome::Succeeded
+                && run
+                    .steps
+                    .iter()
+                    .flat_map(|s| &s.writes)
+                    .any(|w| w.table.starts_with("gold/"))
+        })?
+        .map(Arc::new);
         *self.batch_run.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((Instant::now(), run.clone()));
         Ok(run)

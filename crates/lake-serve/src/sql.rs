@@ -138,24 +138,25 @@ fn one_statement(text: &str) -> Result<Statement, Refusal> {
     }
 }
 
+/// One statement that is a query, or why not.
+fn query_statement(text: &str) -> Result<Statement, Refusal> {
+    match one_statement(text)? {
+        statement @ Statement::Query(_) => Ok(statement),
+        other => Err(Refusal::NotSelect(first_word(&other.to_string()))),
+    }
+}
+
 /// The cheap part of the check, without the lake's table names: one
 /// statement, and a query.
 pub fn check_shape(query: &str) -> Result<(), Refusal> {
-    let statement = one_statement(query)?;
-    match statement {
-        Statement::Query(_) => Ok(()),
-        other => Err(Refusal::NotSelect(first_word(&other.to_string()))),
-    }
+    query_statement(query).map(drop)
 }
 
 /// Checks `query` against the allow-list, with `tables` the SQL names of
 /// the lake's tables (`gold.rfm`, `silver._rejects.sales_master`).
 pub fn prepare(query: &str, tables: &BTreeSet<String>) -> Result<Prepared, Refusal> {
-    let mut statement = one_statement(query)?;
     // Refuse what is not a query before touching it.
-    if !matches!(statement, Statement::Query(_)) {
-        return Err(Refusal::NotSelect(first_word(&statement.to_string())));
-    }
+    let mut statement = query_statement(query)?;
     let _ = VisitMut::visit(&mut statement, &mut Rewriter { tables });
     let text = statement.to_string();
     // The check runs on exactly what Polars will parse.

@@ -239,7 +239,7 @@ impl Processor {
                     self.config.query
                 );
             }
-            let (_, actions) = find_transaction(&table, &app_id, version, REPLAY_SEARCH)?
+            let (_, actions) = find_transaction(&snapshot, &app_id, version, REPLAY_SEARCH)?
                 .ok_or_else(|| {
                     anyhow!(
                         "bronze/{name} holds batch {batch} of partition {partition}, but its commit \

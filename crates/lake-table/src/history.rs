@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::snapshot::Snapshot;
 use crate::storage::block_on;
 use crate::table::{Table, delta_error};
 
@@ -36,16 +37,11 @@ pub fn history(table: &Table, limit: usize) -> Result<Vec<HistoryEntry>> {
     let mut out = Vec::new();
     let mut version = latest.version();
     while version >= 0 && out.len() < limit {
-        let entry = block_on(table.log_store().read_commit_entry(version as u64))
-            .map_err(delta_error)
-            .with_context(|| format!("reading version {version} of {}", table.table_ref()))?;
-        let Some(bytes) = entry else {
+        let Some(text) = commit_entry(table, version)? else {
             break; // cleaned up: older versions live only in a checkpoint
         };
-        let text = std::str::from_utf8(&bytes)
-            .with_context(|| format!("version {version} of {} is not UTF-8", table.table_ref()))?;
         out.push(
-            parse_entry(version, text)
+            parse_entry(version, &text)
                 .with_context(|| format!("reading version {version} of {}", table.table_ref()))?,
         );
         version -= 1;
@@ -53,30 +49,37 @@ pub fn history(table: &Table, limit: usize) -> Result<Vec<HistoryEntry>> {
     Ok(out)
 }
 
-/// The actions of the newest commit, among the last `limit`, holding a
-/// `txn` action of `app_id` at `version`, with that commit's version.
+/// The text of commit `version`, `None` when the log no longer holds it.
+fn commit_entry(table: &Table, version: i64) -> Result<Option<String>> {
+    let entry = block_on(table.log_store().read_commit_entry(version as u64))
+        .map_err(delta_error)
+        .with_context(|| format!("reading version {version} of {}", table.table_ref()))?;
+    entry
+        .map(|bytes| {
+            String::from_utf8(bytes.to_vec())
+                .with_context(|| format!("version {version} of {} is not UTF-8", table.table_ref()))
+        })
+        .transpose()
+}
+
+/// The actions of the newest commit, among the last `limit` up to
+/// `snapshot`, holding a `txn` action of `app_id` at `version`, with that
+/// commit's version.
 pub fn find_transaction(
-    table: &Table,
+    snapshot: &Snapshot,
     app_id: &str,
     version: i64,
     limit: usize,
 ) -> Result<Option<(i64, Vec<Value>)>> {
-    let Some(latest) = table.latest()? else {
-        return Ok(None);
-    };
-    let mut at = latest.version();
+    let table = snapshot.table();
+    let mut at = snapshot.version();
     let mut seen = 0;
     while at >= 0 && seen < limit {
-        let entry = block_on(table.log_store().read_commit_entry(at as u64))
-            .map_err(delta_error)
-            .with_context(|| format!("reading version {at} of {}", table.table_ref()))?;
-        let Some(bytes) = entry else {
+        let Some(text) = commit_entry(table, at)? else {
             break;
         };
-        let actions: Vec<Value> = std::str::from_utf8(&bytes)
-            .ok()
-            .into_iter()
-            .flat_map(str::lines)
+        let actions: Vec<Value> = text
+            .lines()
             .filter_map(|line| serde_json::from_str(line).ok())
             .collect();
         let holds = actions.iter().any(|action| {

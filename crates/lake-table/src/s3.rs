@@ -55,12 +55,6 @@ impl S3Settings {
         }
     }
 
-    /// Bounds the retries of transient errors.
-    pub fn with_retry_timeout(mut self, timeout: Duration) -> S3Settings {
-        self.retry.retry_timeout = timeout;
-        self
-    }
-
     pub fn from_env() -> Result<S3Settings> {
         let seconds = |name: &str, default: u64| -> Result<u64> {
             var(name)
@@ -122,11 +116,6 @@ impl S3Settings {
             keys.push((AmazonS3ConfigKey::Token, token.clone()));
         }
         keys
-    }
-
-    /// Retries of transient errors: at most this many.
-    pub fn max_retries(&self) -> usize {
-        self.retry.max_retries
     }
 
     /// A store for one bucket.

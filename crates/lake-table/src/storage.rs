@@ -64,8 +64,6 @@ pub struct Lake {
 struct LakeInner {
     /// Where each layer lives (index: position in [`Layer::ALL`]).
     roots: Vec<Root>,
-    /// Bytes fetched by reads, for tests and metrics.
-    bytes_read: std::sync::atomic::AtomicU64,
     /// The lake's URL as shown to people (never holds credentials).
     display: String,
     /// Set for a lake on the local filesystem.
@@ -169,7 +167,6 @@ impl Lake {
         Ok(Lake {
             inner: Arc::new(LakeInner {
                 roots,
-                bytes_read: Default::default(),
                 display,
                 local_root: Some(root),
                 s3: None,
@@ -240,7 +237,6 @@ impl Lake {
         Ok(Lake {
             inner: Arc::new(LakeInner {
                 roots,
-                bytes_read: Default::default(),
                 display,
                 local_root: None,
                 s3: Some(settings),
@@ -251,11 +247,6 @@ impl Lake {
     /// The lake's location as shown to people.
     pub fn url(&self) -> &str {
         &self.inner.display
-    }
-
-    /// The local folder of the lake, for a lake on the local filesystem.
-    pub fn local_root(&self) -> Option<&FsPath> {
-        self.inner.local_root.as_deref()
     }
 
     /// The URL of a folder of a layer, ending in `/` (a table's location).
@@ -368,40 +359,10 @@ impl Lake {
             got.bytes().await
         });
         match result {
-            Ok(bytes) => {
-                self.count_read(bytes.len());
-                Ok(Some(bytes))
-            }
+            Ok(bytes) => Ok(Some(bytes)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(err) => Err(self.storage_error(err, "reading", layer, key)),
         }
-    }
-
-    fn count_read(&self, bytes: usize) {
-        self.inner
-            .bytes_read
-            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Bytes fetched from storage by this handle (and its clones) so far.
-    pub fn bytes_read(&self) -> u64 {
-        self.inner
-            .bytes_read
-            .load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Reads byte ranges of an object (one request per coalesced range).
-    pub fn get_ranges(
-        &self,
-        layer: Layer,
-        key: &str,
-        ranges: &[std::ops::Range<u64>],
-    ) -> Result<Vec<Bytes>> {
-        let path = self.path(layer, key);
-        let parts = block_on(self.store(layer).get_ranges(&path, ranges))
-            .map_err(|err| self.storage_error(err, "reading", layer, key))?;
-        self.count_read(parts.iter().map(Bytes::len).sum());
-        Ok(parts)
     }
 
     /// The local file holding `key`, for a lake on the local filesystem.

@@ -72,15 +72,6 @@ impl DateWriter {
         self.table.table_ref()
     }
 
-    pub fn date(&self) -> NaiveDate {
-        self.date
-    }
-
-    /// Rows in the files written so far.
-    pub fn rows(&self) -> u64 {
-        self.files.iter().map(|f| f.stats.rows()).sum()
-    }
-
     fn check_schema(&mut self, schema: &Schema) -> Result<()> {
         if schema.contains(PARTITION_COLUMN) {
             bail!(
@@ -173,8 +164,7 @@ impl DateWriter {
                 self.date
             ));
         }
-        let schema = self.schema.clone();
-        match self.commit(schema, Change::Replace)? {
+        match self.commit(Change::Replace)? {
             Outcome::Committed(commit) => Ok(commit),
             Outcome::AlreadyApplied(_) => Err(anyhow!("a replace carries no transaction")),
         }
@@ -189,20 +179,20 @@ impl DateWriter {
         if self.files.is_empty() && txns.is_empty() {
             return Ok(AppendOutcome::Empty);
         }
-        let schema = self.schema.clone();
-        Ok(match self.commit(schema, Change::Append(txns))? {
+        Ok(match self.commit(Change::Append(txns))? {
             Outcome::Committed(commit) => AppendOutcome::Committed(commit),
             Outcome::AlreadyApplied(txns) => AppendOutcome::AlreadyApplied(txns),
         })
     }
 
-    fn commit(self, schema: Option<Schema>, change: Change) -> Result<Outcome> {
+    fn commit(self, change: Change) -> Result<Outcome> {
         let DateWriter {
             table,
             date,
             run_id,
             files,
             metadata,
+            schema,
             ..
         } = self;
         commit::commit(
@@ -221,12 +211,11 @@ impl DateWriter {
     /// Commits a compaction: this writer's files take the place of
     /// `removed` (files of the same date) with the same rows.
     pub(crate) fn compact(self, removed: Vec<FileEntry>, target_size: u64) -> Result<Commit> {
-        let schema = self.schema.clone();
         let change = Change::Compact {
             removed,
             target_size,
         };
-        match self.commit(schema, change)? {
+        match self.commit(change)? {
             Outcome::Committed(commit) => Ok(commit),
             Outcome::AlreadyApplied(_) => Err(anyhow!("a compaction carries no transaction")),
         }
@@ -259,10 +248,6 @@ impl ParquetFileWriter {
             .map_err(anyhow::Error::from)
             .with_context(|| format!("writing Parquet file {}", self.description))?;
         Ok(())
-    }
-
-    pub fn rows(&self) -> u64 {
-        self.stats.rows()
     }
 
     /// Bytes handed to storage so far (Parquet buffers a row group first).

@@ -164,7 +164,7 @@ fn a_replayed_stream_batch_is_recognized_by_its_transaction() {
         .unwrap();
     assert_eq!(snapshot.txn_version("q/partition-0").unwrap(), Some(2));
     assert_eq!(snapshot.txn_version("q/partition-1").unwrap(), None);
-    let found = lake_table::history::find_transaction(snapshot.table(), "q/partition-0", 1, 100)
+    let found = lake_table::history::find_transaction(&snapshot, "q/partition-0", 1, 100)
         .unwrap()
         .unwrap();
     assert_eq!(found.0, 0, "batch 1 is version 0");

@@ -18,15 +18,15 @@ pub struct CommitArgs {
     commits: u32,
 }
 
-fn summary(name: &str, mut times: Vec<Duration>) {
-    times.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let mean = times.iter().sum::<Duration>() / times.len().max(1) as u32;
+fn summary(name: &str, times: Vec<Duration>) {
+    let mut ms: Vec<f64> = times.iter().map(|t| t.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    let mean = ms.iter().sum::<f64>() / ms.len().max(1) as f64;
     println!(
         "{name:<40} {:>8.2} ms {:>8.2} ms {:>8.2} ms",
-        ms(mean),
-        ms(times[times.len() / 2]),
-        ms(times[(times.len() * 99 / 100).min(times.len() - 1)]),
+        mean,
+        crate::bench_stream::percentile(&ms, 0.5),
+        crate::bench_stream::percentile(&ms, 0.99),
     );
 }
 
