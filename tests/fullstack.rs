@@ -43,6 +43,7 @@ fn postgres_kafka_and_s3_together() {
             rate: None,
             mix: EventMix::default(),
             seed: 77,
+            unkeyed: false,
         },
     )
     .unwrap();
@@ -178,7 +179,8 @@ fn assert_layout(lake: &Lake) {
         lake.describe(Layer::Bronze, "orders")
             .starts_with("s3://bronze/orders")
     );
-    // One checkpoint per partition of the topic, and the query's status.
+    // One checkpoint per partition of each stage (the internal topic has the
+    // source's partition count), and the query's status.
     let mut checkpoints: Vec<String> = lake
         .list(Layer::Checkpoints, "ventes_temps_reel")
         .unwrap()
@@ -193,6 +195,9 @@ fn assert_layout(lake: &Lake) {
             "ventes_temps_reel/partition-0.ckpt",
             "ventes_temps_reel/partition-1.ckpt",
             "ventes_temps_reel/partition-2.ckpt",
+            "ventes_temps_reel/source-partition-0.ckpt",
+            "ventes_temps_reel/source-partition-1.ckpt",
+            "ventes_temps_reel/source-partition-2.ckpt",
         ]
     );
     assert!(!lake.list(Layer::Runs, "").unwrap().is_empty());

@@ -107,6 +107,7 @@ impl LiveStack {
                 rate: None,
                 mix: EventMix::default(),
                 seed,
+                unkeyed: false,
             },
         )
         .unwrap()

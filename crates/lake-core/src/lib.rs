@@ -15,4 +15,3 @@ pub mod input;
 pub mod pg;
 pub mod pg_types;
 pub mod run;
-pub mod stream_status;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use axum::body::Bytes;
 use chrono::{DateTime, Utc};
-use lake_core::stream_status::StreamStatus;
+use lake_stream::stream_status::StreamStatus;
 use lake_table::{Lake, Layer};
 use polars::prelude::*;
 use serde_json::{Map, Value};

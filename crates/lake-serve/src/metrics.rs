@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
-use lake_core::stream_status::StreamStatus;
+use lake_stream::stream_status::StreamStatus;
 
 use crate::cache::CacheStats;
 

@@ -84,6 +84,10 @@ enum Command {
         late: f64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Send without a key: each resent copy of an event goes to another
+        /// partition than its original.
+        #[arg(long)]
+        unkeyed: bool,
     },
     /// Partitions, committed and checkpointed offsets, lag, last checkpoint.
     Status {
@@ -161,11 +165,13 @@ fn run(cli: Cli) -> Result<()> {
                 },
             )?;
             println!(
-                "{} batches, {} messages, {} counted, {} to the DLQ",
+                "{} routed, {} batches, {} messages, {} counted, {} to the DLQ, {} replayed copies skipped",
+                summary.routed,
                 summary.batches,
                 summary.messages,
                 summary.counted,
-                summary.rejected.values().sum::<u64>()
+                summary.rejected.values().sum::<u64>(),
+                summary.replayed
             );
         }
         Command::Produce {
@@ -177,6 +183,7 @@ fn run(cli: Cli) -> Result<()> {
             duplicates,
             late,
             seed,
+            unkeyed,
         } => {
             let options = ProduceOptions {
                 count,
@@ -188,6 +195,7 @@ fn run(cli: Cli) -> Result<()> {
                     late,
                 },
                 seed,
+                unkeyed,
             };
             let report = produce(&kafka.required()?, &options)?;
             println!("{}", serde_json::to_string_pretty(&report)?);

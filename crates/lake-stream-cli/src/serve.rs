@@ -45,7 +45,7 @@ pub fn start_with_keys(
 
 /// The processor's live views and status as a snapshot.
 pub fn snapshot(processor: &Processor) -> Result<LiveSnapshot> {
-    let totals = processor.live_totals()?;
+    let totals = processor.live_totals();
     LiveSnapshot::new(
         totals.by_country_frame()?,
         totals.by_minute_frame()?,

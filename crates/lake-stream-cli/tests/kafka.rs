@@ -7,12 +7,18 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use lake_stream::checkpoint::CheckpointStore;
 use lake_stream::produce::{ProduceOptions, produce};
 use lake_stream::producer::{EventMix, ProducerReport};
+use lake_stream::route::{Envelope, RouteState, internal_topic};
 use lake_stream::run::KafkaSettings;
 use lake_table::{Lake, Layer, Table, TableRef};
 use lake_testkit::{free_port, kafka_server};
 use polars::prelude::*;
+use rdkafka::Message;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lake-stream");
 
@@ -27,6 +33,18 @@ fn settings(topic: &str) -> KafkaSettings {
 }
 
 fn send(topic: &str, count: u64, rate: Option<f64>, seed: u64) -> ProducerReport {
+    send_with(topic, count, rate, seed, false)
+}
+
+/// `unkeyed`: as a producer that sends without a key, each resent copy of
+/// an event on another partition than its original.
+fn send_with(
+    topic: &str,
+    count: u64,
+    rate: Option<f64>,
+    seed: u64,
+    unkeyed: bool,
+) -> ProducerReport {
     produce(
         &settings(topic),
         &ProduceOptions {
@@ -39,6 +57,7 @@ fn send(topic: &str, count: u64, rate: Option<f64>, seed: u64) -> ProducerReport
                 late: 0.03,
             },
             seed,
+            unkeyed,
         },
     )
     .unwrap()
@@ -253,7 +272,7 @@ fn uncommitted_files(lake: &Lake, table: &str) -> usize {
 /// Partitions whose outputs hold a batch their checkpoint does not: the
 /// batch was committed, the checkpoint not yet written.
 fn batches_past_their_checkpoint(lake: &Lake) -> usize {
-    let checkpoints = lake_stream::checkpoint::CheckpointStore::new(lake, "ventes_temps_reel");
+    let checkpoints: CheckpointStore = CheckpointStore::new(lake, "ventes_temps_reel");
     let mut past = 0;
     for partition in 0..2 {
         let checkpointed = checkpoints
@@ -286,18 +305,21 @@ fn kill_9_at_each_step_of_a_batch_changes_nothing() {
     let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
     // Produce in the background while a consumer is killed and restarted.
     let producer_topic = topic.clone();
-    let producer = std::thread::spawn(move || send(&producer_topic, 12_000, Some(1500.0), 21));
+    let producer = std::thread::spawn(move || send(&producer_topic, 20_000, Some(1500.0), 21));
     // Each process stops for good at one step of a micro-batch; the test
-    // kills it there: after the events' data files (before their commit),
-    // after the events' commit (before the DLQ's), after both commits
-    // (before the checkpoint).
+    // kills it there: in the aggregating stage, after the events' data
+    // files (before their commit), after the events' commit (before the
+    // DLQ's), after both commits (before the checkpoint); in the routing
+    // stage, after its messages reached the internal topic (before its
+    // checkpoint: the next process publishes them again).
     let points = [
         "before_commit@bronze/ventes_temps_reel",
         "before_commit@bronze/_dlq/ventes_temps_reel",
         "before_checkpoint@ventes_temps_reel",
+        "before_route_checkpoint@ventes_temps_reel",
     ];
     let started = Instant::now();
-    for (kill, point) in points.iter().cycle().take(6).enumerate() {
+    for (kill, point) in points.iter().cycle().take(8).enumerate() {
         let marker = dir.path().join(format!("marker-{kill}"));
         // A new group each time: the dead member's partitions would otherwise
         // wait for its session to expire; checkpoints decide where to resume.
@@ -335,6 +357,10 @@ fn kill_9_at_each_step_of_a_batch_changes_nothing() {
                 uncommitted_files(&lake, "_dlq/ventes_temps_reel") > 0,
                 "kill {kill}: no uncommitted DLQ file"
             ),
+            "before_route_checkpoint@ventes_temps_reel" => assert!(
+                routed_past_checkpoint(&lake, &topic),
+                "kill {kill}: the internal topic holds nothing past the router's checkpoints"
+            ),
             _ => assert!(
                 batches_past_their_checkpoint(&lake) > 0,
                 "kill {kill}: the outputs hold no batch past its checkpoint"
@@ -342,10 +368,19 @@ fn kill_9_at_each_step_of_a_batch_changes_nothing() {
         }
         kill9(&mut child);
     }
-    assert!(started.elapsed() < Duration::from_secs(240));
+    assert!(started.elapsed() < Duration::from_secs(300));
     let report = producer.join().unwrap();
     run_available_now(dir.path(), &topic, "g-crash-final");
-    assert_exact(dir.path(), &[report]);
+    assert_exact(dir.path(), std::slice::from_ref(&report));
+    // The routers killed before their checkpoints left copies that the
+    // next ones published again: the internal topic holds more messages
+    // than were sent, and each event was still counted once (above).
+    let published: i64 = high_watermarks(&internal_topic(&topic)).values().sum();
+    assert!(
+        published as u64 > report.sent,
+        "{published} messages in the internal topic for {} sent",
+        report.sent
+    );
     assert_eq!(batches_past_their_checkpoint(&lake), 0);
 }
 
@@ -384,25 +419,36 @@ fn two_consumers_split_the_partitions_and_survive_one_leaving() {
     assert!(second.wait().unwrap().success());
     let report = producer.join().unwrap();
     // The first consumes the rest, including the partitions it took over:
-    // wait until every message sent is checkpointed.
-    let checkpoints = lake_stream::checkpoint::CheckpointStore::new(
-        &Lake::open(lake.path().to_str().unwrap()).unwrap(),
-        "ventes_temps_reel",
-    );
+    // wait until every message sent is routed and every routed message
+    // aggregated and checkpointed.
+    let lake_handle = Lake::open(lake.path().to_str().unwrap()).unwrap();
+    let checkpoints: CheckpointStore = CheckpointStore::new(&lake_handle, "ventes_temps_reel");
+    let routes: CheckpointStore<RouteState> =
+        CheckpointStore::new(&lake_handle, "ventes_temps_reel");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let done: i64 = checkpoints
+        let routed: i64 = routes
             .load_all()
             .unwrap()
             .values()
             .map(|c| c.state.next_offset)
             .sum();
-        if done as u64 >= report.sent {
+        let aggregated: i64 = checkpoints
+            .load_all()
+            .unwrap()
+            .values()
+            .map(|c| c.state.next_offset)
+            .sum();
+        let published = high_watermarks(&internal_topic(&topic))
+            .values()
+            .sum::<i64>();
+        if routed as u64 >= report.sent && aggregated >= published {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the remaining consumer checkpointed {done} of {} messages in 60 s",
+            "in 60 s the remaining consumer routed {routed} of {} messages and aggregated \
+             {aggregated} of {published}",
             report.sent
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -417,6 +463,154 @@ fn two_consumers_split_the_partitions_and_survive_one_leaving() {
     assert_exact(lake.path(), &[report]);
     // Every partition is checkpointed.
     assert_eq!(checkpoints.load_all().unwrap().len(), 4);
+}
+
+/// The high watermark of each partition of a topic.
+fn high_watermarks(topic: &str) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &kafka_server().brokers)
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    partitions
+        .into_iter()
+        .map(|p| {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap();
+            (p, high)
+        })
+        .collect()
+}
+
+/// The highest source offset of each source partition in the internal
+/// topic: what the routers have published.
+fn published_source_offsets(topic: &str) -> BTreeMap<i32, i64> {
+    let internal = internal_topic(topic);
+    let highs = high_watermarks(&internal);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &kafka_server().brokers)
+        .set("group.id", "test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for partition in highs.keys() {
+        tpl.add_partition_offset(&internal, *partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut next: BTreeMap<i32, i64> = highs.keys().map(|p| (*p, 0)).collect();
+    let mut published: BTreeMap<i32, i64> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while next.iter().any(|(p, n)| n < &highs[p]) {
+        assert!(
+            Instant::now() < deadline,
+            "reading {internal} took over 60 s"
+        );
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        next.insert(message.partition(), message.offset() + 1);
+        if let Some(envelope) = message.payload().and_then(Envelope::decode) {
+            let max = published.entry(envelope.partition).or_insert(-1);
+            *max = (*max).max(envelope.offset);
+        }
+    }
+    published
+}
+
+/// True when the internal topic holds a message of a source partition at
+/// or past the router's checkpoint of that partition: a batch published,
+/// not yet checkpointed.
+fn routed_past_checkpoint(lake: &Lake, topic: &str) -> bool {
+    let routes: CheckpointStore<RouteState> = CheckpointStore::new(lake, "ventes_temps_reel");
+    published_source_offsets(topic)
+        .iter()
+        .any(|(partition, max)| {
+            let checkpointed = routes
+                .load(*partition)
+                .unwrap()
+                .map_or(0, |c| c.state.next_offset);
+            *max >= checkpointed
+        })
+}
+
+/// An unkeyed producer spreads the copies of an event over partitions;
+/// `consumers` processes in one group consume them with a 200 ms trigger,
+/// one of them is killed with -9 mid-run, the others go on; then a last
+/// available-now run. Each event is counted once, and bronze holds it once.
+fn unkeyed_copies_count_once(consumers: usize) {
+    let topic = kafka_server().create_topic(&format!("unkeyed{consumers}"), 4);
+    let lake = tempfile::tempdir().unwrap();
+    let group = format!("g-unkeyed-{consumers}");
+    let producer_topic = topic.clone();
+    // 12 s of events: time for the group to split the partitions and for
+    // every process to commit before the kill.
+    let producer =
+        std::thread::spawn(move || send_with(&producer_topic, 24_000, Some(2000.0), 51, true));
+    let mut children: Vec<Child> = (0..consumers)
+        .map(|_| {
+            stream_command(lake.path(), &topic, &group, "interval=200ms")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut writers = batch_writers(lake.path());
+    while writers.len() < consumers && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        writers = batch_writers(lake.path());
+    }
+    assert_eq!(
+        writers.len(),
+        consumers,
+        "processes that committed before the kill: {writers:?}"
+    );
+    // The kill lands mid-run: events are still being sent.
+    assert!(
+        !producer.is_finished(),
+        "the producer finished before the kill"
+    );
+    let mut killed = children.pop().unwrap();
+    kill9(&mut killed);
+    let report = producer.join().unwrap();
+    assert!(report.dlq["duplicate"] > 500, "{:?}", report.dlq);
+    for mut child in children {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        assert!(child.wait().unwrap().success());
+    }
+    // A new group: the dead member's partitions would wait for its session
+    // to expire; the checkpoints say where each partition resumes.
+    run_available_now(lake.path(), &topic, &format!("{group}-last"));
+    assert_exact(lake.path(), &[report]);
+}
+
+#[test]
+fn unkeyed_copies_count_once_with_one_consumer_killed() {
+    unkeyed_copies_count_once(1);
+}
+
+#[test]
+fn unkeyed_copies_count_once_with_two_consumers_one_killed() {
+    unkeyed_copies_count_once(2);
+}
+
+#[test]
+fn unkeyed_copies_count_once_with_three_consumers_one_killed() {
+    unkeyed_copies_count_once(3);
 }
 
 /// Run ids of the processes whose batches are committed in bronze.

@@ -1,37 +1,71 @@
-//! Checkpoints: one object per Kafka partition under
-//! `checkpoints/{query}/`, holding the partition's offsets and aggregation
-//! state, written in one put after the micro-batch's outputs are committed.
-//! They, not Kafka's committed offsets, say where a partition resumes.
+//! Checkpoints: one object per Kafka partition and stage under
+//! `checkpoints/{query}/`, written in one put after the micro-batch's
+//! effects are durable. They, not Kafka's committed offsets, say where a
+//! partition resumes:
+//! - `partition-{p}.ckpt`: partition `p` of the aggregating stage (the
+//!   internal topic's), with its offsets and aggregation state;
+//! - `source-partition-{p}.ckpt`: partition `p` of the source topic in the
+//!   routing stage, with the next offset to route.
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
 use anyhow::{Result, anyhow, bail};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use lake_table::{Lake, Layer};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::state::PartitionState;
 
-const MAGIC: &[u8; 8] = b"LAKECKP1";
+/// Format 2 added the router's replay positions to the aggregating state.
+const MAGIC: &[u8; 8] = b"LAKECKP2";
+const OLDER_MAGIC: &[u8; 8] = b"LAKECKP1";
 
-/// The checkpoints of one streaming query.
-#[derive(Clone)]
-pub struct CheckpointStore {
+/// A partition's state that a stage checkpoints.
+pub trait PartitionCheckpoint: Serialize + DeserializeOwned {
+    /// The object name before the partition number.
+    const FILE_PREFIX: &'static str;
+    fn partition(&self) -> i32;
+}
+
+impl PartitionCheckpoint for PartitionState {
+    const FILE_PREFIX: &'static str = "partition-";
+    fn partition(&self) -> i32 {
+        self.partition
+    }
+}
+
+/// The checkpoints of one stage of a streaming query.
+pub struct CheckpointStore<S = PartitionState> {
     lake: Lake,
     query: String,
+    state: PhantomData<fn() -> S>,
+}
+
+impl<S> Clone for CheckpointStore<S> {
+    fn clone(&self) -> Self {
+        CheckpointStore {
+            lake: self.lake.clone(),
+            query: self.query.clone(),
+            state: PhantomData,
+        }
+    }
 }
 
 /// A partition's checkpoint and when it was written.
-pub struct Checkpoint {
-    pub state: PartitionState,
+pub struct Checkpoint<S = PartitionState> {
+    pub state: S,
     pub written_at: DateTime<Utc>,
 }
 
-impl CheckpointStore {
+impl<S: PartitionCheckpoint> CheckpointStore<S> {
     pub fn new(lake: &Lake, query: &str) -> Self {
         CheckpointStore {
             lake: lake.clone(),
             query: query.to_string(),
+            state: PhantomData,
         }
     }
 
@@ -40,7 +74,7 @@ impl CheckpointStore {
     }
 
     fn key(&self, partition: i32) -> String {
-        format!("{}/partition-{partition}.ckpt", self.query)
+        format!("{}/{}{partition}.ckpt", self.query, S::FILE_PREFIX)
     }
 
     /// Where the checkpoints live, for messages.
@@ -50,24 +84,18 @@ impl CheckpointStore {
     }
 
     /// Writes a partition's state (one atomic put).
-    pub fn save(&self, state: &PartitionState) -> Result<()> {
-        let body =
-            postcard::to_allocvec(state).map_err(|err| anyhow!("encoding a checkpoint: {err}"))?;
-        let mut bytes = Vec::with_capacity(body.len() + 12);
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        bytes.extend_from_slice(&body);
+    pub fn save(&self, state: &S) -> Result<()> {
         self.lake.put(
             Layer::Checkpoints,
-            &self.key(state.partition),
-            Bytes::from(bytes),
+            &self.key(state.partition()),
+            encode(state)?,
         )
     }
 
     /// A partition's last checkpoint; `None` when it has none. A checkpoint
     /// that cannot be read is an error naming the object and how to reset:
     /// never a silent restart from zero.
-    pub fn load(&self, partition: i32) -> Result<Option<Checkpoint>> {
+    pub fn load(&self, partition: i32) -> Result<Option<Checkpoint<S>>> {
         let key = self.key(partition);
         let Some(info) = self.lake.head(Layer::Checkpoints, &key)? else {
             return Ok(None);
@@ -75,7 +103,7 @@ impl CheckpointStore {
         let Some(bytes) = self.lake.get(Layer::Checkpoints, &key)? else {
             return Ok(None);
         };
-        let state = decode(&bytes).map_err(|why| {
+        let state: S = decode(&bytes).map_err(|why| {
             anyhow!(
                 "checkpoint {} is corrupt ({why}); refusing to start. To reprocess the topic from the \
                  beginning, stop every `lake-stream run` of query {q}, then run `lake-stream reset --query {q}` \
@@ -85,17 +113,26 @@ impl CheckpointStore {
                 q = self.query
             )
         })?;
-        if state.partition != partition {
+        if state.partition() != partition {
             bail!(
                 "checkpoint {} holds partition {} instead of {partition}",
                 self.lake.describe(Layer::Checkpoints, &key),
-                state.partition
+                state.partition()
             );
         }
         Ok(Some(Checkpoint {
             state,
             written_at: info.last_modified,
         }))
+    }
+
+    /// What identifies the current write of a partition's checkpoint (its
+    /// version tag, else its time and size); `None` when it has none.
+    pub fn version_tag(&self, partition: i32) -> Result<Option<String>> {
+        Ok(self
+            .lake
+            .head(Layer::Checkpoints, &self.key(partition))?
+            .map(|info| info.version_tag()))
     }
 
     /// The partitions that have a checkpoint.
@@ -109,7 +146,7 @@ impl CheckpointStore {
                     .key
                     .rsplit('/')
                     .next()?
-                    .strip_prefix("partition-")?
+                    .strip_prefix(S::FILE_PREFIX)?
                     .strip_suffix(".ckpt")?
                     .parse::<i32>()
                     .ok()
@@ -118,7 +155,7 @@ impl CheckpointStore {
     }
 
     /// Every partition's checkpoint.
-    pub fn load_all(&self) -> Result<BTreeMap<i32, Checkpoint>> {
+    pub fn load_all(&self) -> Result<BTreeMap<i32, Checkpoint<S>>> {
         let mut all = BTreeMap::new();
         for partition in self.partitions()? {
             if let Some(checkpoint) = self.load(partition)? {
@@ -127,17 +164,23 @@ impl CheckpointStore {
         }
         Ok(all)
     }
-
-    /// Deletes every checkpoint of the query.
-    pub fn delete_all(&self) -> Result<()> {
-        for object in self.lake.list(Layer::Checkpoints, &self.query)? {
-            self.lake.delete(Layer::Checkpoints, &object.key)?;
-        }
-        Ok(())
-    }
 }
 
-fn decode(bytes: &[u8]) -> std::result::Result<PartitionState, String> {
+/// The magic, a CRC-32 of the body, the body (postcard).
+pub(crate) fn encode<S: Serialize>(state: &S) -> Result<Bytes> {
+    let body =
+        postcard::to_allocvec(state).map_err(|err| anyhow!("encoding a checkpoint: {err}"))?;
+    let mut bytes = Vec::with_capacity(body.len() + 12);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    bytes.extend_from_slice(&body);
+    Ok(Bytes::from(bytes))
+}
+
+pub(crate) fn decode<S: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<S, String> {
+    if bytes.len() >= 8 && &bytes[..8] == OLDER_MAGIC {
+        return Err("written by an older lake-stream, format 1".into());
+    }
     if bytes.len() < 12 || &bytes[..8] != MAGIC {
         return Err("not a lake checkpoint".into());
     }

@@ -13,12 +13,15 @@
 //!    `bronze/_dlq/ventes_temps_reel`: one commit per table and date, with
 //!    a Delta `txn` action (application `{query}/partition-{p}`, version
 //!    `b`) per partition, and each partition's offsets in the commit info;
-//! 4. [`Processor::checkpoint`] writes each partition's state (one put);
-//! 5. the live views, merged over every partition's latest state, replace
-//!    the processing date of `gold/live_sales_by_country` and
-//!    `gold/live_sales_by_minute`.
+//! 4. [`Processor::save_closed_windows`] adds the windows the batch closed
+//!    (they left the states) to each partition's closed windows of the
+//!    processing date ([`crate::closed`]);
+//! 5. [`Processor::checkpoint`] writes each partition's state (one put);
+//! 6. the live views, merged over every partition's latest state (and the
+//!    windows closed on the processing date), replace the processing date
+//!    of `gold/live_sales_by_country` and `gold/live_sales_by_minute`.
 //!
-//! A crash before 4 leaves batch `b` committed to some outputs and not
+//! A crash before 5 leaves batch `b` committed to some outputs and not
 //! checkpointed. On assignment the processor finds `b` in the outputs'
 //! transactions ([`Processor::assign`]), reads the batch's last offset
 //! from that commit, and replays exactly the same messages: the state comes
@@ -27,18 +30,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::stream_status::StreamStatus;
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, NaiveDate, Utc};
-use lake_core::stream_status::StreamStatus;
 use lake_table::history::find_transaction;
 use lake_table::{AppendOutcome, DateWriter, Lake, Layer, Table, TableRef, Txn};
 use polars::prelude::*;
 use serde_json::{Value, json};
 
 use crate::checkpoint::CheckpointStore;
+use crate::closed::{ClosedWindowStore, Windows};
 use crate::event::{DlqReason, Rejection, SalesEvent};
+use crate::route::Envelope;
 use crate::state::{Outcome, PartitionState};
-use crate::views::{LiveTotals, merge};
+use crate::views::{LiveTotals, merge_with_closed};
 
 /// Bronze table of valid events.
 pub const EVENTS_TABLE: &str = "ventes_temps_reel";
@@ -53,7 +58,7 @@ const COMMIT_INFO_KEY: &str = "lakeStream";
 /// Commits searched back for a batch committed before a crash.
 const REPLAY_SEARCH: usize = 10_000;
 
-/// One message of the source.
+/// One message of a stage's input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceMessage {
     pub partition: i32,
@@ -61,9 +66,51 @@ pub struct SourceMessage {
     /// Message timestamp (milliseconds since the epoch), when the source has one.
     pub timestamp_ms: Option<i64>,
     pub payload: Option<Vec<u8>>,
+    /// The source topic's partition and offset the message came from: its
+    /// own for a message read from the source, the envelope's for one the
+    /// router republished.
+    pub origin: (i32, i64),
 }
 
 impl SourceMessage {
+    /// A message read straight from its source partition.
+    pub fn direct(
+        partition: i32,
+        offset: i64,
+        timestamp_ms: Option<i64>,
+        payload: Option<Vec<u8>>,
+    ) -> Self {
+        SourceMessage {
+            partition,
+            offset,
+            timestamp_ms,
+            payload,
+            origin: (partition, offset),
+        }
+    }
+
+    /// A message of the internal topic: the router's envelope unwrapped
+    /// (a value that is not an envelope is taken as it is).
+    pub fn routed(
+        partition: i32,
+        offset: i64,
+        timestamp_ms: Option<i64>,
+        value: Option<&[u8]>,
+    ) -> Self {
+        match value.and_then(Envelope::decode) {
+            Some(envelope) => SourceMessage {
+                partition,
+                offset,
+                timestamp_ms,
+                payload: envelope.payload,
+                origin: (envelope.partition, envelope.offset),
+            },
+            None => {
+                SourceMessage::direct(partition, offset, timestamp_ms, value.map(<[u8]>::to_vec))
+            }
+        }
+    }
+
     /// The date partitioning the message's outputs.
     fn date(&self, fallback: NaiveDate) -> NaiveDate {
         self.timestamp_ms
@@ -105,6 +152,8 @@ pub struct BatchReport {
     pub messages: u64,
     pub counted: u64,
     pub rejected: BTreeMap<DlqReason, u64>,
+    /// Copies the router published again after a crash, skipped.
+    pub replayed: u64,
     /// Messages held back for the next batch (another date, or past the
     /// end of a batch being replayed).
     pub carried: u64,
@@ -136,6 +185,8 @@ struct Applied {
     last_offset: i64,
     counted: Vec<(SourceMessage, SalesEvent)>,
     rejected: Vec<(SourceMessage, Rejection)>,
+    /// Windows the batch closed (they left the state).
+    closed: Windows,
     /// Output tables already holding this batch (a replay).
     done: BTreeSet<&'static str>,
 }
@@ -156,6 +207,17 @@ pub struct Processor {
     /// What this process has done, saved after each batch for the serving
     /// layer and monitoring.
     status: StreamStatus,
+    /// The partitions other processes own, as their last checkpoints said
+    /// (read again only when a checkpoint changes).
+    others: BTreeMap<i32, (String, PartitionState)>,
+    closed_store: ClosedWindowStore,
+    /// Each owned partition's closed windows of the latest view's date.
+    closed: BTreeMap<i32, (NaiveDate, Windows)>,
+    /// The other partitions' closed windows of the view's date, with their
+    /// version tags.
+    others_closed: BTreeMap<i32, (NaiveDate, String, Windows)>,
+    /// The live totals over every partition after the latest batch.
+    live: LiveTotals,
 }
 
 impl Processor {
@@ -173,6 +235,11 @@ impl Processor {
                 query: config.query.clone(),
                 ..StreamStatus::default()
             },
+            others: BTreeMap::new(),
+            closed_store: ClosedWindowStore::new(lake, &config.query),
+            closed: BTreeMap::new(),
+            others_closed: BTreeMap::new(),
+            live: LiveTotals::default(),
             config,
         }
     }
@@ -272,6 +339,7 @@ impl Processor {
         self.carry.remove(&partition);
         self.replays.remove(&partition);
         self.partition_dates.remove(&partition);
+        self.closed.remove(&partition);
     }
 
     pub fn owned(&self) -> impl Iterator<Item = &PartitionState> {
@@ -319,7 +387,9 @@ impl Processor {
         }
         let applied = self.apply(batches, &mut report)?;
         self.write(&applied)?;
+        self.save_closed_windows(&applied, today)?;
         self.checkpoint(&applied)?;
+        self.refresh_live_totals_for(today)?;
         self.publish_live_views(today)?;
         self.record(&report, started.elapsed())?;
         self.compact_closed_dates();
@@ -416,12 +486,19 @@ impl Processor {
                 _ => continue,
             };
             for message in messages {
-                match state.apply(message.offset, message.payload.as_deref(), lateness) {
+                match state.apply_routed(
+                    message.offset,
+                    message.origin,
+                    message.payload.as_deref(),
+                    lateness,
+                ) {
                     Outcome::Counted { event, .. } => counted.push((message, event)),
                     Outcome::Rejected(rejection) => rejected.push((message, rejection)),
+                    Outcome::Replayed => report.replayed += 1,
                 }
             }
             state.prune(lateness);
+            let closed = state.close_windows(lateness);
             report.messages += (counted.len() + rejected.len()) as u64;
             report.counted += counted.len() as u64;
             for (_, rejection) in &rejected {
@@ -443,6 +520,7 @@ impl Processor {
                 last_offset,
                 counted,
                 rejected,
+                closed,
                 done,
             });
         }
@@ -542,6 +620,43 @@ impl Processor {
         }
     }
 
+    /// Adds the windows each partition closed to its closed windows of
+    /// `date` (the date whose live view the batch publishes), after the
+    /// outputs and before the checkpoint: a replay closes the same windows
+    /// with the same totals, written again as they are.
+    fn save_closed_windows(&mut self, applied: &[Applied], date: NaiveDate) -> Result<()> {
+        for part in applied.iter().filter(|a| !a.closed.is_empty()) {
+            let windows = self.closed_windows_mut(part.partition, date)?;
+            for (key, totals) in &part.closed {
+                windows.insert(key.clone(), totals.clone());
+            }
+            let windows = windows.clone();
+            self.closed_store
+                .save(part.partition, date, &windows)
+                .with_context(|| {
+                    format!(
+                        "saving the closed windows of partition {} for {date}",
+                        part.partition
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    /// An owned partition's closed windows of `date`, loaded when the date
+    /// is not the one in memory.
+    fn closed_windows_mut(&mut self, partition: i32, date: NaiveDate) -> Result<&mut Windows> {
+        let stale = self.closed.get(&partition).is_none_or(|(d, _)| *d != date);
+        if stale {
+            let windows = self.closed_store.load(partition, date)?;
+            self.closed.insert(partition, (date, windows));
+        }
+        self.closed
+            .get_mut(&partition)
+            .map(|(_, windows)| windows)
+            .ok_or_else(|| anyhow!("partition {partition} has no closed windows in memory"))
+    }
+
     /// Writes each processed partition's state, after its outputs.
     fn checkpoint(&mut self, applied: &[Applied]) -> Result<()> {
         lake_table::fault::check("before_checkpoint", &self.config.query)?;
@@ -618,22 +733,81 @@ impl Processor {
         });
     }
 
-    /// The live totals over every partition: this process's states, and the
-    /// latest checkpoints of the partitions other processes own.
-    pub fn live_totals(&self) -> Result<LiveTotals> {
-        let mut others: Vec<PartitionState> = Vec::new();
+    /// The live totals over every partition after the latest batch.
+    pub fn live_totals(&self) -> &LiveTotals {
+        &self.live
+    }
+
+    /// Merges the live totals of today again ([`Self::refresh_live_totals_for`]).
+    pub fn refresh_live_totals(&mut self) -> Result<&LiveTotals> {
+        self.refresh_live_totals_for(Utc::now().date_naive())
+    }
+
+    /// Merges the live totals again: this process's states from memory,
+    /// the partitions other processes own from their latest checkpoints
+    /// (a checkpoint is read again only when it was written since); the
+    /// windows by minute are those still open and those closed on `date`.
+    pub fn refresh_live_totals_for(&mut self, date: NaiveDate) -> Result<&LiveTotals> {
+        let mut others = BTreeMap::new();
         for partition in self.checkpoints.partitions()? {
-            if !self.states.contains_key(&partition)
-                && let Some(checkpoint) = self.checkpoints.load(partition)?
-            {
-                others.push(checkpoint.state);
+            if self.states.contains_key(&partition) {
+                continue;
+            }
+            let tag = self.checkpoints.version_tag(partition)?;
+            match (self.others.remove(&partition), tag) {
+                (Some((cached, state)), Some(now)) if cached == now => {
+                    others.insert(partition, (cached, state));
+                }
+                (_, Some(now)) => {
+                    // Read after the tag: a write in between is read now and
+                    // read again next time (the tag will not match).
+                    if let Some(checkpoint) = self.checkpoints.load(partition)? {
+                        others.insert(partition, (now, checkpoint.state));
+                    }
+                }
+                (_, None) => {}
             }
         }
-        Ok(merge(self.states.values().chain(others.iter())))
+        self.others = others;
+        let partitions: Vec<i32> = self
+            .states
+            .keys()
+            .chain(self.others.keys())
+            .copied()
+            .collect();
+        let mut others_closed = BTreeMap::new();
+        for partition in partitions {
+            if self.states.contains_key(&partition) {
+                self.closed_windows_mut(partition, date)?;
+                continue;
+            }
+            let Some(tag) = self.closed_store.version_tag(partition, date)? else {
+                continue;
+            };
+            match self.others_closed.remove(&partition) {
+                Some((d, cached, windows)) if d == date && cached == tag => {
+                    others_closed.insert(partition, (d, cached, windows));
+                }
+                _ => {
+                    let windows = self.closed_store.load(partition, date)?;
+                    others_closed.insert(partition, (date, tag, windows));
+                }
+            }
+        }
+        self.others_closed = others_closed;
+        let own = self
+            .states
+            .values()
+            .map(|state| (state, self.closed.get(&state.partition).map(|(_, w)| w)));
+        let others = self.others.iter().map(|(partition, (_, state))| {
+            (state, self.others_closed.get(partition).map(|(_, _, w)| w))
+        });
+        self.live = merge_with_closed(own.chain(others));
+        Ok(&self.live)
     }
 
     fn publish_live_views(&self, date: NaiveDate) -> Result<()> {
-        let live = self.live_totals()?;
+        let live = &self.live;
         for (table, mut frame) in [
             (LIVE_BY_COUNTRY, live.by_country_frame()?),
             (LIVE_BY_MINUTE, live.by_minute_frame()?),
@@ -739,11 +913,11 @@ fn events_frame<'a>(
             Column::new("_source".into(), vec![source; n]),
             Column::new(
                 "_partition".into(),
-                counted.iter().map(|(m, _)| m.partition).collect::<Vec<_>>(),
+                counted.iter().map(|(m, _)| m.origin.0).collect::<Vec<_>>(),
             ),
             Column::new(
                 "_offset".into(),
-                counted.iter().map(|(m, _)| m.offset).collect::<Vec<_>>(),
+                counted.iter().map(|(m, _)| m.origin.1).collect::<Vec<_>>(),
             ),
         ],
     )?;
@@ -777,14 +951,11 @@ fn dlq_frame<'a>(
             Column::new("topic".into(), vec![topic; n]),
             Column::new(
                 "partition".into(),
-                rejected
-                    .iter()
-                    .map(|(m, _)| m.partition)
-                    .collect::<Vec<_>>(),
+                rejected.iter().map(|(m, _)| m.origin.0).collect::<Vec<_>>(),
             ),
             Column::new(
                 "offset".into(),
-                rejected.iter().map(|(m, _)| m.offset).collect::<Vec<_>>(),
+                rejected.iter().map(|(m, _)| m.origin.1).collect::<Vec<_>>(),
             ),
             utc_micros(
                 "_ingestion_timestamp",

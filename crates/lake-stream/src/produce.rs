@@ -23,6 +23,9 @@ pub struct ProduceOptions {
     pub rate: Option<f64>,
     pub mix: EventMix,
     pub seed: u64,
+    /// Send without a key, as many producers do: a resent copy of an event
+    /// lands on another partition than its original.
+    pub unkeyed: bool,
 }
 
 #[derive(Default)]
@@ -77,6 +80,9 @@ pub fn produce_with(
         .create_with_context(DeliveryCounter::default())
         .context("creating the Kafka producer")?;
     let mut generator = EventGenerator::new(options.seed, partitions.len() as i32, options.mix)?;
+    if options.unkeyed {
+        generator = generator.spreading_copies();
+    }
     let started = Instant::now();
     let mut sent = 0u64;
     loop {
@@ -93,10 +99,12 @@ pub fn produce_with(
             }
         }
         let message = generator.next_message(Utc::now());
-        let mut record = BaseRecord::to(&settings.topic)
+        let mut record = BaseRecord::<String, Vec<u8>>::to(&settings.topic)
             .partition(partitions[message.partition as usize])
-            .key(&message.key)
             .payload(&message.payload);
+        if !options.unkeyed {
+            record = record.key(&message.key);
+        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,

@@ -36,8 +36,10 @@ impl Default for EventMix {
 /// One message to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GeneratedMessage {
+    /// The partition of the key's hash; for a copy of an event when copies
+    /// are spread, another one.
     pub partition: i32,
-    /// The message key: the event id (retries land in the same partition).
+    /// The message key: the event id.
     pub key: String,
     pub payload: Vec<u8>,
 }
@@ -79,6 +81,9 @@ pub struct EventGenerator {
     recent: VecDeque<(DateTime<Utc>, GeneratedMessage)>,
     sequence: u64,
     seed: u64,
+    /// Copies of an event go to another partition than the original (a
+    /// producer that sends without a key).
+    spread_copies: bool,
     report: ProducerReport,
 }
 
@@ -126,8 +131,16 @@ impl EventGenerator {
             recent: VecDeque::with_capacity(RECENT),
             sequence: 0,
             seed,
+            spread_copies: false,
             report: ProducerReport::default(),
         })
+    }
+
+    /// Sends each copy of an event to another partition than its original
+    /// (when the topic has more than one).
+    pub fn spreading_copies(mut self) -> Self {
+        self.spread_copies = true;
+        self
     }
 
     pub fn report(&self) -> &ProducerReport {
@@ -171,7 +184,11 @@ impl EventGenerator {
             }
             if !self.recent.is_empty() {
                 let index = self.rng.index(self.recent.len());
-                let message = self.recent[index].1.clone();
+                let mut message = self.recent[index].1.clone();
+                if self.spread_copies && self.partitions > 1 {
+                    let shift = 1 + self.rng.below(self.partitions as u64 - 1) as i32;
+                    message.partition = (message.partition + shift) % self.partitions;
+                }
                 self.dlq(DlqReason::Duplicate);
                 return message;
             }
@@ -181,8 +198,14 @@ impl EventGenerator {
                 .filter(|p| self.started[*p as usize])
                 .collect();
             if !started.is_empty() {
-                let partition = started[self.rng.index(started.len())];
-                let id = self.new_id();
+                // An id of a partition that has counted an event, so that
+                // the event is late there (the consumer's watermarks are per
+                // partition of the id's hash).
+                let mut id = self.new_id();
+                while !self.started[self.partition_of(&id) as usize] {
+                    id = self.new_id();
+                }
+                let partition = self.partition_of(&id);
                 let (payload, _, _) = self.event_payload(&id, now - LATE_BY);
                 self.dlq(DlqReason::Late);
                 return GeneratedMessage {
@@ -328,6 +351,61 @@ mod tests {
                 "no {reason}"
             );
         }
+    }
+
+    #[test]
+    fn copies_spread_over_partitions_count_once_when_routed_by_event_id() {
+        let mix = EventMix {
+            malformed: 0.05,
+            duplicate: 0.2,
+            late: 0.05,
+        };
+        let mut generator = EventGenerator::new(9, 3, mix).unwrap().spreading_copies();
+        let start = DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        // Routed: every message to the partition of its event id, as the
+        // router does. Unrouted: counted where it was sent.
+        let mut routed: Vec<PartitionState> = (0..3).map(PartitionState::new).collect();
+        let mut unrouted: Vec<PartitionState> = (0..3).map(PartitionState::new).collect();
+        let (mut source_offsets, mut internal_offsets) = ([0i64; 3], [0i64; 3]);
+        let mut moved_copies = 0;
+        for i in 0..3000 {
+            let message = generator.next_message(start + ChronoDuration::milliseconds(i * 50));
+            let p = message.partition as usize;
+            let q = crate::route::route_partition(Some(&message.payload), message.partition, 3)
+                as usize;
+            if p != q {
+                moved_copies += 1;
+            }
+            routed[q].apply_routed(
+                internal_offsets[q],
+                (message.partition, source_offsets[p]),
+                Some(&message.payload),
+                600_000_000,
+            );
+            unrouted[p].apply(source_offsets[p], Some(&message.payload), 600_000_000);
+            internal_offsets[q] += 1;
+            source_offsets[p] += 1;
+        }
+        let report = generator.report();
+        let duplicates = report.dlq["duplicate"];
+        // Every copy went to another partition than its original (malformed
+        // messages without an id stay where they are, both agree there).
+        assert_eq!(moved_copies, duplicates, "copies moved by the router");
+        let counted: u64 = routed.iter().map(|s| s.counted).sum();
+        assert_eq!(counted, report.counted);
+        let live = crate::views::merge(routed.iter());
+        for (country, expected) in &report.by_country {
+            assert_eq!(live.by_country[country].count, expected.count, "{country}");
+        }
+        // Without the router, copies on another partition count again.
+        let unrouted_counted: u64 = unrouted.iter().map(|s| s.counted).sum();
+        assert!(
+            unrouted_counted > report.counted,
+            "{unrouted_counted} counted per source partition, {} sent",
+            report.counted
+        );
     }
 
     #[test]

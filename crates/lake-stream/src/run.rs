@@ -1,31 +1,31 @@
-//! Running a stream query: sources feed micro-batches to the processor.
+//! Running a stream query: sources feed micro-batches to the stages.
 //!
-//! - [`run_kafka`]: a consumer in a consumer group; `available-now` reads
-//!   every assigned partition up to the high watermark found when it was
+//! - [`run_kafka`]: the routing and aggregating stages, each a consumer in
+//!   a consumer group ([`crate::consume`]); `available-now` reads every
+//!   assigned partition up to the high watermark found when it was
 //!   assigned, then stops; `interval` runs micro-batches until SIGINT or
 //!   SIGTERM, then finishes its batch and checkpoints.
 //! - [`run_embedded`]: the built-in producer in process, for a lake with no
-//!   Kafka; the same processor after the source.
+//!   Kafka. Its generator sends every copy of an event to the partition of
+//!   its id, as the router would, so it feeds the aggregating stage
+//!   directly.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{NaiveDate, TimeZone, Utc};
 use lake_table::Lake;
-use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::types::RDKafkaRespErr;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 
+use crate::consume::{Subscription, consume};
 use crate::event::DlqReason;
 use crate::processor::{BatchReport, Processor, SourceMessage, StreamConfig};
 use crate::producer::{EventGenerator, EventMix, ProducerReport};
+use crate::route::{Router, ensure_internal_topic, internal_group, internal_topic};
 use crate::views::LiveTotals;
 
 /// When micro-batches run and when the query stops.
@@ -81,8 +81,14 @@ pub fn parse_duration(raw: &str) -> Result<Duration> {
 /// What a run did.
 #[derive(Debug, Clone, Default)]
 pub struct RunSummary {
+    /// Source messages the routing stage republished.
+    pub routed: u64,
     pub batches: u64,
+    /// Messages the aggregating stage took (copies the router replayed
+    /// after a crash not included).
     pub messages: u64,
+    /// Copies the router replayed after a crash, skipped.
+    pub replayed: u64,
     pub counted: u64,
     pub rejected: BTreeMap<DlqReason, u64>,
     /// The live totals over every partition at the end.
@@ -95,6 +101,7 @@ impl RunSummary {
             self.batches += 1;
         }
         self.messages += report.messages;
+        self.replayed += report.replayed;
         self.counted += report.counted;
         for (reason, count) in &report.rejected {
             *self.rejected.entry(*reason).or_insert(0) += count;
@@ -174,93 +181,6 @@ impl KafkaSettings {
     }
 }
 
-/// Shared between the poll loop and the rebalance callback (which runs
-/// inside `poll`, on the same thread).
-struct Shared {
-    processor: Processor,
-    /// For available-now: the high watermark of each partition when it was
-    /// assigned.
-    targets: BTreeMap<i32, i64>,
-    error: Option<anyhow::Error>,
-}
-
-struct LakeContext {
-    topic: String,
-    shared: Arc<Mutex<Shared>>,
-    watermark_timeout: Duration,
-}
-
-impl ClientContext for LakeContext {}
-
-impl ConsumerContext for LakeContext {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        let mut shared = match self.shared.lock() {
-            Ok(shared) => shared,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                // Each partition resumes from its checkpoint, not from Kafka's
-                // committed offset: the checkpoint is the source of truth.
-                let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                for partition in partitions {
-                    let next = match shared.processor.assign(partition) {
-                        Ok(next) => next,
-                        Err(err) => {
-                            shared.error.get_or_insert(err);
-                            continue;
-                        }
-                    };
-                    let offset = if next > 0 {
-                        Offset::Offset(next)
-                    } else {
-                        Offset::Beginning
-                    };
-                    if let Err(err) = tpl.set_partition_offset(&self.topic, partition, offset) {
-                        shared
-                            .error
-                            .get_or_insert(anyhow!("positioning partition {partition}: {err}"));
-                    }
-                    match consumer.fetch_watermarks(&self.topic, partition, self.watermark_timeout)
-                    {
-                        Ok((_, high)) => {
-                            shared.targets.insert(partition, high);
-                        }
-                        Err(err) => {
-                            shared.error.get_or_insert(anyhow!(
-                                "reading the high watermark of partition {partition}: {err}"
-                            ));
-                        }
-                    }
-                }
-                if let Err(err) = consumer.assign(tpl) {
-                    shared
-                        .error
-                        .get_or_insert(anyhow!("assigning partitions: {err}"));
-                }
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                for element in tpl.elements() {
-                    shared.processor.revoke(element.partition());
-                    shared.targets.remove(&element.partition());
-                }
-                let _ = consumer.unassign();
-            }
-            other => {
-                shared
-                    .error
-                    .get_or_insert(anyhow!("consumer group rebalance failed: {other:?}"));
-                let _ = consumer.unassign();
-            }
-        }
-    }
-}
-
 /// Options of a Kafka run.
 #[derive(Debug, Clone)]
 pub struct KafkaRunOptions {
@@ -281,37 +201,15 @@ impl Default for KafkaRunOptions {
     }
 }
 
-fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Consumes the topic in the consumer group until the trigger says stop
-/// (or `stop` is raised), then returns what was done.
-/// How long the source may pause before an available-now run processes
-/// what it has.
-const AVAILABLE_NOW_PAUSE: Duration = Duration::from_millis(300);
-
-/// True when the buffer holds every owned partition's messages up to the
-/// high watermark found at start.
-fn buffered_to_targets(buffer: &[SourceMessage], shared: &Shared) -> bool {
-    let mut next: BTreeMap<i32, i64> = shared
-        .processor
-        .owned()
-        .map(|s| (s.partition, s.next_offset))
-        .collect();
-    for message in buffer {
-        if let Some(n) = next.get_mut(&message.partition) {
-            *n = (*n).max(message.offset + 1);
-        }
-    }
-    !next.is_empty()
-        && next
-            .iter()
-            .all(|(p, n)| shared.targets.get(p).is_some_and(|high| n >= high))
-}
-
+/// Runs the query on the topic: the routing stage (source topic to the
+/// internal topic, consumer group `group`) and the aggregating stage
+/// (internal topic to the lake, group `{group}.by-event-id`), until the
+/// trigger says stop or `stop` is raised; returns what was done.
+///
+/// `interval` runs both stages at once, on two threads. `available-now`
+/// routes every source partition up to its high watermark first, then
+/// aggregates the internal topic up to its own: everything the run routed
+/// is counted before it ends.
 pub fn run_kafka(
     lake: &Lake,
     settings: &KafkaSettings,
@@ -320,173 +218,78 @@ pub fn run_kafka(
     stop: Arc<AtomicBool>,
     on_batch: &mut dyn FnMut(&BatchReport, &Processor),
 ) -> Result<RunSummary> {
-    let shared = Arc::new(Mutex::new(Shared {
-        processor: Processor::new(lake, config),
-        targets: BTreeMap::new(),
-        error: None,
-    }));
-    let context = LakeContext {
-        topic: settings.topic.clone(),
-        shared: shared.clone(),
-        watermark_timeout: settings.connect_timeout,
-    };
-    let consumer: BaseConsumer<LakeContext> = settings
+    let probe: BaseConsumer = settings
         .client_config()
-        .create_with_context(context)
-        .context("creating the Kafka consumer")?;
-    settings.check_topic(&consumer)?;
-    consumer
-        .subscribe(&[&settings.topic])
-        .with_context(|| format!("subscribing to {}", settings.topic))?;
-
+        .create()
+        .context("creating a Kafka client")?;
+    let source_partitions = settings.check_topic(&probe)?;
+    drop(probe);
+    let internal_partitions = ensure_internal_topic(settings, source_partitions.len() as i32)?;
+    let router = Router::new(lake, &config.query, settings, internal_partitions)?;
+    let processor = Processor::new(lake, config);
+    let routing = Subscription {
+        settings,
+        topic: settings.topic.clone(),
+        group: settings.group.clone(),
+    };
+    let aggregating = Subscription {
+        settings,
+        topic: internal_topic(&settings.topic),
+        group: internal_group(&settings.group),
+    };
     let mut summary = RunSummary::default();
-    let mut buffer: Vec<SourceMessage> = Vec::new();
-    let mut batch_started = Instant::now();
-    let started = Instant::now();
-    let mut ever_assigned = false;
-    let mut last_lag_at: Option<Instant> = None;
-    let mut last_message_at = Instant::now();
-    loop {
-        let polled = consumer.poll(Duration::from_millis(100));
-        if let Some(err) = lock(&shared).error.take() {
-            return Err(err);
+    let processor = match options.trigger {
+        Trigger::AvailableNow => {
+            let stop_routing = || stop.load(Ordering::SeqCst);
+            let (_, routed) = consume(router, &routing, options, &stop_routing, &mut |_, _| {})?;
+            summary.routed = routed.iter().map(|r| r.messages).sum();
+            let (processor, reports) =
+                consume(processor, &aggregating, options, &stop_routing, on_batch)?;
+            reports.iter().for_each(|r| summary.add(r));
+            processor
         }
-        let idle = match polled {
-            Some(Ok(message)) => {
-                last_message_at = Instant::now();
-                buffer.push(SourceMessage {
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    timestamp_ms: message.timestamp().to_millis(),
-                    payload: message.payload().map(<[u8]>::to_vec),
-                });
-                false
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => true,
-            Some(Err(err)) => {
-                tracing::warn!("Kafka: {err}");
-                true
-            }
-            None => true,
-        };
-        let stopping = stop.load(Ordering::SeqCst);
-        let due = match options.trigger {
-            // Up to the high watermarks in as few batches as the source
-            // allows: a batch is due when full, when every owned partition's
-            // messages up to its watermark are in, or after a pause of the
-            // source (each batch costs a few commits, whatever its size).
-            // Messages the processor holds back (the next date's, those past
-            // the end of a replayed batch) count too: the source may have
-            // nothing more to say.
-            Trigger::AvailableNow => {
-                let held = lock(&shared).processor.carried() > 0;
-                (!buffer.is_empty() || held)
-                    && (buffer.len() >= options.max_batch
-                        || (idle
-                            && (buffer.is_empty()
-                                || last_message_at.elapsed() >= AVAILABLE_NOW_PAUSE
-                                || buffered_to_targets(&buffer, &lock(&shared)))))
-            }
-            Trigger::Interval(every) => {
-                batch_started.elapsed() >= every || buffer.len() >= options.max_batch
-            }
-        };
-        if due || stopping {
-            let report = {
-                let mut shared = lock(&shared);
-                let batch_timer = Instant::now();
-                let report = shared.processor.process(std::mem::take(&mut buffer))?;
-                // Messages left after the batch: a request per partition, at
-                // most once a second; saved with the status when it changed.
-                if last_lag_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-                    let lag = lag_behind(&consumer, &settings.topic, &shared.processor);
-                    last_lag_at = Some(Instant::now());
-                    if lag != shared.processor.status().lag {
-                        shared.processor.set_lag(lag);
-                        shared.processor.save_status()?;
-                    }
-                }
-                tracing::info!(
-                    "micro-batch: {} messages in {:.3} s",
-                    report.messages,
-                    batch_timer.elapsed().as_secs_f64()
-                );
-                commit_offsets(&consumer, &settings.topic, &shared.processor);
-                on_batch(&report, &shared.processor);
-                report
+        Trigger::Interval(_) => {
+            // Either stage failing stops the other.
+            let halt = Arc::new(AtomicBool::new(false));
+            let router_thread = {
+                let (stop, halt) = (stop.clone(), halt.clone());
+                let settings = settings.clone();
+                let options = options.clone();
+                std::thread::Builder::new()
+                    .name("router".into())
+                    .spawn(move || {
+                        let routing = Subscription {
+                            settings: &settings,
+                            topic: settings.topic.clone(),
+                            group: settings.group.clone(),
+                        };
+                        let should_stop =
+                            || stop.load(Ordering::SeqCst) || halt.load(Ordering::SeqCst);
+                        let result =
+                            consume(router, &routing, &options, &should_stop, &mut |_, _| {});
+                        halt.store(true, Ordering::SeqCst);
+                        result.map(|(_, reports)| reports.iter().map(|r| r.messages).sum::<u64>())
+                    })
+                    .context("starting the router thread")?
             };
-            summary.add(&report);
-            batch_started = Instant::now();
+            let should_stop = || stop.load(Ordering::SeqCst) || halt.load(Ordering::SeqCst);
+            let aggregated = consume(processor, &aggregating, options, &should_stop, on_batch);
+            halt.store(true, Ordering::SeqCst);
+            let routed = router_thread.join().map_err(|panic| {
+                anyhow!(
+                    "the router panicked: {}",
+                    lake_core::error::panic_message(&panic)
+                )
+            })?;
+            let (processor, reports) = aggregated?;
+            summary.routed = routed?;
+            reports.iter().for_each(|r| summary.add(r));
+            processor
         }
-        if stopping {
-            break;
-        }
-        if options.trigger == Trigger::AvailableNow {
-            let shared = lock(&shared);
-            let owned: Vec<(i32, i64)> = shared
-                .processor
-                .owned()
-                .map(|s| (s.partition, s.next_offset))
-                .collect();
-            ever_assigned |= !owned.is_empty();
-            let caught_up = !owned.is_empty()
-                && owned
-                    .iter()
-                    .all(|(p, next)| shared.targets.get(p).is_some_and(|high| next >= high))
-                && shared.processor.carried() == 0
-                && buffer.is_empty();
-            if caught_up {
-                break;
-            }
-            if !ever_assigned && started.elapsed() > options.assignment_timeout {
-                bail!(
-                    "no partition of {} was assigned to group {} within {} s",
-                    settings.topic,
-                    settings.group,
-                    options.assignment_timeout.as_secs()
-                );
-            }
-        }
-    }
-    let shared = lock(&shared);
-    summary.live = shared.processor.live_totals()?;
+    };
+    let mut processor = processor;
+    summary.live = processor.refresh_live_totals()?.clone();
     Ok(summary)
-}
-
-/// Messages of the owned partitions not yet processed (high watermarks less
-/// next offsets); `None` when no watermark could be had.
-fn lag_behind(
-    consumer: &BaseConsumer<LakeContext>,
-    topic: &str,
-    processor: &Processor,
-) -> Option<i64> {
-    let mut behind = 0;
-    let mut known = false;
-    for state in processor.owned() {
-        if let Ok((_, high)) =
-            consumer.fetch_watermarks(topic, state.partition, Duration::from_millis(500))
-        {
-            known = true;
-            behind += (high - state.next_offset).max(0);
-        }
-    }
-    known.then_some(behind)
-}
-
-/// Commits the checkpointed offsets to Kafka too, for lag monitoring.
-fn commit_offsets(consumer: &BaseConsumer<LakeContext>, topic: &str, processor: &Processor) {
-    let mut tpl = TopicPartitionList::new();
-    for state in processor.owned() {
-        if state.next_offset > 0 {
-            let _ =
-                tpl.add_partition_offset(topic, state.partition, Offset::Offset(state.next_offset));
-        }
-    }
-    if tpl.count() > 0
-        && let Err(err) = consumer.commit(&tpl, CommitMode::Async)
-    {
-        tracing::warn!("committing offsets to Kafka: {err}");
-    }
 }
 
 /// Options of the in-process source.
@@ -523,12 +326,12 @@ pub fn run_embedded(
         let now = day_start + chrono::Duration::milliseconds(i as i64 * step_ms);
         let message = generator.next_message(now);
         let offset = &mut offsets[message.partition as usize];
-        messages.push(SourceMessage {
-            partition: message.partition,
-            offset: *offset,
-            timestamp_ms: Some(now.timestamp_millis()),
-            payload: Some(message.payload),
-        });
+        messages.push(SourceMessage::direct(
+            message.partition,
+            *offset,
+            Some(now.timestamp_millis()),
+            Some(message.payload),
+        ));
         *offset += 1;
     }
     let mut processor = Processor::new(lake, config);
@@ -544,6 +347,6 @@ pub fn run_embedded(
         let report = processor.process(Vec::new())?;
         summary.add(&report);
     }
-    summary.live = processor.live_totals()?;
+    summary.live = processor.refresh_live_totals()?.clone();
     Ok((summary, generator.report().clone()))
 }

@@ -1,10 +1,13 @@
-//! The state of one Kafka partition: where it is, which events it has
-//! counted, and its aggregates.
+//! The state of one partition of the aggregating stage: where it is, which
+//! events it has counted, and its aggregates.
 //!
 //! Every decision depends only on the partition's own messages in offset
 //! order (never on micro-batch boundaries, timing or which process owns
 //! the partition), so a replay after a crash or a rebalance reaches exactly
 //! the same state:
+//! - a message whose source offset is at or below the last one this
+//!   partition took from the same source partition is a copy the router
+//!   published again after a crash: skipped (see [`crate::route`]);
 //! - the watermark is the latest event time counted so far in the partition
 //!   minus the allowed lateness, updated message by message;
 //! - an event older than the watermark is late (checked first, so pruning
@@ -13,9 +16,14 @@
 //!   the event they counted is not older than the watermark: a producer
 //!   retry resends the same event, with the same event time, so by the time
 //!   an id is forgotten its retries are late anyway (the semantics of
-//!   Spark's deduplication with a watermark). Producers retry to the same
-//!   partition (the message key is the event id), so per-partition
-//!   deduplication is exact.
+//!   Spark's deduplication with a watermark). The router sends every copy
+//!   of an event id to one partition, whichever source partition it came
+//!   from, so per-partition deduplication is global.
+//!
+//! The memory this takes: one entry per source partition for the router's
+//! replays, and one id per event counted within the allowed lateness of
+//! the latest event time (e.g. at 5,000 events/s of event time and 10
+//! minutes of lateness, 3M ids over all partitions, 24 bytes each).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -76,6 +84,9 @@ pub enum Outcome {
     Counted { event: SalesEvent, country: String },
     /// Sent to the DLQ.
     Rejected(Rejection),
+    /// A copy of a source message this partition has already taken, which
+    /// the router published again after a crash: no effect.
+    Replayed,
 }
 
 /// State of one partition, checkpointed after every micro-batch.
@@ -91,10 +102,14 @@ pub struct PartitionState {
     /// Hash of each counted event id still within the watermark -> event time.
     pub seen: HashMap<u128, i64>,
     pub by_country: BTreeMap<String, Totals>,
-    /// (window start in microseconds, country) -> totals.
+    /// (window start in microseconds, country) -> totals, for the windows
+    /// still open: a window ends after the watermark. Closed ones leave the
+    /// state ([`PartitionState::close_windows`]).
     pub by_minute: BTreeMap<(i64, String), Totals>,
     pub rejected: BTreeMap<DlqReason, u64>,
     pub counted: u64,
+    /// Source partition -> the last source offset taken from it.
+    pub routed_through: BTreeMap<i32, i64>,
 }
 
 impl PartitionState {
@@ -110,14 +125,35 @@ impl PartitionState {
         self.max_event_time.map(|max| max - allowed_lateness_micros)
     }
 
-    /// Processes the message at `offset` and returns its fate.
+    /// Processes the message at `offset`, read straight from its source
+    /// partition, and returns its fate.
     pub fn apply(
         &mut self,
         offset: i64,
         payload: Option<&[u8]>,
         allowed_lateness_micros: i64,
     ) -> Outcome {
+        let origin = (self.partition, offset);
+        self.apply_routed(offset, origin, payload, allowed_lateness_micros)
+    }
+
+    /// Processes the message at `offset`, which the router took from
+    /// `origin` (source partition, source offset), and returns its fate.
+    pub fn apply_routed(
+        &mut self,
+        offset: i64,
+        origin: (i32, i64),
+        payload: Option<&[u8]>,
+        allowed_lateness_micros: i64,
+    ) -> Outcome {
         self.next_offset = offset + 1;
+        let (source_partition, source_offset) = origin;
+        match self.routed_through.get(&source_partition) {
+            Some(last) if source_offset <= *last => return Outcome::Replayed,
+            _ => {
+                self.routed_through.insert(source_partition, source_offset);
+            }
+        }
         let outcome = self.classify(payload, allowed_lateness_micros);
         match &outcome {
             Outcome::Counted { event, country } => {
@@ -138,6 +174,7 @@ impl PartitionState {
             Outcome::Rejected(rejection) => {
                 *self.rejected.entry(rejection.reason).or_insert(0) += 1
             }
+            Outcome::Replayed => {}
         }
         outcome
     }
@@ -170,6 +207,25 @@ impl PartitionState {
         Outcome::Counted { event, country }
     }
 
+    /// Removes and returns the windows that ended at or before the
+    /// watermark: no event counted from now on can fall in them (it would be
+    /// late), so their totals are final.
+    pub fn close_windows(
+        &mut self,
+        allowed_lateness_micros: i64,
+    ) -> BTreeMap<(i64, String), Totals> {
+        let Some(watermark) = self.watermark(allowed_lateness_micros) else {
+            return BTreeMap::new();
+        };
+        // Keys sort by window start, then country (the empty name first): a
+        // window starting after `watermark - 1 minute` ends after the
+        // watermark, so it stays open.
+        let open = self
+            .by_minute
+            .split_off(&(watermark - MINUTE_MICROS + 1, String::new()));
+        std::mem::replace(&mut self.by_minute, open)
+    }
+
     /// Forgets event ids older than the watermark: a message carrying one
     /// would be late anyway. Keeps checkpoints bounded.
     pub fn prune(&mut self, allowed_lateness_micros: i64) {
@@ -200,9 +256,43 @@ mod tests {
 
     fn reason(outcome: &Outcome) -> Option<DlqReason> {
         match outcome {
-            Outcome::Counted { .. } => None,
+            Outcome::Counted { .. } | Outcome::Replayed => None,
             Outcome::Rejected(r) => Some(r.reason),
         }
+    }
+
+    #[test]
+    fn copies_from_other_partitions_are_duplicates_and_router_replays_are_skipped() {
+        let mut state = PartitionState::new(2);
+        let a = event("a", "2026-11-26T10:00:00Z", "France", 10.0);
+        let b = event("b", "2026-11-26T10:00:01Z", "France", 2.0);
+        let outcomes = [
+            // (internal offset, (source partition, source offset), payload)
+            state.apply_routed(0, (0, 5), Some(&a), LATENESS),
+            // The producer's retry of "a", sent to source partition 1.
+            state.apply_routed(1, (1, 9), Some(&a), LATENESS),
+            state.apply_routed(2, (0, 6), Some(&b), LATENESS),
+            // The router of source partition 0 crashed after publishing 5
+            // and 6 and publishes them again: no effect at all.
+            state.apply_routed(3, (0, 5), Some(&a), LATENESS),
+            state.apply_routed(4, (0, 6), Some(&b), LATENESS),
+            // Then goes on.
+            state.apply_routed(5, (0, 7), Some(b"{oops"), LATENESS),
+        ];
+        assert!(matches!(outcomes[0], Outcome::Counted { .. }));
+        assert_eq!(reason(&outcomes[1]), Some(DlqReason::Duplicate));
+        assert!(matches!(outcomes[2], Outcome::Counted { .. }));
+        assert_eq!(outcomes[3], Outcome::Replayed);
+        assert_eq!(outcomes[4], Outcome::Replayed);
+        assert_eq!(reason(&outcomes[5]), Some(DlqReason::NotJson));
+        // 10 + 2 counted once each; one duplicate and one bad message.
+        let france = &state.by_country["France"];
+        assert_eq!((france.amount.value(), france.count), (12.0, 2));
+        assert_eq!(state.counted, 2);
+        assert_eq!(state.rejected[&DlqReason::Duplicate], 1);
+        assert_eq!(state.rejected[&DlqReason::NotJson], 1);
+        assert_eq!(state.next_offset, 6);
+        assert_eq!(state.routed_through, BTreeMap::from([(0, 7), (1, 9)]));
     }
 
     #[test]
@@ -242,6 +332,46 @@ mod tests {
         assert_eq!((us.amount.value(), us.count), (7.5, 2));
         assert_eq!(state.by_minute.len(), 4);
         assert_eq!(state.rejected[&DlqReason::Duplicate], 1);
+    }
+
+    #[test]
+    fn windows_close_once_the_watermark_passes_their_end() {
+        let mut state = PartitionState::new(0);
+        let apply = |state: &mut PartitionState, offset: i64, id: &str, time: &str| {
+            state.apply(offset, Some(&event(id, time, "France", 1.0)), LATENESS);
+        };
+        apply(&mut state, 0, "a", "2026-11-26T10:00:30Z");
+        apply(&mut state, 1, "b", "2026-11-26T10:01:10Z");
+        // Latest 10:01:10, watermark 09:51:10: nothing closes.
+        assert!(state.close_windows(LATENESS).is_empty());
+        // Latest 10:11:00, watermark 10:01:00: the 10:00 window (ending
+        // 10:01:00, at the watermark) closes; 10:01 stays open.
+        apply(&mut state, 2, "c", "2026-11-26T10:11:00Z");
+        let closed = state.close_windows(LATENESS);
+        let minute = |hh_mm: &str| {
+            chrono::DateTime::parse_from_rfc3339(&format!("2026-11-26T{hh_mm}:00Z"))
+                .unwrap()
+                .timestamp_micros()
+        };
+        assert_eq!(
+            closed.keys().cloned().collect::<Vec<_>>(),
+            vec![(minute("10:00"), "France".to_string())]
+        );
+        assert_eq!(closed.values().next().unwrap().count, 1);
+        assert_eq!(
+            state.by_minute.keys().map(|k| k.0).collect::<Vec<_>>(),
+            vec![minute("10:01"), minute("10:11")]
+        );
+        // An event in the closed window is late: nothing is added to it.
+        apply(&mut state, 3, "d", "2026-11-26T10:00:59Z");
+        assert_eq!(state.rejected[&DlqReason::Late], 1);
+        // Exactly at the watermark (10:01:00) is on time, in an open window.
+        apply(&mut state, 4, "e", "2026-11-26T10:01:00Z");
+        assert_eq!(
+            state.by_minute[&(minute("10:01"), "France".to_string())].count,
+            2
+        );
+        assert!(state.close_windows(LATENESS).is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use polars::prelude::*;
 
+use crate::closed::Windows;
 use crate::state::{MINUTE_MICROS, PartitionState, Sum, Totals};
 
 /// Merged totals of several partitions. Partitions are added in partition
@@ -53,12 +54,24 @@ fn finish<K: Ord>(merged: BTreeMap<K, (Sum, u64, i64)>) -> BTreeMap<K, MergedTot
 
 /// Merges partition states (any order given; merged in partition order).
 pub fn merge<'a>(states: impl IntoIterator<Item = &'a PartitionState>) -> LiveTotals {
-    let mut states: Vec<&PartitionState> = states.into_iter().collect();
-    states.sort_by_key(|s| s.partition);
+    merge_with_closed(states.into_iter().map(|state| (state, None)))
+}
+
+/// Merges partition states and the windows each has closed on the view's
+/// date (any order given; merged in partition order, a partition's closed
+/// windows before its open ones: a window is one or the other).
+pub fn merge_with_closed<'a>(
+    parts: impl IntoIterator<Item = (&'a PartitionState, Option<&'a Windows>)>,
+) -> LiveTotals {
+    let mut parts: Vec<(&PartitionState, Option<&Windows>)> = parts.into_iter().collect();
+    parts.sort_by_key(|(s, _)| s.partition);
     let mut by_country = BTreeMap::new();
     let mut by_minute = BTreeMap::new();
-    for state in states {
+    for (state, closed) in parts {
         merge_into(&mut by_country, &state.by_country);
+        if let Some(closed) = closed {
+            merge_into(&mut by_minute, closed);
+        }
         merge_into(&mut by_minute, &state.by_minute);
     }
     LiveTotals {
@@ -178,6 +191,23 @@ mod tests {
         insta::assert_snapshot!("by_minute", render(&live.by_minute_frame().unwrap()));
         // The merge does not depend on the order states are given in.
         assert_eq!(live, merge([&p0, &p1]));
+    }
+
+    #[test]
+    fn closed_windows_join_the_open_ones() {
+        let (mut p0, p1) = two_partitions();
+        // p0 closes its 10:00 window (France 10.0): the merged view is the
+        // same, the window coming from the closed ones.
+        let before = merge([&p0, &p1]);
+        let ten = p0.by_minute.keys().next().unwrap().clone();
+        let closed: Windows = p0.by_minute.remove_entry(&ten).into_iter().collect();
+        let after = merge_with_closed([(&p0, Some(&closed)), (&p1, None)]);
+        assert_eq!(after, before);
+        // 10:00 France: 10.0 from p0's closed windows, 1.25 from p1.
+        let france = &after.by_minute[&(ten.0, "France".to_string())];
+        assert_eq!((france.amount, france.count), (11.25, 2));
+        // Without the closed windows the view would miss them.
+        assert_ne!(merge([&p0, &p1]), before);
     }
 
     #[test]

@@ -53,6 +53,24 @@ pub struct ObjectInfo {
     pub key: String,
     pub size: u64,
     pub last_modified: DateTime<Utc>,
+    /// The store's version tag of the object, when it gives one: it changes
+    /// with every write, where the modification time may not (S3 keeps
+    /// whole seconds).
+    pub e_tag: Option<String>,
+}
+
+impl ObjectInfo {
+    /// What identifies this write of the object: its version tag, else its
+    /// modification time and size.
+    pub fn version_tag(&self) -> String {
+        self.e_tag.clone().unwrap_or_else(|| {
+            format!(
+                "{}/{}",
+                self.last_modified.timestamp_nanos_opt().unwrap_or(0),
+                self.size
+            )
+        })
+    }
 }
 
 /// Handle on the lake's storage. Cheap to clone.
@@ -345,6 +363,7 @@ impl Lake {
                 key: key.to_string(),
                 size: meta.size,
                 last_modified: meta.last_modified,
+                e_tag: meta.e_tag,
             })),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(err) => Err(self.storage_error(err, "inspecting", layer, key)),
@@ -385,6 +404,7 @@ impl Lake {
                 key: self.relative_key(layer, &meta.location),
                 size: meta.size,
                 last_modified: meta.last_modified,
+                e_tag: meta.e_tag,
             })
             .collect();
         objects.sort_by(|a, b| a.key.cmp(&b.key));

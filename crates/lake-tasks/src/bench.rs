@@ -186,7 +186,7 @@ fn mib(bytes: u64) -> String {
 }
 
 /// The 1-minute load average, as /proc/loadavg says.
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|text| text.split_whitespace().next().map(str::to_string))

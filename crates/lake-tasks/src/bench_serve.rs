@@ -232,6 +232,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 rate: Some(args.events_rate),
                 mix: EventMix::default(),
                 seed: 5,
+                unkeyed: false,
             };
             let producing = producing.clone();
             std::thread::spawn(move || {

@@ -1,0 +1,463 @@
+//! The routing stage: every message of the source topic is republished to
+//! the internal topic `{topic}.by-event-id`, to the partition its
+//! `event_id` hashes to, so that every copy of an event reaches the same
+//! partition of the aggregating stage whichever source partition it came
+//! from. Deduplication per internal partition is then global by
+//! construction (the repartitioning of Kafka Streams).
+//!
+//! Exactly-once effects across the two stages:
+//! - a micro-batch of the router publishes its messages, waits until the
+//!   broker acknowledged every one (`flush`), then checkpoints the source
+//!   offsets (`source-partition-{p}.ckpt`): at least once;
+//! - each republished message carries its source partition and offset in
+//!   an [`Envelope`]. The producer keeps at most one request in flight, so
+//!   the messages of one source partition reach an internal partition in
+//!   source-offset order; a router replaying after a crash resends offsets
+//!   at or below those already there, and the aggregator skips a message
+//!   whose source offset it has already passed for that source partition
+//!   ([`crate::state::PartitionState::apply`]). A replayed copy is skipped,
+//!   a copy the producer sent twice is a duplicate: both are told apart.
+//!
+//! Messages that carry no readable `event_id` go to the internal partition
+//! of their source partition's number: the aggregator rejects them to the
+//! DLQ with their reason, as it would any bad message.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use lake_table::Lake;
+use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::checkpoint::{CheckpointStore, PartitionCheckpoint};
+use crate::processor::{BatchReport, SourceMessage};
+use crate::run::KafkaSettings;
+
+/// The internal topic of a source topic.
+pub fn internal_topic(topic: &str) -> String {
+    format!("{topic}.by-event-id")
+}
+
+/// The consumer group of the aggregating stage, for a run's group.
+pub fn internal_group(group: &str) -> String {
+    format!("{group}.by-event-id")
+}
+
+/// The internal partition of an event id among `partitions`.
+pub fn partition_of_event(event_id: &str, partitions: i32) -> i32 {
+    (xxh3_64(event_id.as_bytes()) % partitions.max(1) as u64) as i32
+}
+
+/// The `event_id` of a message value, when it is a JSON object with a
+/// string `event_id` (the rest is validated by the aggregator).
+pub fn event_id_of(payload: Option<&[u8]>) -> Option<String> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        event_id: Option<serde_json::Value>,
+    }
+    let parsed: IdOnly = serde_json::from_slice(payload?).ok()?;
+    match parsed.event_id? {
+        serde_json::Value::String(id) => Some(id),
+        _ => None,
+    }
+}
+
+/// Where a message goes in the internal topic.
+pub fn route_partition(payload: Option<&[u8]>, source_partition: i32, partitions: i32) -> i32 {
+    match event_id_of(payload) {
+        Some(id) => partition_of_event(&id, partitions),
+        None => source_partition.rem_euclid(partitions.max(1)),
+    }
+}
+
+const ENVELOPE_MAGIC: &[u8; 4] = b"LKR1";
+const ENVELOPE_HEADER: usize = 4 + 4 + 8 + 1;
+
+/// A source message as republished: its source partition and offset, and
+/// its value unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub partition: i32,
+    pub offset: i64,
+    pub payload: Option<Vec<u8>>,
+}
+
+impl Envelope {
+    /// `LKR1`, partition (i32 LE), offset (i64 LE), 1 if a value follows,
+    /// the value.
+    pub fn encode(partition: i32, offset: i64, payload: Option<&[u8]>) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(ENVELOPE_HEADER + payload.map_or(0, <[u8]>::len));
+        bytes.extend_from_slice(ENVELOPE_MAGIC);
+        bytes.extend_from_slice(&partition.to_le_bytes());
+        bytes.extend_from_slice(&offset.to_le_bytes());
+        bytes.push(u8::from(payload.is_some()));
+        if let Some(payload) = payload {
+            bytes.extend_from_slice(payload);
+        }
+        bytes
+    }
+
+    /// `None` when the bytes are not an envelope (a message some other
+    /// producer wrote to the internal topic).
+    pub fn decode(bytes: &[u8]) -> Option<Envelope> {
+        if bytes.len() < ENVELOPE_HEADER || &bytes[..4] != ENVELOPE_MAGIC {
+            return None;
+        }
+        let partition = i32::from_le_bytes(bytes[4..8].try_into().ok()?);
+        let offset = i64::from_le_bytes(bytes[8..16].try_into().ok()?);
+        let payload = match bytes[16] {
+            0 if bytes.len() == ENVELOPE_HEADER => None,
+            1 => Some(bytes[ENVELOPE_HEADER..].to_vec()),
+            _ => return None,
+        };
+        Some(Envelope {
+            partition,
+            offset,
+            payload,
+        })
+    }
+}
+
+/// Where a source partition's routing resumes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouteState {
+    pub partition: i32,
+    /// The next source offset to route.
+    pub next_offset: i64,
+}
+
+impl PartitionCheckpoint for RouteState {
+    const FILE_PREFIX: &'static str = "source-partition-";
+    fn partition(&self) -> i32 {
+        self.partition
+    }
+}
+
+/// Creates the internal topic with `partitions` partitions unless it
+/// exists; returns its partition count.
+pub fn ensure_internal_topic(settings: &KafkaSettings, partitions: i32) -> Result<i32> {
+    let name = internal_topic(&settings.topic);
+    let probe: BaseConsumer = settings
+        .client_config()
+        .create()
+        .context("creating a Kafka client")?;
+    if let Some(count) = partition_count(&probe, &name, settings.connect_timeout)? {
+        return Ok(count);
+    }
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", &settings.brokers);
+    for (key, value) in &settings.extra {
+        config.set(key, value);
+    }
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().context("creating a Kafka admin client")?;
+    let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(settings.connect_timeout));
+    let results = pollster::block_on(admin.create_topics([&topic], &options))
+        .with_context(|| format!("creating the internal topic {name}"))?;
+    for result in results {
+        match result {
+            Ok(_) => {}
+            // Another process of the group created it first.
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => bail!("creating the internal topic {topic}: {code}"),
+        }
+    }
+    let deadline =
+        std::time::Instant::now() + settings.connect_timeout.max(Duration::from_secs(10));
+    loop {
+        if let Some(count) = partition_count(&probe, &name, settings.connect_timeout)?
+            && count > 0
+        {
+            return Ok(count);
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("the internal topic {name} did not appear in the brokers' metadata");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn partition_count(consumer: &BaseConsumer, topic: &str, timeout: Duration) -> Result<Option<i32>> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .with_context(|| format!("reading the metadata of {topic}"))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.partitions().len() as i32))
+}
+
+#[derive(Default)]
+struct DeliveryFailures {
+    failed: AtomicU64,
+    first: std::sync::Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryFailures {}
+
+impl ProducerContext for DeliveryFailures {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        if let Err((err, _)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut first) = self.first.lock() {
+                first.get_or_insert_with(|| err.to_string());
+            }
+        }
+    }
+}
+
+/// The routing stage for the source partitions this process owns.
+pub struct Router {
+    query: String,
+    topic: String,
+    partitions: i32,
+    producer: BaseProducer<DeliveryFailures>,
+    checkpoints: CheckpointStore<RouteState>,
+    states: BTreeMap<i32, RouteState>,
+    /// Per owned source partition, the next offset to send: messages are
+    /// sent as they arrive ([`Router::accept`]), ahead of the checkpoint.
+    sent_to: BTreeMap<i32, i64>,
+}
+
+impl Router {
+    /// A router to `internal_topic(settings.topic)`, which has `partitions`
+    /// partitions.
+    pub fn new(
+        lake: &Lake,
+        query: &str,
+        settings: &KafkaSettings,
+        partitions: i32,
+    ) -> Result<Self> {
+        let mut config = rdkafka::ClientConfig::new();
+        config
+            .set("bootstrap.servers", &settings.brokers)
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            // One request in flight per broker: retries cannot reorder the
+            // messages of a source partition (see the module's comment).
+            .set("max.in.flight.requests.per.connection", "1")
+            .set("message.timeout.ms", "30000");
+        for (key, value) in &settings.extra {
+            config.set(key, value);
+        }
+        let producer = config
+            .create_with_context(DeliveryFailures::default())
+            .context("creating the router's Kafka producer")?;
+        Ok(Router {
+            query: query.to_string(),
+            topic: internal_topic(&settings.topic),
+            partitions,
+            producer,
+            checkpoints: CheckpointStore::new(lake, query),
+            states: BTreeMap::new(),
+            sent_to: BTreeMap::new(),
+        })
+    }
+
+    pub fn checkpoints(&self) -> &CheckpointStore<RouteState> {
+        &self.checkpoints
+    }
+
+    /// Takes a source partition from its checkpoint; the offset to read from.
+    pub fn assign(&mut self, partition: i32) -> Result<i64> {
+        let state = match self.checkpoints.load(partition)? {
+            Some(checkpoint) => checkpoint.state,
+            None => RouteState {
+                partition,
+                next_offset: 0,
+            },
+        };
+        let next = state.next_offset;
+        self.states.insert(partition, state);
+        self.sent_to.insert(partition, next);
+        Ok(next)
+    }
+
+    /// Gives a source partition up. Messages sent since its checkpoint are
+    /// sent again by the next owner, and skipped by the aggregator.
+    pub fn revoke(&mut self, partition: i32) {
+        self.states.remove(&partition);
+        self.sent_to.remove(&partition);
+    }
+
+    /// Sends a message as soon as it arrives (the micro-batch then only
+    /// waits for the acknowledgements and checkpoints): the router adds
+    /// about a produce round trip to an event's latency, not a trigger
+    /// interval.
+    pub fn accept(&mut self, message: &SourceMessage) -> Result<()> {
+        let Some(next) = self.sent_to.get(&message.partition).copied() else {
+            return Ok(());
+        };
+        if message.offset < next {
+            return Ok(());
+        }
+        let target = route_partition(
+            message.payload.as_deref(),
+            message.partition,
+            self.partitions,
+        );
+        let key = event_id_of(message.payload.as_deref());
+        let value = Envelope::encode(
+            message.partition,
+            message.offset,
+            message.payload.as_deref(),
+        );
+        self.send(target, key.as_deref(), &value)?;
+        self.sent_to.insert(message.partition, message.offset + 1);
+        Ok(())
+    }
+
+    /// The owned source partitions and their next offsets.
+    pub fn positions(&self) -> Vec<(i32, i64)> {
+        self.states
+            .values()
+            .map(|s| (s.partition, s.next_offset))
+            .collect()
+    }
+
+    /// Ends a micro-batch: sends what [`Router::accept`] has not, waits for
+    /// the broker's acknowledgements, then checkpoints the source
+    /// partitions it touched.
+    pub fn process(&mut self, mut messages: Vec<SourceMessage>) -> Result<BatchReport> {
+        messages.sort_by_key(|m| (m.partition, m.offset));
+        messages.dedup_by_key(|m| (m.partition, m.offset));
+        let mut report = BatchReport::default();
+        let mut touched: BTreeMap<i32, i64> = BTreeMap::new();
+        for message in &messages {
+            let Some(state) = self.states.get(&message.partition) else {
+                continue;
+            };
+            if message.offset < state.next_offset {
+                continue;
+            }
+            self.accept(message)?;
+            touched.insert(message.partition, message.offset + 1);
+            report.messages += 1;
+        }
+        if touched.is_empty() {
+            return Ok(report);
+        }
+        self.producer
+            .flush(Duration::from_secs(60))
+            .map_err(|err| anyhow!("flushing to {}: {err}", self.topic))?;
+        let failed = self.producer.context().failed.swap(0, Ordering::Relaxed);
+        if failed > 0 {
+            let first = self
+                .producer
+                .context()
+                .first
+                .lock()
+                .ok()
+                .and_then(|mut f| f.take())
+                .unwrap_or_default();
+            bail!(
+                "{failed} messages were not delivered to {} ({first}); not checkpointing: a restart \
+                 routes them again",
+                self.topic
+            );
+        }
+        lake_table::fault::check("before_route_checkpoint", &self.query)?;
+        for (partition, next_offset) in touched {
+            let state = self
+                .states
+                .get_mut(&partition)
+                .ok_or_else(|| anyhow!("source partition {partition} is not owned"))?;
+            state.next_offset = next_offset;
+            self.checkpoints.save(state)?;
+        }
+        Ok(report)
+    }
+
+    fn send(&self, partition: i32, key: Option<&str>, value: &[u8]) -> Result<()> {
+        let mut record = BaseRecord::<str, [u8]>::to(&self.topic)
+            .partition(partition)
+            .payload(value);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((err, _)) => return Err(anyhow!("sending to {}: {err}", self.topic)),
+            }
+        }
+        self.producer.poll(Duration::ZERO);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip_and_foreign_bytes_are_not_envelopes() {
+        let bytes = Envelope::encode(3, 1_234_567_890_123, Some(b"{\"a\":1}"));
+        assert_eq!(bytes.len(), ENVELOPE_HEADER + 7);
+        assert_eq!(
+            Envelope::decode(&bytes),
+            Some(Envelope {
+                partition: 3,
+                offset: 1_234_567_890_123,
+                payload: Some(b"{\"a\":1}".to_vec())
+            })
+        );
+        let empty = Envelope::encode(0, 7, None);
+        assert_eq!(Envelope::decode(&empty).unwrap().payload, None);
+        // A value some other producer wrote: not ours.
+        assert_eq!(Envelope::decode(b"{\"event_id\":\"x\"}"), None);
+        assert_eq!(Envelope::decode(b"LKR1\x01"), None);
+        // A header saying "no value" with bytes after it is not an envelope.
+        let mut bad = Envelope::encode(0, 7, None);
+        bad.push(b'x');
+        assert_eq!(Envelope::decode(&bad), None);
+    }
+
+    #[test]
+    fn copies_of_an_event_go_to_one_partition_whatever_their_source() {
+        let original = br#"{"event_id":"evt-1","event_time":"2026-11-26T10:00:00Z","pays":"France","montant":1}"#;
+        let copy = br#"{"pays":"France","event_id":"evt-1","montant":1,"event_time":"2026-11-26T10:00:00Z"}"#;
+        let partitions = 4;
+        let expected = partition_of_event("evt-1", partitions);
+        for source in 0..partitions {
+            assert_eq!(
+                route_partition(Some(original), source, partitions),
+                expected
+            );
+            assert_eq!(route_partition(Some(copy), source, partitions), expected);
+        }
+        // The same hash as the built-in producer's keyed partitioner.
+        assert_eq!(
+            expected,
+            (xxh3_64(b"evt-1") % 4) as i32,
+            "hash of the event id modulo the partition count"
+        );
+        // No readable id: the source partition's number.
+        assert_eq!(route_partition(Some(b"{oops"), 6, partitions), 2);
+        assert_eq!(route_partition(None, 1, partitions), 1);
+        assert_eq!(
+            route_partition(Some(br#"{"event_id":12}"#), 3, partitions),
+            3
+        );
+        assert_eq!(
+            event_id_of(Some(br#"{"event_id":"a b"}"#)).as_deref(),
+            Some("a b")
+        );
+    }
+}
