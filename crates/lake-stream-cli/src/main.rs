@@ -88,6 +88,9 @@ enum Command {
         /// partition than its original.
         #[arg(long)]
         unkeyed: bool,
+        /// Create the topic with this many partitions if it does not exist.
+        #[arg(long, value_name = "PARTITIONS")]
+        create: Option<i32>,
     },
     /// Partitions, committed and checkpointed offsets, lag, last checkpoint.
     Status {
@@ -184,7 +187,12 @@ fn run(cli: Cli) -> Result<()> {
             late,
             seed,
             unkeyed,
+            create,
         } => {
+            let settings = kafka.required()?;
+            if let Some(partitions) = create {
+                lake_stream::route::ensure_topic(&settings, &settings.topic, partitions)?;
+            }
             let options = ProduceOptions {
                 count,
                 duration,
@@ -197,7 +205,7 @@ fn run(cli: Cli) -> Result<()> {
                 seed,
                 unkeyed,
             };
-            let report = produce(&kafka.required()?, &options)?;
+            let report = produce(&settings, &options)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Status { kafka, query } => {

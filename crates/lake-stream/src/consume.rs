@@ -230,6 +230,10 @@ pub struct Subscription<'a> {
     pub settings: &'a KafkaSettings,
     pub topic: String,
     pub group: String,
+    /// For available-now: the topic is complete only once this says so
+    /// (the internal topic, while the router still writes it); the high
+    /// watermarks to reach are taken then. `None`: complete from the start.
+    pub complete: Option<&'a (dyn Fn() -> bool + Sync)>,
 }
 
 /// Feeds `stage` from its topic until the trigger says stop (or `stop()`
@@ -245,7 +249,9 @@ pub fn consume<S: Stage>(
         settings,
         topic,
         group,
+        complete,
     } = subscription;
+    let mut targets_final = complete.is_none();
     let shared = Arc::new(Mutex::new(Shared {
         stage,
         targets: BTreeMap::new(),
@@ -265,6 +271,7 @@ pub fn consume<S: Stage>(
         .subscribe(&[topic])
         .with_context(|| format!("subscribing to {topic}"))?;
 
+    let highs = HighWatermarks::watch(settings, topic)?;
     let mut reports = Vec::new();
     let mut buffer: Vec<SourceMessage> = Vec::new();
     let mut batch_started = Instant::now();
@@ -324,12 +331,15 @@ pub fn consume<S: Stage>(
             let mut shared = lock(&shared);
             let batch_timer = Instant::now();
             let report = shared.stage.process(std::mem::take(&mut buffer))?;
-            // Messages left after the batch: a request per partition, at
-            // most once a second.
+            // Messages left after the batch, at most once a second, from
+            // the high watermarks another thread asks the brokers for (a
+            // request per partition that takes a while on some brokers:
+            // never on a batch's path).
             if last_lag_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-                let lag = lag_behind(&consumer, topic, &shared.stage.positions());
+                let positions = shared.stage.positions();
+                highs.watch_partitions(positions.iter().map(|(p, _)| *p).collect());
                 last_lag_at = Some(Instant::now());
-                shared.stage.record_lag(lag)?;
+                shared.stage.record_lag(highs.lag_behind(&positions))?;
             }
             if report.messages > 0 {
                 tracing::info!(
@@ -347,10 +357,27 @@ pub fn consume<S: Stage>(
             break;
         }
         if options.trigger == Trigger::AvailableNow {
-            let shared = lock(&shared);
+            let mut shared = lock(&shared);
+            if !targets_final && complete.is_some_and(|complete| complete()) {
+                // The topic is complete: its high watermarks now are the
+                // ends to reach (partitions assigned later take theirs when
+                // assigned).
+                for (partition, _) in shared.stage.positions() {
+                    let (_, high) = consumer
+                        .fetch_watermarks(topic, partition, settings.connect_timeout)
+                        .with_context(|| {
+                            format!(
+                                "reading the high watermark of partition {partition} of {topic}"
+                            )
+                        })?;
+                    shared.targets.insert(partition, high);
+                }
+                targets_final = true;
+            }
             let owned = shared.stage.positions();
             ever_assigned |= !owned.is_empty();
-            let caught_up = !owned.is_empty()
+            let caught_up = targets_final
+                && !owned.is_empty()
                 && owned
                     .iter()
                     .all(|(p, next)| shared.targets.get(p).is_some_and(|high| next >= high))
@@ -375,24 +402,78 @@ pub fn consume<S: Stage>(
     Ok((shared.stage, reports))
 }
 
-/// Messages of the owned partitions not yet processed (high watermarks less
-/// next offsets); `None` when no watermark could be had.
-fn lag_behind<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    topic: &str,
-    positions: &[(i32, i64)],
-) -> Option<i64> {
-    let mut behind = 0;
-    let mut known = false;
-    for (partition, next) in positions {
-        if let Ok((_, high)) =
-            consumer.fetch_watermarks(topic, *partition, Duration::from_millis(500))
-        {
-            known = true;
-            behind += (high - next).max(0);
+/// The high watermarks of a topic's partitions, asked for once a second by
+/// a thread of their own.
+struct HighWatermarks {
+    partitions: Arc<Mutex<Vec<i32>>>,
+    highs: Arc<Mutex<BTreeMap<i32, i64>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HighWatermarks {
+    fn watch(settings: &KafkaSettings, topic: &str) -> Result<Self> {
+        let client: BaseConsumer = settings
+            .client_config()
+            .create()
+            .context("creating the Kafka client that reads the high watermarks")?;
+        let watcher = HighWatermarks {
+            partitions: Arc::default(),
+            highs: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (partitions, highs, stop) = (
+            watcher.partitions.clone(),
+            watcher.highs.clone(),
+            watcher.stop.clone(),
+        );
+        let topic = topic.to_string();
+        std::thread::Builder::new()
+            .name("high-watermarks".into())
+            .spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let wanted = partitions.lock().map(|p| p.clone()).unwrap_or_default();
+                    for partition in wanted {
+                        if let Ok((_, high)) =
+                            client.fetch_watermarks(&topic, partition, Duration::from_secs(2))
+                            && let Ok(mut highs) = highs.lock()
+                        {
+                            highs.insert(partition, high);
+                        }
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            })
+            .context("starting the high-watermark thread")?;
+        Ok(watcher)
+    }
+
+    fn watch_partitions(&self, wanted: Vec<i32>) {
+        if let Ok(mut partitions) = self.partitions.lock() {
+            *partitions = wanted;
         }
     }
-    known.then_some(behind)
+
+    /// Messages of the owned partitions not yet processed (high watermarks
+    /// less next offsets); `None` when no watermark is known yet.
+    fn lag_behind(&self, positions: &[(i32, i64)]) -> Option<i64> {
+        let highs = self.highs.lock().ok()?;
+        let mut behind = 0;
+        let mut known = false;
+        for (partition, next) in positions {
+            if let Some(high) = highs.get(partition) {
+                known = true;
+                behind += (high - next).max(0);
+            }
+        }
+        known.then_some(behind)
+    }
+}
+
+impl Drop for HighWatermarks {
+    fn drop(&mut self) {
+        // The thread ends after its current round.
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Commits the checkpointed offsets to Kafka too, for lag monitoring.

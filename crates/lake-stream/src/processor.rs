@@ -385,14 +385,27 @@ impl Processor {
         if batches.is_empty() {
             return Ok(report);
         }
+        let mut step = StepTimer::new();
         let applied = self.apply(batches, &mut report)?;
+        step.lap("apply");
         self.write(&applied)?;
+        step.lap("bronze and DLQ commits");
         self.save_closed_windows(&applied, today)?;
+        step.lap("closed windows");
         self.checkpoint(&applied)?;
+        step.lap("checkpoints");
         self.refresh_live_totals_for(today)?;
+        step.lap("view merge");
         self.publish_live_views(today)?;
+        step.lap("live view commits");
         self.record(&report, started.elapsed())?;
+        step.lap("status");
         self.compact_closed_dates();
+        tracing::debug!(
+            "micro-batch of {} messages: {}",
+            report.messages,
+            step.summary()
+        );
         Ok(report)
     }
 
@@ -824,6 +837,36 @@ impl Processor {
                 .with_context(|| format!("publishing gold/{table}"))?;
         }
         Ok(())
+    }
+}
+
+/// Times the steps of a micro-batch, for the debug log (the profile of a
+/// batch: `RUST_LOG=lake_stream=debug`).
+struct StepTimer {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, Duration)>,
+}
+
+impl StepTimer {
+    fn new() -> Self {
+        StepTimer {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, step: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((step, now - self.last));
+        self.last = now;
+    }
+
+    fn summary(&self) -> String {
+        self.laps
+            .iter()
+            .map(|(step, took)| format!("{step} {:.1} ms", took.as_secs_f64() * 1000.0))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

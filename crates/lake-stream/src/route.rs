@@ -10,8 +10,9 @@
 //!   broker acknowledged every one (`flush`), then checkpoints the source
 //!   offsets (`source-partition-{p}.ckpt`): at least once;
 //! - each republished message carries its source partition and offset in
-//!   an [`Envelope`]. The producer keeps at most one request in flight, so
-//!   the messages of one source partition reach an internal partition in
+//!   an [`Envelope`]. The producer is idempotent (the broker keeps each
+//!   partition's messages in the order sent, retries included), so the
+//!   messages of one source partition reach an internal partition in
 //!   source-offset order; a router replaying after a crash resends offsets
 //!   at or below those already there, and the aggregator skips a message
 //!   whose source offset it has already passed for that source partition
@@ -144,7 +145,13 @@ impl PartitionCheckpoint for RouteState {
 /// Creates the internal topic with `partitions` partitions unless it
 /// exists; returns its partition count.
 pub fn ensure_internal_topic(settings: &KafkaSettings, partitions: i32) -> Result<i32> {
-    let name = internal_topic(&settings.topic);
+    ensure_topic(settings, &internal_topic(&settings.topic), partitions)
+}
+
+/// Creates topic `name` with `partitions` partitions unless it exists;
+/// returns its partition count.
+pub fn ensure_topic(settings: &KafkaSettings, name: &str, partitions: i32) -> Result<i32> {
+    let name = name.to_string();
     let probe: BaseConsumer = settings
         .client_config()
         .create()
@@ -162,13 +169,13 @@ pub fn ensure_internal_topic(settings: &KafkaSettings, partitions: i32) -> Resul
     let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
     let options = AdminOptions::new().operation_timeout(Some(settings.connect_timeout));
     let results = pollster::block_on(admin.create_topics([&topic], &options))
-        .with_context(|| format!("creating the internal topic {name}"))?;
+        .with_context(|| format!("creating the topic {name}"))?;
     for result in results {
         match result {
             Ok(_) => {}
             // Another process of the group created it first.
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => bail!("creating the internal topic {topic}: {code}"),
+            Err((topic, code)) => bail!("creating the topic {topic}: {code}"),
         }
     }
     let deadline =
@@ -180,7 +187,7 @@ pub fn ensure_internal_topic(settings: &KafkaSettings, partitions: i32) -> Resul
             return Ok(count);
         }
         if std::time::Instant::now() > deadline {
-            bail!("the internal topic {name} did not appear in the brokers' metadata");
+            bail!("the topic {name} did not appear in the brokers' metadata");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -245,9 +252,10 @@ impl Router {
             .set("bootstrap.servers", &settings.brokers)
             .set("acks", "all")
             .set("linger.ms", "5")
-            // One request in flight per broker: retries cannot reorder the
-            // messages of a source partition (see the module's comment).
-            .set("max.in.flight.requests.per.connection", "1")
+            // The idempotent producer keeps each partition's messages in
+            // the order sent, retries included, with several requests in
+            // flight (see the module's comment).
+            .set("enable.idempotence", "true")
             .set("message.timeout.ms", "30000");
         for (key, value) in &settings.extra {
             config.set(key, value);

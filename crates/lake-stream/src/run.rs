@@ -227,66 +227,61 @@ pub fn run_kafka(
     let internal_partitions = ensure_internal_topic(settings, source_partitions.len() as i32)?;
     let router = Router::new(lake, &config.query, settings, internal_partitions)?;
     let processor = Processor::new(lake, config);
-    let routing = Subscription {
-        settings,
-        topic: settings.topic.clone(),
-        group: settings.group.clone(),
+    // Both stages at once, the router on a thread of its own; either one
+    // failing stops the other. With available-now the aggregating stage
+    // aggregates while the router writes, and ends at the internal topic's
+    // high watermarks taken once the router has ended.
+    let halt = Arc::new(AtomicBool::new(false));
+    let routed_all = Arc::new(AtomicBool::new(false));
+    let router_thread = {
+        let (stop, halt, routed_all) = (stop.clone(), halt.clone(), routed_all.clone());
+        let settings = settings.clone();
+        let options = options.clone();
+        std::thread::Builder::new()
+            .name("router".into())
+            .spawn(move || {
+                let routing = Subscription {
+                    settings: &settings,
+                    topic: settings.topic.clone(),
+                    group: settings.group.clone(),
+                    complete: None,
+                };
+                let should_stop = || stop.load(Ordering::SeqCst) || halt.load(Ordering::SeqCst);
+                let result = consume(router, &routing, &options, &should_stop, &mut |_, _| {});
+                match &result {
+                    Ok(_) => routed_all.store(true, Ordering::SeqCst),
+                    Err(_) => halt.store(true, Ordering::SeqCst),
+                }
+                result.map(|(_, reports)| reports.iter().map(|r| r.messages).sum::<u64>())
+            })
+            .context("starting the router thread")?
     };
+    let router_done = || routed_all.load(Ordering::SeqCst);
     let aggregating = Subscription {
         settings,
         topic: internal_topic(&settings.topic),
         group: internal_group(&settings.group),
+        complete: match options.trigger {
+            Trigger::AvailableNow => Some(&router_done),
+            Trigger::Interval(_) => None,
+        },
     };
-    let mut summary = RunSummary::default();
-    let processor = match options.trigger {
-        Trigger::AvailableNow => {
-            let stop_routing = || stop.load(Ordering::SeqCst);
-            let (_, routed) = consume(router, &routing, options, &stop_routing, &mut |_, _| {})?;
-            summary.routed = routed.iter().map(|r| r.messages).sum();
-            let (processor, reports) =
-                consume(processor, &aggregating, options, &stop_routing, on_batch)?;
-            reports.iter().for_each(|r| summary.add(r));
-            processor
-        }
-        Trigger::Interval(_) => {
-            // Either stage failing stops the other.
-            let halt = Arc::new(AtomicBool::new(false));
-            let router_thread = {
-                let (stop, halt) = (stop.clone(), halt.clone());
-                let settings = settings.clone();
-                let options = options.clone();
-                std::thread::Builder::new()
-                    .name("router".into())
-                    .spawn(move || {
-                        let routing = Subscription {
-                            settings: &settings,
-                            topic: settings.topic.clone(),
-                            group: settings.group.clone(),
-                        };
-                        let should_stop =
-                            || stop.load(Ordering::SeqCst) || halt.load(Ordering::SeqCst);
-                        let result =
-                            consume(router, &routing, &options, &should_stop, &mut |_, _| {});
-                        halt.store(true, Ordering::SeqCst);
-                        result.map(|(_, reports)| reports.iter().map(|r| r.messages).sum::<u64>())
-                    })
-                    .context("starting the router thread")?
-            };
-            let should_stop = || stop.load(Ordering::SeqCst) || halt.load(Ordering::SeqCst);
-            let aggregated = consume(processor, &aggregating, options, &should_stop, on_batch);
-            halt.store(true, Ordering::SeqCst);
-            let routed = router_thread.join().map_err(|panic| {
-                anyhow!(
-                    "the router panicked: {}",
-                    lake_core::error::panic_message(&panic)
-                )
-            })?;
-            let (processor, reports) = aggregated?;
-            summary.routed = routed?;
-            reports.iter().for_each(|r| summary.add(r));
-            processor
-        }
+    let should_stop = || stop.load(Ordering::SeqCst) || halt.load(Ordering::SeqCst);
+    let aggregated = consume(processor, &aggregating, options, &should_stop, on_batch);
+    halt.store(true, Ordering::SeqCst);
+    let routed = router_thread.join().map_err(|panic| {
+        anyhow!(
+            "the router panicked: {}",
+            lake_core::error::panic_message(&panic)
+        )
+    })?;
+    // The router's error first: the aggregating stage stopped because of it.
+    let mut summary = RunSummary {
+        routed: routed?,
+        ..RunSummary::default()
     };
+    let (processor, reports) = aggregated?;
+    reports.iter().for_each(|r| summary.add(r));
     let mut processor = processor;
     summary.live = processor.refresh_live_totals()?.clone();
     Ok(summary)

@@ -185,9 +185,9 @@ fn two_processes(brokers: &str, topic: &str, events: u64) -> Result<Duration> {
     let started = Instant::now();
     let mut children = Vec::new();
     for _ in 0..2 {
-        children.push(
+        children.push(Stopped(
             stream_command_in(brokers, topic, lake_dir.path(), "interval=1s", &group)?.spawn()?,
-        );
+        ));
     }
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut counted = 0;
@@ -199,16 +199,41 @@ fn two_processes(brokers: &str, topic: &str, events: u64) -> Result<Duration> {
         counted = live_transactions(&lake);
     }
     let took = started.elapsed();
+    let exited: Vec<String> = children
+        .iter_mut()
+        .filter_map(|child| child.0.try_wait().ok().flatten().map(|s| s.to_string()))
+        .collect();
     for child in &mut children {
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let _ = child.wait();
+        child.stop();
+    }
+    if !exited.is_empty() {
+        bail!("a lake-stream process of the two ended before the last event ({exited:?})");
     }
     if counted < events as i64 {
         bail!("two processes counted {counted} of {events} events in 600 s");
     }
     Ok(took)
+}
+
+/// A child process stopped (SIGTERM, then waited for) however the
+/// benchmark ends.
+struct Stopped(std::process::Child);
+
+impl Stopped {
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.stop();
+        }
+    }
 }
 
 /// Latency at a steady rate: p50 and p99 from an event's hand-over to the
@@ -226,28 +251,14 @@ fn latency(
         .prefix("lake-bench-latency-")
         .tempdir()?;
     let lake = Lake::open(lake_dir.path().to_str().unwrap_or("."))?;
-    let mut consumer = stream_command(brokers, &topic, lake_dir.path(), trigger)?.spawn()?;
+    let mut consumer = Stopped(stream_command(brokers, &topic, lake_dir.path(), trigger)?.spawn()?);
     // The consumer joins its groups and counts a first event before the
     // measured ones are sent.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut warmup_sent = 0i64;
     while live_transactions(&lake) == 0 && Instant::now() < deadline {
         warmup_sent += 1;
-        produce(
-            &settings(brokers, &topic),
-            &ProduceOptions {
-                count: Some(1),
-                duration: None,
-                rate: None,
-                mix: EventMix {
-                    malformed: 0.0,
-                    duplicate: 0.0,
-                    late: 0.0,
-                },
-                seed: 3,
-                unkeyed: false,
-            },
-        )?;
+        send_valid(brokers, &topic, 1, 1000 + warmup_sent as u64)?;
         std::thread::sleep(Duration::from_millis(500));
     }
     while live_transactions(&lake) < warmup_sent && Instant::now() < deadline {
@@ -307,10 +318,7 @@ fn latency(
     let seen = watcher
         .join()
         .map_err(|_| anyhow::anyhow!("watcher panicked"))?;
-    let _ = Command::new("kill")
-        .args(["-TERM", &consumer.id().to_string()])
-        .status();
-    let _ = consumer.wait();
+    consumer.stop();
     let mut latencies: Vec<f64> = sent_at
         .iter()
         .zip(&seen)
@@ -325,6 +333,32 @@ fn latency(
     ))
 }
 
+/// Fills the topic with `events` valid events, as fast as the broker takes them.
+fn prefill(brokers: &str, topic: &str, events: u64) -> Result<()> {
+    send_valid(brokers, topic, events, 1)
+}
+
+/// Sends `events` valid events of generator seed `seed` (the same seed
+/// twice sends the same events).
+fn send_valid(brokers: &str, topic: &str, events: u64, seed: u64) -> Result<()> {
+    produce(
+        &settings(brokers, topic),
+        &ProduceOptions {
+            count: Some(events),
+            duration: None,
+            rate: None,
+            mix: EventMix {
+                malformed: 0.0,
+                duplicate: 0.0,
+                late: 0.0,
+            },
+            seed,
+            unkeyed: false,
+        },
+    )?;
+    Ok(())
+}
+
 pub fn stream(args: StreamArgs) -> Result<()> {
     let brokers = match &args.kafka {
         Some(b) => b.clone(),
@@ -335,23 +369,8 @@ pub fn stream(args: StreamArgs) -> Result<()> {
 
     // Throughput over a pre-filled topic.
     let topic = server.create_topic("bench-throughput", args.partitions);
-    let clean = EventMix {
-        malformed: 0.0,
-        duplicate: 0.0,
-        late: 0.0,
-    };
     let started = Instant::now();
-    produce(
-        &settings(&brokers, &topic),
-        &ProduceOptions {
-            count: Some(args.events),
-            duration: None,
-            rate: None,
-            mix: clean,
-            seed: 1,
-            unkeyed: false,
-        },
-    )?;
+    prefill(&brokers, &topic, args.events)?;
     eprintln!(
         "pre-filled {} events in {:.1} s",
         group_digits(args.events),
@@ -370,6 +389,10 @@ pub fn stream(args: StreamArgs) -> Result<()> {
     }
     let lake = Lake::open(lake_dir.path().to_str().unwrap_or("."))?;
     let (checkpoints, checkpoint_total, checkpoint_largest) = checkpoint_bytes(&lake)?;
+    // Two processes on a topic of their own: the first run's internal
+    // topic already holds its events.
+    let topic = server.create_topic("bench-throughput-2", args.partitions);
+    prefill(&brokers, &topic, args.events)?;
     let two_time = two_processes(&brokers, &topic, args.events)?;
 
     let mut latencies = Vec::new();
