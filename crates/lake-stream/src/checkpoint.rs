@@ -135,11 +135,12 @@ impl<S: PartitionCheckpoint> CheckpointStore<S> {
             .map(|info| info.version_tag()))
     }
 
-    /// The partitions that have a checkpoint.
+    /// The partitions that have a checkpoint (one listing of the query's
+    /// folder, not of the closed windows below it).
     pub fn partitions(&self) -> Result<Vec<i32>> {
         Ok(self
             .lake
-            .list(Layer::Checkpoints, &self.query)?
+            .list_files(Layer::Checkpoints, &self.query)?
             .iter()
             .filter_map(|object| {
                 object

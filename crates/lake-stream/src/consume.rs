@@ -17,7 +17,6 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
 use crate::processor::{BatchReport, Processor, SourceMessage};
-use crate::route::Router;
 use crate::run::{KafkaRunOptions, KafkaSettings, Trigger};
 
 /// What the consumer loop needs of a stage.
@@ -46,36 +45,6 @@ pub trait Stage: Send + 'static {
     /// The messages left behind the high watermarks, at most once a second.
     fn record_lag(&mut self, _lag: Option<i64>) -> Result<()> {
         Ok(())
-    }
-}
-
-impl Stage for Router {
-    fn assign(&mut self, partition: i32) -> Result<i64> {
-        Router::assign(self, partition)
-    }
-    fn revoke(&mut self, partition: i32) {
-        Router::revoke(self, partition)
-    }
-    fn positions(&self) -> Vec<(i32, i64)> {
-        Router::positions(self)
-    }
-    fn carried(&self) -> usize {
-        0
-    }
-    fn process(&mut self, messages: Vec<SourceMessage>) -> Result<BatchReport> {
-        Router::process(self, messages)
-    }
-    fn accept(&mut self, message: &SourceMessage) -> Result<()> {
-        Router::accept(self, message)
-    }
-    fn message(
-        &self,
-        partition: i32,
-        offset: i64,
-        timestamp_ms: Option<i64>,
-        value: Option<&[u8]>,
-    ) -> SourceMessage {
-        SourceMessage::direct(partition, offset, timestamp_ms, value.map(<[u8]>::to_vec))
     }
 }
 
@@ -210,8 +179,8 @@ fn lock<S>(shared: &Mutex<Shared<S>>) -> std::sync::MutexGuard<'_, Shared<S>> {
 /// what it has.
 const AVAILABLE_NOW_PAUSE: Duration = Duration::from_millis(300);
 
-/// True when the buffer holds every owned partition's messages up to the
-/// high watermark found at start.
+/// True when the stage owns partitions and it has, or the buffer holds,
+/// every one's messages up to its target high watermark.
 fn buffered_to_targets<S: Stage>(buffer: &[SourceMessage], shared: &Shared<S>) -> bool {
     let mut next: BTreeMap<i32, i64> = shared.stage.positions().into_iter().collect();
     for message in buffer {
@@ -374,15 +343,11 @@ pub fn consume<S: Stage>(
                 }
                 targets_final = true;
             }
-            let owned = shared.stage.positions();
-            ever_assigned |= !owned.is_empty();
+            ever_assigned |= !shared.stage.positions().is_empty();
             let caught_up = targets_final
-                && !owned.is_empty()
-                && owned
-                    .iter()
-                    .all(|(p, next)| shared.targets.get(p).is_some_and(|high| next >= high))
+                && buffer.is_empty()
                 && shared.stage.carried() == 0
-                && buffer.is_empty();
+                && buffered_to_targets(&buffer, &shared);
             if caught_up {
                 break;
             }

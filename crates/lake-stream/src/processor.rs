@@ -214,8 +214,8 @@ pub struct Processor {
     /// Each owned partition's closed windows of the latest view's date.
     closed: BTreeMap<i32, (NaiveDate, Windows)>,
     /// The other partitions' closed windows of the view's date, with their
-    /// version tags.
-    others_closed: BTreeMap<i32, (NaiveDate, String, Windows)>,
+    /// version tags (the date first).
+    others_closed: BTreeMap<i32, (String, Windows)>,
     /// The live totals over every partition after the latest batch.
     live: LiveTotals,
 }
@@ -639,13 +639,13 @@ impl Processor {
     /// with the same totals, written again as they are.
     fn save_closed_windows(&mut self, applied: &[Applied], date: NaiveDate) -> Result<()> {
         for part in applied.iter().filter(|a| !a.closed.is_empty()) {
-            let windows = self.closed_windows_mut(part.partition, date)?;
+            let windows =
+                closed_windows_of(&mut self.closed, &self.closed_store, part.partition, date)?;
             for (key, totals) in &part.closed {
                 windows.insert(key.clone(), totals.clone());
             }
-            let windows = windows.clone();
             self.closed_store
-                .save(part.partition, date, &windows)
+                .save(part.partition, date, windows)
                 .with_context(|| {
                     format!(
                         "saving the closed windows of partition {} for {date}",
@@ -654,20 +654,6 @@ impl Processor {
                 })?;
         }
         Ok(())
-    }
-
-    /// An owned partition's closed windows of `date`, loaded when the date
-    /// is not the one in memory.
-    fn closed_windows_mut(&mut self, partition: i32, date: NaiveDate) -> Result<&mut Windows> {
-        let stale = self.closed.get(&partition).is_none_or(|(d, _)| *d != date);
-        if stale {
-            let windows = self.closed_store.load(partition, date)?;
-            self.closed.insert(partition, (date, windows));
-        }
-        self.closed
-            .get_mut(&partition)
-            .map(|(_, windows)| windows)
-            .ok_or_else(|| anyhow!("partition {partition} has no closed windows in memory"))
     }
 
     /// Writes each processed partition's state, after its outputs.
@@ -762,58 +748,41 @@ impl Processor {
     /// windows by minute are those still open and those closed on `date`.
     pub fn refresh_live_totals_for(&mut self, date: NaiveDate) -> Result<&LiveTotals> {
         let mut others = BTreeMap::new();
+        let mut others_closed = BTreeMap::new();
+        let owned: Vec<i32> = self.states.keys().copied().collect();
+        for partition in owned {
+            closed_windows_of(&mut self.closed, &self.closed_store, partition, date)?;
+        }
         for partition in self.checkpoints.partitions()? {
             if self.states.contains_key(&partition) {
                 continue;
             }
-            let tag = self.checkpoints.version_tag(partition)?;
-            match (self.others.remove(&partition), tag) {
-                (Some((cached, state)), Some(now)) if cached == now => {
-                    others.insert(partition, (cached, state));
-                }
-                (_, Some(now)) => {
-                    // Read after the tag: a write in between is read now and
-                    // read again next time (the tag will not match).
-                    if let Some(checkpoint) = self.checkpoints.load(partition)? {
-                        others.insert(partition, (now, checkpoint.state));
-                    }
-                }
-                (_, None) => {}
+            let checkpoints = &self.checkpoints;
+            let cached = self.others.remove(&partition);
+            if let Some(entry) = reuse_or_load(cached, checkpoints.version_tag(partition)?, || {
+                Ok(checkpoints.load(partition)?.map(|c| c.state))
+            })? {
+                others.insert(partition, entry);
+            }
+            let store = &self.closed_store;
+            let tag = store
+                .version_tag(partition, date)?
+                .map(|tag| format!("{date}/{tag}"));
+            let cached = self.others_closed.remove(&partition);
+            if let Some(entry) =
+                reuse_or_load(cached, tag, || store.load(partition, date).map(Some))?
+            {
+                others_closed.insert(partition, entry);
             }
         }
         self.others = others;
-        let partitions: Vec<i32> = self
-            .states
-            .keys()
-            .chain(self.others.keys())
-            .copied()
-            .collect();
-        let mut others_closed = BTreeMap::new();
-        for partition in partitions {
-            if self.states.contains_key(&partition) {
-                self.closed_windows_mut(partition, date)?;
-                continue;
-            }
-            let Some(tag) = self.closed_store.version_tag(partition, date)? else {
-                continue;
-            };
-            match self.others_closed.remove(&partition) {
-                Some((d, cached, windows)) if d == date && cached == tag => {
-                    others_closed.insert(partition, (d, cached, windows));
-                }
-                _ => {
-                    let windows = self.closed_store.load(partition, date)?;
-                    others_closed.insert(partition, (date, tag, windows));
-                }
-            }
-        }
         self.others_closed = others_closed;
         let own = self
             .states
             .values()
             .map(|state| (state, self.closed.get(&state.partition).map(|(_, w)| w)));
         let others = self.others.iter().map(|(partition, (_, state))| {
-            (state, self.others_closed.get(partition).map(|(_, _, w)| w))
+            (state, self.others_closed.get(partition).map(|(_, w)| w))
         });
         self.live = merge_with_closed(own.chain(others));
         Ok(&self.live)
@@ -837,6 +806,42 @@ impl Processor {
                 .with_context(|| format!("publishing gold/{table}"))?;
         }
         Ok(())
+    }
+}
+
+/// An owned partition's closed windows of `date` in `closed`, loaded from
+/// `store` when the date is not the one in memory.
+fn closed_windows_of<'a>(
+    closed: &'a mut BTreeMap<i32, (NaiveDate, Windows)>,
+    store: &ClosedWindowStore,
+    partition: i32,
+    date: NaiveDate,
+) -> Result<&'a mut Windows> {
+    let stale = closed.get(&partition).is_none_or(|(d, _)| *d != date);
+    if stale {
+        closed.insert(partition, (date, store.load(partition, date)?));
+    }
+    closed
+        .get_mut(&partition)
+        .map(|(_, windows)| windows)
+        .ok_or_else(|| anyhow!("partition {partition} has no closed windows in memory"))
+}
+
+/// The cached value when its version tag is still `tag`, else `load()`'s,
+/// tagged; `None` when the object is gone (no tag) or loads as nothing.
+/// Reading after taking the tag: a write in between is read now and read
+/// again next time (the tag will not match).
+fn reuse_or_load<V>(
+    cached: Option<(String, V)>,
+    tag: Option<String>,
+    load: impl FnOnce() -> Result<Option<V>>,
+) -> Result<Option<(String, V)>> {
+    let Some(tag) = tag else {
+        return Ok(None);
+    };
+    match cached {
+        Some((cached_tag, value)) if cached_tag == tag => Ok(Some((tag, value))),
+        _ => Ok(load()?.map(|value| (tag, value))),
     }
 }
 

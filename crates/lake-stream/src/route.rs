@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::checkpoint::{CheckpointStore, PartitionCheckpoint};
+use crate::consume::Stage;
 use crate::processor::{BatchReport, SourceMessage};
 use crate::run::KafkaSettings;
 
@@ -73,8 +74,17 @@ pub fn event_id_of(payload: Option<&[u8]>) -> Option<String> {
 
 /// Where a message goes in the internal topic.
 pub fn route_partition(payload: Option<&[u8]>, source_partition: i32, partitions: i32) -> i32 {
-    match event_id_of(payload) {
-        Some(id) => partition_of_event(&id, partitions),
+    target_partition(
+        event_id_of(payload).as_deref(),
+        source_partition,
+        partitions,
+    )
+}
+
+/// Where a message with this `event_id` (if it has one) goes.
+fn target_partition(event_id: Option<&str>, source_partition: i32, partitions: i32) -> i32 {
+    match event_id {
+        Some(id) => partition_of_event(id, partitions),
         None => source_partition.rem_euclid(partitions.max(1)),
     }
 }
@@ -151,12 +161,11 @@ pub fn ensure_internal_topic(settings: &KafkaSettings, partitions: i32) -> Resul
 /// Creates topic `name` with `partitions` partitions unless it exists;
 /// returns its partition count.
 pub fn ensure_topic(settings: &KafkaSettings, name: &str, partitions: i32) -> Result<i32> {
-    let name = name.to_string();
     let probe: BaseConsumer = settings
         .client_config()
         .create()
         .context("creating a Kafka client")?;
-    if let Some(count) = partition_count(&probe, &name, settings.connect_timeout)? {
+    if let Some(count) = partition_count(&probe, name, settings.connect_timeout)? {
         return Ok(count);
     }
     let mut config = rdkafka::ClientConfig::new();
@@ -166,7 +175,7 @@ pub fn ensure_topic(settings: &KafkaSettings, name: &str, partitions: i32) -> Re
     }
     let admin: AdminClient<DefaultClientContext> =
         config.create().context("creating a Kafka admin client")?;
-    let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     let options = AdminOptions::new().operation_timeout(Some(settings.connect_timeout));
     let results = pollster::block_on(admin.create_topics([&topic], &options))
         .with_context(|| format!("creating the topic {name}"))?;
@@ -181,7 +190,7 @@ pub fn ensure_topic(settings: &KafkaSettings, name: &str, partitions: i32) -> Re
     let deadline =
         std::time::Instant::now() + settings.connect_timeout.max(Duration::from_secs(10));
     loop {
-        if let Some(count) = partition_count(&probe, &name, settings.connect_timeout)?
+        if let Some(count) = partition_count(&probe, name, settings.connect_timeout)?
             && count > 0
         {
             return Ok(count);
@@ -274,12 +283,31 @@ impl Router {
         })
     }
 
-    pub fn checkpoints(&self) -> &CheckpointStore<RouteState> {
-        &self.checkpoints
+    fn send(&self, partition: i32, key: Option<&str>, value: &[u8]) -> Result<()> {
+        let mut record = BaseRecord::<str, [u8]>::to(&self.topic)
+            .partition(partition)
+            .payload(value);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((err, _)) => return Err(anyhow!("sending to {}: {err}", self.topic)),
+            }
+        }
+        self.producer.poll(Duration::ZERO);
+        Ok(())
     }
+}
 
+impl Stage for Router {
     /// Takes a source partition from its checkpoint; the offset to read from.
-    pub fn assign(&mut self, partition: i32) -> Result<i64> {
+    fn assign(&mut self, partition: i32) -> Result<i64> {
         let state = match self.checkpoints.load(partition)? {
             Some(checkpoint) => checkpoint.state,
             None => RouteState {
@@ -295,7 +323,7 @@ impl Router {
 
     /// Gives a source partition up. Messages sent since its checkpoint are
     /// sent again by the next owner, and skipped by the aggregator.
-    pub fn revoke(&mut self, partition: i32) {
+    fn revoke(&mut self, partition: i32) {
         self.states.remove(&partition);
         self.sent_to.remove(&partition);
     }
@@ -304,19 +332,15 @@ impl Router {
     /// waits for the acknowledgements and checkpoints): the router adds
     /// about a produce round trip to an event's latency, not a trigger
     /// interval.
-    pub fn accept(&mut self, message: &SourceMessage) -> Result<()> {
+    fn accept(&mut self, message: &SourceMessage) -> Result<()> {
         let Some(next) = self.sent_to.get(&message.partition).copied() else {
             return Ok(());
         };
         if message.offset < next {
             return Ok(());
         }
-        let target = route_partition(
-            message.payload.as_deref(),
-            message.partition,
-            self.partitions,
-        );
         let key = event_id_of(message.payload.as_deref());
+        let target = target_partition(key.as_deref(), message.partition, self.partitions);
         let value = Envelope::encode(
             message.partition,
             message.offset,
@@ -328,7 +352,7 @@ impl Router {
     }
 
     /// The owned source partitions and their next offsets.
-    pub fn positions(&self) -> Vec<(i32, i64)> {
+    fn positions(&self) -> Vec<(i32, i64)> {
         self.states
             .values()
             .map(|s| (s.partition, s.next_offset))
@@ -338,7 +362,7 @@ impl Router {
     /// Ends a micro-batch: sends what [`Router::accept`] has not, waits for
     /// the broker's acknowledgements, then checkpoints the source
     /// partitions it touched.
-    pub fn process(&mut self, mut messages: Vec<SourceMessage>) -> Result<BatchReport> {
+    fn process(&mut self, mut messages: Vec<SourceMessage>) -> Result<BatchReport> {
         messages.sort_by_key(|m| (m.partition, m.offset));
         messages.dedup_by_key(|m| (m.partition, m.offset));
         let mut report = BatchReport::default();
@@ -388,25 +412,18 @@ impl Router {
         Ok(report)
     }
 
-    fn send(&self, partition: i32, key: Option<&str>, value: &[u8]) -> Result<()> {
-        let mut record = BaseRecord::<str, [u8]>::to(&self.topic)
-            .partition(partition)
-            .payload(value);
-        if let Some(key) = key {
-            record = record.key(key);
-        }
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((err, _)) => return Err(anyhow!("sending to {}: {err}", self.topic)),
-            }
-        }
-        self.producer.poll(Duration::ZERO);
-        Ok(())
+    fn carried(&self) -> usize {
+        0
+    }
+
+    fn message(
+        &self,
+        partition: i32,
+        offset: i64,
+        timestamp_ms: Option<i64>,
+        value: Option<&[u8]>,
+    ) -> SourceMessage {
+        SourceMessage::direct(partition, offset, timestamp_ms, value.map(<[u8]>::to_vec))
     }
 }
 

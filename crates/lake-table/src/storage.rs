@@ -398,6 +398,19 @@ impl Lake {
         let path = self.path(layer, prefix.trim_end_matches('/'));
         let metas: Vec<_> = block_on(self.store(layer).list(Some(&path)).try_collect())
             .map_err(|err| self.storage_error(err, "listing", layer, prefix))?;
+        Ok(self.object_infos(layer, metas))
+    }
+
+    /// Lists the objects directly in the folder `prefix`, not those of its
+    /// sub-folders.
+    pub fn list_files(&self, layer: Layer, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let path = self.path(layer, prefix.trim_end_matches('/'));
+        let listing = block_on(self.store(layer).list_with_delimiter(Some(&path)))
+            .map_err(|err| self.storage_error(err, "listing", layer, prefix))?;
+        Ok(self.object_infos(layer, listing.objects))
+    }
+
+    fn object_infos(&self, layer: Layer, metas: Vec<object_store::ObjectMeta>) -> Vec<ObjectInfo> {
         let mut objects: Vec<ObjectInfo> = metas
             .into_iter()
             .map(|meta| ObjectInfo {
@@ -408,7 +421,7 @@ impl Lake {
             })
             .collect();
         objects.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(objects)
+        objects
     }
 
     /// Names of the immediate sub-folders of `prefix` (empty for the layer root).
@@ -572,6 +585,27 @@ mod tests {
             .unwrap();
         assert_eq!(bytes.len(), 192 * 65_536);
         assert!(bytes.chunks(65_536).all(|c| c == chunk.as_slice()));
+    }
+
+    #[test]
+    fn list_files_stays_in_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        assert!(lake.list_files(Layer::Checkpoints, "q").unwrap().is_empty());
+        for key in ["q/a.ckpt", "q/b.ckpt", "q/closed/p-0/x.win", "qq/c.ckpt"] {
+            lake.put(Layer::Checkpoints, key, Bytes::from_static(b"x"))
+                .unwrap();
+        }
+        let keys =
+            |objects: Vec<ObjectInfo>| objects.into_iter().map(|o| o.key).collect::<Vec<_>>();
+        assert_eq!(
+            keys(lake.list_files(Layer::Checkpoints, "q").unwrap()),
+            ["q/a.ckpt", "q/b.ckpt"]
+        );
+        assert_eq!(
+            keys(lake.list(Layer::Checkpoints, "q").unwrap()),
+            ["q/a.ckpt", "q/b.ckpt", "q/closed/p-0/x.win"]
+        );
     }
 
     #[test]
