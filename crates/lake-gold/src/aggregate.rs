@@ -2,72 +2,53 @@
 //!
 //! Floating-point addition is not associative, and Polars adds a group's
 //! values in an order that depends on how the work was split between
-//! threads, so a plain `sum()` can differ in its last bits from one run to
-//! the next (and the optimizer may drop a `sort()` placed before a sum, as
-//! the sum "does not observe order"). Gold must be identical across reruns
-//! of the same date, so money goes through [`stable_sum`]: the values are
-//! sorted inside the aggregation itself, then added with Neumaier's
-//! compensated summation, which depends only on the values.
+//! threads (and on the engine), so a plain `sum()` of Float64 can differ in
+//! its last bits from one run to the next. Gold must be identical across
+//! reruns of the same date, so money goes through [`money_sum`]: each value
+//! is rounded once to a fixed-point Decimal (an i128 counting units of
+//! 10^-12), whose sum is integer addition, exact and so independent of the
+//! order and of the split; the total is turned back into Float64 once.
+//! This is a built-in aggregation: it runs in parallel and in the streaming
+//! engine, where a custom per-group function would sort or gather each
+//! group first.
 
 use polars::prelude::*;
 
-/// Neumaier's compensated sum of values already in a fixed order.
-fn compensated_sum(values: &[f64]) -> f64 {
-    let mut sum = 0.0f64;
-    let mut compensation = 0.0f64;
-    for &value in values {
-        let total = sum + value;
-        if sum.abs() >= value.abs() {
-            compensation += (sum - total) + value;
-        } else {
-            compensation += (value - total) + sum;
-        }
-        sum = total;
-    }
-    sum + compensation
+/// Digits after the point kept of each money value: the rounding of one
+/// value is at most 5e-13, far below a cent however many lines are added.
+const MONEY_SCALE: usize = 12;
+/// Total digits of a scaled value: below 10^26 it leaves 14 digits before
+/// the point, and 1.7e12 of them add up without overflowing the i128
+/// (2^127 = 1.7e38). A line of 10^14 or more fails the cast with an error
+/// naming the column rather than wrapping.
+const MONEY_PRECISION: usize = 26;
+
+/// The fixed-point type money is added in.
+fn money_decimal() -> DataType {
+    DataType::Decimal(MONEY_PRECISION, MONEY_SCALE)
 }
 
-/// The non-null values of a column as f64, sorted.
-fn sorted_values(column: &Column) -> PolarsResult<Vec<f64>> {
-    let column = column.cast(&DataType::Float64)?;
-    let mut values: Vec<f64> = column.f64()?.iter().flatten().collect();
-    values.sort_unstable_by(f64::total_cmp);
-    Ok(values)
-}
-
-fn float_field(_schema: &Schema, field: &Field) -> PolarsResult<Field> {
-    Ok(Field::new(field.name().clone(), DataType::Float64))
-}
-
-/// Sum as Float64, identical whatever the row order (0.0 for no rows).
-pub fn stable_sum(expr: Expr) -> Expr {
-    expr.agg_with_fmt_str(
-        |column: Column| {
-            let sum = compensated_sum(&sorted_values(&column)?);
-            Ok(Column::new(column.name().clone(), [sum]))
-        },
-        float_field,
-        "stable_sum",
-    )
+/// Sum as Float64, identical whatever the row order and the engine (0.0
+/// for no rows).
+pub fn money_sum(expr: Expr) -> Expr {
+    expr.cast(money_decimal())
+        .sum()
+        .cast(DataType::Float64)
+        .fill_null(lit(0.0))
 }
 
 /// Arithmetic mean as Float64, identical whatever the row order (null for
 /// no rows).
-pub fn stable_mean(expr: Expr) -> Expr {
-    expr.agg_with_fmt_str(
-        |column: Column| {
-            let values = sorted_values(&column)?;
-            let mean = (!values.is_empty()).then(|| compensated_sum(&values) / values.len() as f64);
-            Ok(Column::new(column.name().clone(), [mean]))
-        },
-        float_field,
-        "stable_mean",
-    )
+pub fn money_mean(expr: Expr) -> Expr {
+    let count = expr.clone().count();
+    when(count.clone().gt(lit(0)))
+        .then(money_sum(expr) / count.cast(DataType::Float64))
+        .otherwise(lit(NULL).cast(DataType::Float64))
 }
 
 /// `value / sum(value)`, null when the total is not positive.
 pub fn share_of_total(value: &str) -> Expr {
-    let total = stable_sum(col(value));
+    let total = money_sum(col(value));
     when(total.clone().gt(lit(0.0)))
         .then(col(value) / total)
         .otherwise(lit(NULL).cast(DataType::Float64))
@@ -93,29 +74,78 @@ pub fn rank_rows(lf: LazyFrame, keys: &[(&str, bool)], nulls_last: bool) -> Lazy
 mod tests {
     use super::*;
 
+    fn sums(frame: LazyFrame, engine: Engine) -> DataFrame {
+        frame
+            .select([
+                money_sum(col("x")).alias("s"),
+                money_mean(col("x")).alias("m"),
+            ])
+            .collect_with_engine(engine)
+            .unwrap()
+            .unwrap_single()
+    }
+
     #[test]
-    fn sums_do_not_depend_on_row_order() {
-        // Values whose naive left-to-right sum depends on the order.
-        let values = [1e16, 1.0, -1e16, 0.1, 0.2, 0.3, 1e-3, 123456.789];
+    fn sums_do_not_depend_on_row_order_chunks_or_engine() {
+        // Values whose naive left-to-right sum depends on the order (1e13's
+        // last bit is worth 2^-9, so 0.1 added to it first is rounded).
+        let values = [1e13, 1.0, -1e13, 0.1, 0.2, 0.3, 1e-3, 123456.789];
+        let naive = |v: &[f64]| v.iter().fold(0.0f64, |sum, x| sum + x);
         let mut reversed = values;
         reversed.reverse();
-        let sum_of = |v: &[f64]| {
-            df!("x" => v.to_vec())
-                .unwrap()
-                .lazy()
-                .select([
-                    stable_sum(col("x")).alias("s"),
-                    stable_mean(col("x")).alias("m"),
-                ])
-                .collect()
-                .unwrap()
-        };
-        let a = sum_of(&values);
-        let b = sum_of(&reversed);
-        assert!(a.equals(&b));
+        assert_ne!(
+            naive(&values),
+            naive(&reversed),
+            "the values must be order-sensitive"
+        );
+
+        let frame = |v: &[f64]| df!("x" => v.to_vec()).unwrap().lazy();
+        let expected = sums(frame(&values), Engine::InMemory);
+        // Reversed, split into chunks of 3 rows (as a scan of several files
+        // would be), and run by the streaming engine: the same bits.
+        let mut chunked = df!("x" => reversed[..3].to_vec()).unwrap();
+        for chunk in reversed[3..].chunks(3) {
+            chunked
+                .vstack_mut(&df!("x" => chunk.to_vec()).unwrap())
+                .unwrap();
+        }
+        assert!(chunked.first_col_n_chunks() > 1);
+        for engine in [Engine::InMemory, Engine::Streaming] {
+            assert!(sums(frame(&reversed), engine).equals(&expected));
+            assert!(sums(chunked.clone().lazy(), engine).equals(&expected));
+        }
+        // The exact sum, worked out by hand: the two 1e13 cancel.
         let exact = 1.0 + 0.1 + 0.2 + 0.3 + 1e-3 + 123456.789;
-        let s = a.column("s").unwrap().f64().unwrap().get(0).unwrap();
+        let s = expected.column("s").unwrap().f64().unwrap().get(0).unwrap();
         assert!((s - exact).abs() < 1e-9, "{s} vs {exact}");
+        let m = expected.column("m").unwrap().f64().unwrap().get(0).unwrap();
+        assert!((m - exact / 8.0).abs() < 1e-9, "{m} vs {}", exact / 8.0);
+    }
+
+    #[test]
+    fn a_value_beyond_the_fixed_point_range_is_an_error_not_a_wrapped_sum() {
+        let frame = df!("line_total" => [1.0, 99_999_999_999_999.0, 1e14])
+            .unwrap()
+            .lazy();
+        let err = frame
+            .clone()
+            .select([money_sum(col("line_total"))])
+            .collect()
+            .unwrap_err();
+        // The expression that failed, with its column, is in the error.
+        let detail = format!("{err:?}");
+        assert!(
+            detail.contains("line_total") && detail.contains("Decimal"),
+            "{detail}"
+        );
+        // Just below the bound, the sum is exact.
+        let ok = frame
+            .limit(2)
+            .select([money_sum(col("line_total")).alias("s")])
+            .collect()
+            .unwrap();
+        let s = ok.column("s").unwrap().f64().unwrap().get(0);
+        assert_eq!(s, Some(100_000_000_000_000.0));
     }
 
     #[test]
@@ -125,8 +155,8 @@ mod tests {
             .lazy()
             .group_by([col("g")])
             .agg([
-                stable_sum(col("x")).alias("s"),
-                stable_mean(col("x")).alias("m"),
+                money_sum(col("x")).alias("s"),
+                money_mean(col("x")).alias("m"),
             ])
             .sort(["g"], SortMultipleOptions::default())
             .collect()
@@ -150,8 +180,8 @@ mod tests {
             .unwrap()
             .lazy()
             .select([
-                stable_sum(col("x")).alias("s"),
-                stable_mean(col("x")).alias("m"),
+                money_sum(col("x")).alias("s"),
+                money_mean(col("x")).alias("m"),
             ])
             .collect()
             .unwrap();

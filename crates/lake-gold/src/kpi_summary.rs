@@ -2,14 +2,14 @@
 
 use polars::prelude::*;
 
-use crate::aggregate::stable_sum;
+use crate::aggregate::money_sum;
 
 /// total_revenue, order_count, customer_count, line_count, units_sold,
 /// avg_order_value (null when there is no order), first/last order date.
 pub fn kpi_summary(sales: LazyFrame) -> LazyFrame {
     sales
         .select([
-            stable_sum(col("line_total")).alias("total_revenue"),
+            money_sum(col("line_total")).alias("total_revenue"),
             col("order_id")
                 .n_unique()
                 .cast(DataType::Int64)

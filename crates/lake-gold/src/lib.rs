@@ -15,6 +15,7 @@ pub mod unified_sales_by_country;
 #[cfg(test)]
 mod fixtures;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow};
@@ -59,36 +60,91 @@ pub fn step_name(metric: &str) -> String {
     format!("gold/{metric}")
 }
 
-/// The columns of silver/sales_master gold reads, read once and shared by
-/// the gold steps of a run.
-pub struct Sales {
+/// The gold tables computed from silver/sales_master (all but
+/// rfm_segments, which reads gold/rfm).
+pub const FROM_SALES: [&str; 4] = [
+    "kpi_summary",
+    "revenue_by_country",
+    "sales_by_category",
+    "rfm",
+];
+
+/// The tables of [`FROM_SALES`], computed together and shared by the gold
+/// steps of a run.
+pub struct SalesFigures {
     pub read: TableVersion,
-    pub frame: DataFrame,
+    /// Rows of silver/sales_master read.
+    pub rows: u64,
+    frames: BTreeMap<&'static str, DataFrame>,
 }
 
-/// silver/sales_master, read once and shared by the gold steps of a run.
+impl SalesFigures {
+    fn frame(&self, metric: &str) -> Result<DataFrame> {
+        self.frames
+            .get(metric)
+            .cloned()
+            .ok_or_else(|| anyhow!("gold/{metric} is not computed from silver/sales_master"))
+    }
+}
+
+/// The plan of each table of [`FROM_SALES`], from the same sales frame.
+pub fn sales_plans(sales: LazyFrame, as_of: Option<NaiveDate>) -> Vec<(&'static str, LazyFrame)> {
+    FROM_SALES
+        .iter()
+        .map(|metric| {
+            let plan = match *metric {
+                "kpi_summary" => kpi_summary::kpi_summary(sales.clone()),
+                "revenue_by_country" => revenue_by_country::revenue_by_country(sales.clone()),
+                "sales_by_category" => sales_by_category::sales_by_category(sales.clone()),
+                _ => rfm::rfm(sales.clone(), as_of),
+            };
+            (*metric, plan)
+        })
+        .collect()
+}
+
+/// Runs the plans of [`FROM_SALES`] as one query: silver is scanned once
+/// (the plans share the scan) and the four aggregations run side by side.
+/// The in-memory engine: at scale 1000 it took 0.90 s where the streaming
+/// engine took 2.09 s for the same query (0.55.2).
+pub fn compute_sales_figures(
+    sales: LazyFrame,
+    as_of: Option<NaiveDate>,
+) -> PolarsResult<BTreeMap<&'static str, DataFrame>> {
+    let (metrics, plans): (Vec<&'static str>, Vec<DslPlan>) = sales_plans(sales, as_of)
+        .into_iter()
+        .map(|(metric, plan)| (metric, plan.logical_plan))
+        .unzip();
+    let frames = LazyFrame::collect_all_with_engine(plans, Engine::InMemory, OptFlags::default())?;
+    Ok(metrics.into_iter().zip(frames).collect())
+}
+
+/// silver/sales_master's figures, computed once by the first gold step
+/// that needs them.
 pub struct SalesCache {
     lake: Lake,
     date: NaiveDate,
-    loaded: Mutex<Option<Arc<Sales>>>,
+    as_of: Option<NaiveDate>,
+    computed: Mutex<Option<Arc<SalesFigures>>>,
 }
 
 impl SalesCache {
-    pub fn new(lake: &Lake, date: NaiveDate) -> Self {
+    pub fn new(lake: &Lake, date: NaiveDate, as_of: Option<NaiveDate>) -> Self {
         SalesCache {
             lake: lake.clone(),
             date,
-            loaded: Mutex::new(None),
+            as_of,
+            computed: Mutex::new(None),
         }
     }
 
-    pub fn get(&self) -> Result<Arc<Sales>> {
-        let mut loaded = self
-            .loaded
+    pub fn get(&self) -> Result<Arc<SalesFigures>> {
+        let mut computed = self
+            .computed
             .lock()
-            .map_err(|_| anyhow!("sales cache poisoned"))?;
-        if let Some(input) = loaded.as_ref() {
-            return Ok(input.clone());
+            .map_err(|_| anyhow!("sales figures cache poisoned"))?;
+        if let Some(figures) = computed.as_ref() {
+            return Ok(figures.clone());
         }
         let input = read_input(
             &self.lake,
@@ -97,16 +153,16 @@ impl SalesCache {
             SALES_COLUMNS,
             Columns::Needed,
         )?;
-        let sales = Arc::new(Sales {
+        let frames = compute_sales_figures(input.frame.clone(), self.as_of)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("computing gold from {}", input.table))?;
+        let figures = Arc::new(SalesFigures {
             read: input.read(),
-            frame: input
-                .frame
-                .collect()
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("reading {}", input.table))?,
+            rows: input.rows,
+            frames,
         });
-        *loaded = Some(sales.clone());
-        Ok(sales)
+        *computed = Some(figures.clone());
+        Ok(figures)
     }
 }
 
@@ -118,9 +174,8 @@ pub fn build_metric(
     date: NaiveDate,
     run_id: &str,
     sales: &SalesCache,
-    as_of: Option<NaiveDate>,
 ) -> Result<StepOutput> {
-    let (input, plan) = match metric {
+    let (input, mut df) = match metric {
         "rfm_segments" => {
             let rfm = read_input(
                 lake,
@@ -135,25 +190,17 @@ pub fn build_metric(
                 Columns::Needed,
             )?;
             let read = rfm.read();
-            ((read, rfm.rows), rfm_segments::rfm_segments(rfm.frame))
+            let df = rfm_segments::rfm_segments(rfm.frame)
+                .collect()
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("computing gold/{metric}"))?;
+            ((read, rfm.rows), df)
         }
         _ => {
-            let input = sales.get()?;
-            let lf = input.frame.clone().lazy();
-            let plan = match metric {
-                "kpi_summary" => kpi_summary::kpi_summary(lf),
-                "revenue_by_country" => revenue_by_country::revenue_by_country(lf),
-                "sales_by_category" => sales_by_category::sales_by_category(lf),
-                "rfm" => rfm::rfm(lf, as_of),
-                other => return Err(anyhow!("unknown gold table {other}")),
-            };
-            ((input.read.clone(), input.frame.height() as u64), plan)
+            let figures = sales.get()?;
+            ((figures.read.clone(), figures.rows), figures.frame(metric)?)
         }
     };
-    let mut df = plan
-        .collect()
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("computing gold/{metric}"))?;
     let mut writer = DateWriter::new(lake, table_ref(metric), date, run_id)?;
     writer.write_frame(&mut df)?;
     let commit = writer.replace()?;
@@ -174,7 +221,7 @@ pub fn steps(
     as_of: Option<NaiveDate>,
     silver_step: Option<String>,
 ) -> Vec<Step> {
-    let sales = Arc::new(SalesCache::new(lake, date));
+    let sales = Arc::new(SalesCache::new(lake, date, as_of));
     METRICS
         .iter()
         .map(|metric| {
@@ -186,10 +233,43 @@ pub fn steps(
             let run_id = run_id.to_string();
             let sales = sales.clone();
             Step::new(step_name(metric), depends_on, move |ctx| {
-                let output = build_metric(&lake, metric, date, &run_id, &sales, as_of)?;
+                let output = build_metric(&lake, metric, date, &run_id, &sales)?;
                 ctx.rows(output.rows_out);
                 Ok(output)
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{no_sales, sales};
+
+    #[test]
+    fn one_query_gives_each_table_the_result_of_its_own_plan() {
+        for (fixture, input) in [("sales", sales()), ("no sales", no_sales())] {
+            let together = compute_sales_figures(input.clone(), None).unwrap();
+            assert_eq!(together.keys().copied().collect::<Vec<_>>().len(), 4);
+            for (metric, plan) in sales_plans(input.clone(), None) {
+                // Alone, and in the streaming engine: the same bits.
+                let alone = plan
+                    .collect_with_engine(Engine::Streaming)
+                    .unwrap()
+                    .unwrap_single();
+                assert!(
+                    together[metric].equals_missing(&alone),
+                    "{fixture}: gold/{metric} differs:\n{}\nvs\n{alone}",
+                    together[metric]
+                );
+            }
+            // The fixture's figures, by hand: 415.0 of revenue in 12 lines.
+            if fixture == "sales" {
+                let kpi = &together["kpi_summary"];
+                let revenue = kpi.column("total_revenue").unwrap().f64().unwrap().get(0);
+                assert_eq!(revenue, Some(415.0));
+                assert_eq!(together["rfm"].height(), 7);
+            }
+        }
+    }
 }

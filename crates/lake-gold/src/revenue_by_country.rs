@@ -2,7 +2,7 @@
 
 use polars::prelude::*;
 
-use crate::aggregate::{rank_rows, share_of_total, stable_sum};
+use crate::aggregate::{money_sum, rank_rows, share_of_total};
 
 /// country, country_code, revenue, order_count, customer_count,
 /// revenue_share, rank (1 = highest revenue, ties by country name).
@@ -14,7 +14,7 @@ pub fn revenue_by_country(sales: LazyFrame) -> LazyFrame {
                 .drop_nulls()
                 .first()
                 .alias("country_code"),
-            stable_sum(col("line_total")).alias("revenue"),
+            money_sum(col("line_total")).alias("revenue"),
             col("order_id")
                 .n_unique()
                 .cast(DataType::Int64)

@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::aggregate::stable_sum;
+use crate::aggregate::money_sum;
 
 /// Number of score buckets.
 const BUCKETS: i64 = 5;
@@ -89,7 +89,7 @@ pub fn rfm(sales: LazyFrame, as_of: Option<NaiveDate>) -> LazyFrame {
             .n_unique()
             .cast(DataType::Int64)
             .alias("frequency"),
-        stable_sum(col("line_total")).alias("monetary"),
+        money_sum(col("line_total")).alias("monetary"),
     ]);
     let last_day = col("last_order_date")
         .cast(DataType::Int32)

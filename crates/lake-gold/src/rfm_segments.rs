@@ -2,14 +2,14 @@
 
 use polars::prelude::*;
 
-use crate::aggregate::{stable_mean, stable_sum};
+use crate::aggregate::{money_mean, money_sum};
 
 /// One row per segment that has customers, sorted by segment name.
 pub fn rfm_segments(rfm: LazyFrame) -> LazyFrame {
     rfm.group_by([col("segment")])
         .agg([
             len().cast(DataType::Int64).alias("customer_count"),
-            stable_sum(col("monetary")).alias("revenue"),
+            money_sum(col("monetary")).alias("revenue"),
             col("recency_days")
                 .cast(DataType::Float64)
                 .mean()
@@ -18,7 +18,7 @@ pub fn rfm_segments(rfm: LazyFrame) -> LazyFrame {
                 .cast(DataType::Float64)
                 .mean()
                 .alias("avg_frequency"),
-            stable_mean(col("monetary")).alias("avg_monetary"),
+            money_mean(col("monetary")).alias("avg_monetary"),
         ])
         .sort(["segment"], SortMultipleOptions::default())
 }

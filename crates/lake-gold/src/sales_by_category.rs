@@ -2,7 +2,7 @@
 
 use polars::prelude::*;
 
-use crate::aggregate::{rank_rows, share_of_total, stable_sum};
+use crate::aggregate::{money_sum, rank_rows, share_of_total};
 
 /// category_id, category_name, revenue, units_sold, order_count,
 /// revenue_share, rank (revenue descending, ties by category_name, then
@@ -11,7 +11,7 @@ pub fn sales_by_category(sales: LazyFrame) -> LazyFrame {
     let grouped = sales
         .group_by([col("category_id"), col("category_name")])
         .agg([
-            stable_sum(col("line_total")).alias("revenue"),
+            money_sum(col("line_total")).alias("revenue"),
             col("quantity")
                 .sum()
                 .cast(DataType::Int64)
