@@ -37,8 +37,6 @@ pub struct DateWriter {
     schema: Option<Schema>,
     /// Extra entries of the commit's info.
     metadata: serde_json::Map<String, serde_json::Value>,
-    /// The file [`DateWriter::push_batch`] writes to, closed by the commit.
-    open: Option<ParquetFileWriter>,
 }
 
 /// What an append did.
@@ -61,7 +59,6 @@ impl DateWriter {
             files: Vec::new(),
             schema: None,
             metadata: Default::default(),
-            open: None,
         })
     }
 
@@ -99,35 +96,6 @@ impl DateWriter {
         let mut file = self.start_file(&df.schema().clone())?;
         file.write_batch(df)?;
         self.finish_file(file)
-    }
-
-    /// Appends a batch to the writer's open data file, started by the first
-    /// batch (so a stream of batches becomes one file, written as it comes,
-    /// in bounded memory); the commit closes it. Empty batches are skipped.
-    pub fn push_batch(&mut self, df: &mut DataFrame) -> Result<()> {
-        if df.height() == 0 {
-            return Ok(());
-        }
-        let file = match &mut self.open {
-            Some(file) => file,
-            None => {
-                let file = self.start_file(&df.schema().clone())?;
-                self.open.insert(file)
-            }
-        };
-        file.write_batch(df)
-    }
-
-    /// Whether a data file has been started (by a batch or a frame).
-    pub fn has_data(&self) -> bool {
-        self.schema.is_some()
-    }
-
-    fn close_open_file(&mut self) -> Result<()> {
-        match self.open.take() {
-            Some(file) => self.finish_file(file),
-            None => Ok(()),
-        }
     }
 
     /// Starts a data file written in batches (bounded memory for big tables).
@@ -188,8 +156,7 @@ impl DateWriter {
     /// Replaces the date: one commit removing every file the table holds
     /// for it and adding this writer's (Delta's `replaceWhere`). The other
     /// dates are untouched; a date written for the first time is added.
-    pub fn replace(mut self) -> Result<Commit> {
-        self.close_open_file()?;
+    pub fn replace(self) -> Result<Commit> {
         if self.schema.is_none() {
             return Err(anyhow!(
                 "{} {}: nothing was written, refusing to commit",
@@ -208,8 +175,7 @@ impl DateWriter {
     /// is committed: a replayed micro-batch, or another process writing
     /// the same source partition. A writer with no file still commits its
     /// transactions.
-    pub fn append(mut self, txns: Vec<Txn>) -> Result<AppendOutcome> {
-        self.close_open_file()?;
+    pub fn append(self, txns: Vec<Txn>) -> Result<AppendOutcome> {
         if self.files.is_empty() && txns.is_empty() {
             return Ok(AppendOutcome::Empty);
         }

@@ -272,33 +272,6 @@ fn a_column_added_at_the_source_evolves_the_table_schema() {
 }
 
 #[test]
-fn pushed_batches_become_one_file_committed_with_the_date() {
-    let (_dir, lake) = lake();
-    let table = gold("batched");
-    let mut writer = DateWriter::new(&lake, table.clone(), day(4), "batched").unwrap();
-    assert!(!writer.has_data());
-    for x in [vec![1i64, 2], vec![], vec![3], vec![4, 5, 6]] {
-        writer.push_batch(&mut df!("x" => x).unwrap()).unwrap();
-    }
-    assert!(writer.has_data());
-    // Nothing is visible before the commit, which closes the open file.
-    assert!(
-        Table::open(&lake, table.clone())
-            .unwrap()
-            .latest()
-            .unwrap()
-            .is_none()
-    );
-    let commit = writer.replace().unwrap();
-    assert_eq!(commit.rows, 6);
-    assert_eq!(files_on_disk(&lake, &table).len(), 1);
-    assert_eq!(
-        xs(&lake, &table, At::Latest, day(4)),
-        vec![1, 2, 3, 4, 5, 6]
-    );
-}
-
-#[test]
 fn a_frame_cannot_hold_the_partition_column() {
     let (_dir, lake) = lake();
     let mut writer = DateWriter::new(&lake, gold("p"), day(1), "r").unwrap();
