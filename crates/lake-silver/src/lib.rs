@@ -5,17 +5,21 @@
 //! the edge that reads bronze, runs it and commits the date of both tables.
 
 pub mod sales_master;
+mod slices;
 
 use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
-use chrono::{NaiveDate, Utc};
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{DateTime, NaiveDate, Utc};
 use lake_core::dag::{Step, StepOutput};
 use lake_core::input::{Columns, read_input};
 use lake_table::{DateWriter, Lake, Layer, TableRef};
 use polars::prelude::*;
 
-use crate::sales_master::REJECT_REASON;
+use crate::sales_master::{Dimensions, REJECT_REASON};
+use crate::slices::{OrderKeySlices, order_key_bounds};
 
 /// The silver table.
 pub const SALES_MASTER: &str = "sales_master";
@@ -33,18 +37,9 @@ pub const INPUT_TABLES: [&str; 5] = [
     "customers",
 ];
 
-/// Order lines classified per slice (see [`build_sales_master`]).
-pub const LINES_PER_SLICE: u64 = 500_000;
-
-/// The rows of `lf` whose order key falls in slice `slice` of `slices`.
-fn in_slice(mut lf: LazyFrame, order_id: &str, slice: u32, slices: u32) -> Result<LazyFrame> {
-    if slices == 1 {
-        return Ok(lf);
-    }
-    let schema = lf.collect_schema().map_err(anyhow::Error::from)?;
-    let bucket = sales_master::order_slice(&schema, order_id, slices);
-    Ok(lf.filter(bucket.eq(lit(slice as i64))))
-}
+/// Order lines classified per slice (see [`build_sales_master`]): about
+/// half a GiB at the peak.
+pub const LINES_PER_SLICE: u64 = 1_000_000;
 
 /// The silver table sales_master.
 pub fn sales_master_table() -> TableRef {
@@ -117,42 +112,41 @@ pub fn build_sales_master_in_slices(
     let lines_in = details.rows;
 
     // The joins of a large table need several times its size in memory;
-    // classifying it in slices of orders bounds the peak. A slice holds
-    // every line of its orders, so duplicate detection is unaffected.
-    let slices = lines_in.div_ceil(lines_per_slice.max(1)).max(1) as u32;
-    let now = Utc::now();
-    let mut sales_writer = DateWriter::new(lake, sales_master_table(), date, run_id)?;
-    let mut rejects_writer = DateWriter::new(lake, rejects_table(), date, run_id)?;
-    let (mut sales_rows, mut reject_rows) = (0u64, 0u64);
-    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
-    for slice in 0..slices {
-        let details_slice = in_slice(details.frame.clone(), "order_id", slice, slices)?;
-        let classified = classify(SalesInputs {
-            order_details: details_slice.clone(),
-            orders: in_slice(orders.frame.clone(), "order_id", slice, slices)?,
-            products: products.frame.clone(),
-            categories: categories.frame.clone(),
-            customers: customers.frame.clone(),
-        })?
-        .collect()
-        .map_err(anyhow::Error::from)
-        .context("building silver/sales_master")?;
-        let mut sales = sales_master(classified.clone().lazy(), now)
-            .collect()
-            .map_err(anyhow::Error::from)
-            .context("selecting the valid sales lines")?;
-        let mut rejected = rejects(details_slice, classified.lazy(), now)
-            .collect()
-            .map_err(anyhow::Error::from)
-            .context("selecting the rejected lines")?;
-        sales_rows += sales.height() as u64;
-        reject_rows += rejected.height() as u64;
-        for (reason, count) in reject_counts(&rejected)? {
-            *reasons.entry(reason).or_insert(0) += count;
-        }
-        sales_writer.write_frame(&mut sales)?;
-        rejects_writer.write_frame(&mut rejected)?;
-    }
+    // classifying it in slices of orders bounds the peak. The slices are
+    // ranges of order keys, so where bronze keeps the source's order (the
+    // lines of an order together, orders by id), a slice's reads skip the
+    // row groups outside its range. The dimensions are small: prepared once.
+    let slices = OrderKeySlices::new(
+        lines_in,
+        order_key_bounds(details.frame.clone())?,
+        lines_per_slice,
+    );
+    let prepared = dimensions(
+        products.frame.clone(),
+        categories.frame.clone(),
+        customers.frame.clone(),
+    )
+    .and_then(|d| {
+        Ok(Dimensions {
+            products: d.products.collect()?.lazy(),
+            customers: d.customers.collect()?.lazy(),
+        })
+    })
+    .map_err(anyhow::Error::from)
+    .context("preparing the products and customers of silver/sales_master")?;
+    let writers = (
+        DateWriter::new(lake, sales_master_table(), date, run_id)?,
+        DateWriter::new(lake, rejects_table(), date, run_id)?,
+    );
+    let slicing = Slicing {
+        slices: &slices,
+        details: &details.frame,
+        orders: &orders.frame,
+        dimensions: &prepared,
+        now: Utc::now(),
+    };
+    let ((sales_writer, rejects_writer), counts) = slicing.classify_and_write(writers)?;
+    let (sales_rows, reject_rows) = (counts.sales, counts.rejects);
     if sales_rows + reject_rows != lines_in {
         bail!(
             "silver/sales_master invariant broken: {lines_in} order lines in, \
@@ -168,9 +162,129 @@ pub fn build_sales_master_in_slices(
         writes: vec![(&sales_commit).into(), (&rejects_commit).into()],
         rows_in: lines_in,
         rows_out: sales_rows,
-        rejects: reasons,
+        rejects: counts.reasons,
         ..Default::default()
     })
+}
+
+/// The rows and reasons the slices produced.
+#[derive(Default)]
+struct Counts {
+    sales: u64,
+    rejects: u64,
+    reasons: BTreeMap<String, u64>,
+}
+
+/// The sales and the rejects of one slice.
+struct SliceOutput {
+    sales: DataFrame,
+    rejected: DataFrame,
+}
+
+/// Classifying bronze's order lines slice by slice.
+struct Slicing<'a> {
+    slices: &'a OrderKeySlices,
+    details: &'a LazyFrame,
+    orders: &'a LazyFrame,
+    dimensions: &'a Dimensions,
+    now: DateTime<Utc>,
+}
+
+impl Slicing<'_> {
+    /// Classifies the slices one after another while a second thread writes
+    /// the previous slice's frames: Parquet encoding takes about as long as
+    /// the joins, and each leaves a core idle part of the time. At most one
+    /// classified slice waits for the writer, which bounds memory.
+    fn classify_and_write(
+        &self,
+        writers: (DateWriter, DateWriter),
+    ) -> Result<((DateWriter, DateWriter), Counts)> {
+        let (sender, receiver) = mpsc::sync_channel::<SliceOutput>(1);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(move || -> Result<(DateWriter, DateWriter)> {
+                let (mut sales_writer, mut rejects_writer) = writers;
+                for mut output in receiver {
+                    let started = Instant::now();
+                    sales_writer.write_frame(&mut output.sales)?;
+                    rejects_writer.write_frame(&mut output.rejected)?;
+                    tracing::debug!(
+                        lines = output.sales.height() + output.rejected.height(),
+                        write_s = started.elapsed().as_secs_f64(),
+                        "silver slice written"
+                    );
+                }
+                Ok((sales_writer, rejects_writer))
+            });
+            let classified = (|| -> Result<Counts> {
+                let mut counts = Counts::default();
+                for slice in 0..self.slices.count {
+                    let Some(output) = self.classify_slice(slice)? else {
+                        continue;
+                    };
+                    counts.sales += output.sales.height() as u64;
+                    counts.rejects += output.rejected.height() as u64;
+                    for (reason, count) in reject_counts(&output.rejected)? {
+                        *counts.reasons.entry(reason).or_insert(0) += count;
+                    }
+                    if sender.send(output).is_err() {
+                        // The writer stopped: its error is the one to report.
+                        break;
+                    }
+                }
+                Ok(counts)
+            })();
+            drop(sender);
+            let writers = writer
+                .join()
+                .map_err(|_| anyhow!("the thread writing silver/sales_master panicked"))??;
+            Ok((writers, classified?))
+        })
+    }
+
+    /// The sales and rejects of one slice; none for an empty slice after
+    /// the first (the first always gives frames, so the tables get their
+    /// schema even when no line is read).
+    fn classify_slice(&self, slice: u32) -> Result<Option<SliceOutput>> {
+        let started = Instant::now();
+        // Read once: the rules and the reject rows both take it.
+        let lines = self
+            .slices
+            .rows_of(self.details.clone(), slice)?
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("reading bronze/order_details")?;
+        let read_at = Instant::now();
+        if lines.height() == 0 && slice > 0 {
+            return Ok(None);
+        }
+        let classified = sales_master::classify_lines(
+            lines.clone().lazy(),
+            self.slices.rows_of(self.orders.clone(), slice)?,
+            self.dimensions,
+        )
+        .and_then(|classified| classified.collect())
+        .map_err(anyhow::Error::from)
+        .context("building silver/sales_master")?;
+        let classified_at = Instant::now();
+        let sales = sales_master::sales_master(classified.clone().lazy(), self.now)
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("selecting the valid sales lines")?;
+        let rejected = sales_master::rejects(lines.clone().lazy(), classified.lazy(), self.now)
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("selecting the rejected lines")?;
+        tracing::debug!(
+            slice,
+            of = self.slices.count,
+            lines = lines.height(),
+            read_s = read_at.duration_since(started).as_secs_f64(),
+            classify_s = classified_at.duration_since(read_at).as_secs_f64(),
+            select_s = classified_at.elapsed().as_secs_f64(),
+            "silver slice classified"
+        );
+        Ok(Some(SliceOutput { sales, rejected }))
+    }
 }
 
 /// Rejected rows per reason.
