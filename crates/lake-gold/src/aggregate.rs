@@ -28,13 +28,36 @@ fn money_decimal() -> DataType {
     DataType::Decimal(MONEY_PRECISION, MONEY_SCALE)
 }
 
+/// The type exact partial sums travel in between slices: the widest
+/// Decimal, so that the sum of partial sums has the same type as they do.
+fn money_partial_decimal() -> DataType {
+    DataType::Decimal(38, MONEY_SCALE)
+}
+
 /// Sum as Float64, identical whatever the row order and the engine (0.0
 /// for no rows).
 pub fn money_sum(expr: Expr) -> Expr {
+    money_value(money_partial(expr))
+}
+
+/// The exact sum of a slice's values, kept as a Decimal: partial sums of
+/// several slices add up ([`money_merge`]) to the sum of all their values,
+/// bit for bit, which [`money_value`] turns into the Float64 that
+/// [`money_sum`] gives in one pass.
+pub fn money_partial(expr: Expr) -> Expr {
     expr.cast(money_decimal())
         .sum()
-        .cast(DataType::Float64)
-        .fill_null(lit(0.0))
+        .cast(money_partial_decimal())
+}
+
+/// The exact sum of [`money_partial`] sums.
+pub fn money_merge(partial: Expr) -> Expr {
+    partial.sum().cast(money_partial_decimal())
+}
+
+/// An exact sum as the Float64 the gold tables hold (0.0 for none).
+pub fn money_value(partial: Expr) -> Expr {
+    partial.cast(DataType::Float64).fill_null(lit(0.0))
 }
 
 /// Arithmetic mean as Float64, identical whatever the row order (null for

@@ -2,30 +2,54 @@
 
 use polars::prelude::*;
 
-use crate::aggregate::money_sum;
+use crate::aggregate::{money_merge, money_partial, money_value};
+use crate::customer_totals;
 
 /// total_revenue, order_count, customer_count, line_count, units_sold,
 /// avg_order_value (null when there is no order), first/last order date.
 pub fn kpi_summary(sales: LazyFrame) -> LazyFrame {
-    sales
-        .select([
-            money_sum(col("line_total")).alias("total_revenue"),
-            col("order_id")
-                .n_unique()
-                .cast(DataType::Int64)
-                .alias("order_count"),
-            col("customer_id")
-                .n_unique()
-                .cast(DataType::Int64)
-                .alias("customer_count"),
-            len().cast(DataType::Int64).alias("line_count"),
-            col("quantity")
-                .sum()
-                .cast(DataType::Int64)
-                .alias("units_sold"),
-            col("order_date").min().alias("first_order_date"),
-            col("order_date").max().alias("last_order_date"),
-        ])
+    finish(partial(sales.clone()), customer_totals::partial(sales))
+}
+
+/// The figures of a slice of the sales that add up over slices: revenue
+/// (exact), orders (an order lies in one slice), lines, units, and the
+/// first and last order dates. Customers span slices: they come from
+/// [`customer_totals`].
+pub fn partial(sales: LazyFrame) -> LazyFrame {
+    sales.select([
+        money_partial(col("line_total")).alias("total_revenue"),
+        col("order_id")
+            .n_unique()
+            .cast(DataType::Int64)
+            .alias("order_count"),
+        len().cast(DataType::Int64).alias("line_count"),
+        col("quantity")
+            .sum()
+            .cast(DataType::Int64)
+            .alias("units_sold"),
+        col("order_date").min().alias("first_order_date"),
+        col("order_date").max().alias("last_order_date"),
+    ])
+}
+
+/// The [`partial`]s of several slices, stacked, as one.
+pub fn merge(partials: LazyFrame) -> LazyFrame {
+    partials.select([
+        money_merge(col("total_revenue")).alias("total_revenue"),
+        col("order_count").sum().alias("order_count"),
+        col("line_count").sum().alias("line_count"),
+        col("units_sold").sum().alias("units_sold"),
+        col("first_order_date").min().alias("first_order_date"),
+        col("last_order_date").max().alias("last_order_date"),
+    ])
+}
+
+/// The table from the merged [`partial`] and the customers' totals.
+pub fn finish(totals: LazyFrame, customers: LazyFrame) -> LazyFrame {
+    let customer_count = customers.select([len().cast(DataType::Int64).alias("customer_count")]);
+    totals
+        .with_column(money_value(col("total_revenue")).alias("total_revenue"))
+        .cross_join(customer_count, None)
         .select([
             col("total_revenue"),
             col("order_count"),

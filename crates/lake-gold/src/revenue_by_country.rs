@@ -2,28 +2,61 @@
 
 use polars::prelude::*;
 
-use crate::aggregate::{money_sum, rank_rows, share_of_total};
+use crate::aggregate::{money_merge, money_partial, money_value, rank_rows, share_of_total};
+use crate::customer_totals;
 
 /// country, country_code, revenue, order_count, customer_count,
 /// revenue_share, rank (1 = highest revenue, ties by country name).
 pub fn revenue_by_country(sales: LazyFrame) -> LazyFrame {
-    let grouped = sales
+    finish(partial(sales.clone()), customer_totals::partial(sales))
+}
+
+/// Per country of a slice of the sales: its code, the exact revenue and
+/// the orders (an order lies in one slice, so they add up over slices).
+pub fn partial(sales: LazyFrame) -> LazyFrame {
+    sales.group_by([col("country")]).agg([
+        col("country_code")
+            .drop_nulls()
+            .first()
+            .alias("country_code"),
+        money_partial(col("line_total")).alias("revenue"),
+        col("order_id")
+            .n_unique()
+            .cast(DataType::Int64)
+            .alias("order_count"),
+    ])
+}
+
+/// The [`partial`]s of several slices, stacked, as one row per country.
+pub fn merge(partials: LazyFrame) -> LazyFrame {
+    partials.group_by([col("country")]).agg([
+        col("country_code")
+            .drop_nulls()
+            .first()
+            .alias("country_code"),
+        money_merge(col("revenue")).alias("revenue"),
+        col("order_count").sum().alias("order_count"),
+    ])
+}
+
+/// The table from the merged [`partial`] and the customers' totals: a
+/// customer has one country (see [`customer_totals`]), so a country's
+/// distinct customers are the customers whose country it is.
+pub fn finish(countries: LazyFrame, customers: LazyFrame) -> LazyFrame {
+    let customer_counts = customers
         .group_by([col("country")])
-        .agg([
-            col("country_code")
-                .drop_nulls()
-                .first()
-                .alias("country_code"),
-            money_sum(col("line_total")).alias("revenue"),
-            col("order_id")
-                .n_unique()
-                .cast(DataType::Int64)
-                .alias("order_count"),
-            col("customer_id")
-                .n_unique()
-                .cast(DataType::Int64)
-                .alias("customer_count"),
-        ])
+        .agg([len().cast(DataType::Int64).alias("customer_count")]);
+    let grouped = countries
+        .with_column(money_value(col("revenue")).alias("revenue"))
+        .join(
+            customer_counts,
+            [col("country")],
+            [col("country")],
+            JoinArgs {
+                nulls_equal: true,
+                ..JoinArgs::new(JoinType::Left)
+            },
+        )
         .with_column(share_of_total("revenue").alias("revenue_share"));
     rank_rows(grouped, &[("revenue", true), ("country", false)], false).select([
         col("country"),

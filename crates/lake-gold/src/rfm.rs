@@ -4,7 +4,8 @@
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::aggregate::money_sum;
+use crate::aggregate::money_value;
+use crate::customer_totals;
 
 /// Number of score buckets.
 const BUCKETS: i64 = 5;
@@ -81,16 +82,13 @@ fn segment() -> Expr {
 /// One row per customer with at least one sales line, sorted by
 /// customer_id. `as_of` defaults to the day after the latest order date.
 pub fn rfm(sales: LazyFrame, as_of: Option<NaiveDate>) -> LazyFrame {
-    let per_customer = sales.group_by([col("customer_id")]).agg([
-        col("company_name").first().alias("company_name"),
-        col("country").first().alias("country"),
-        col("order_date").max().alias("last_order_date"),
-        col("order_id")
-            .n_unique()
-            .cast(DataType::Int64)
-            .alias("frequency"),
-        money_sum(col("line_total")).alias("monetary"),
-    ]);
+    finish(customer_totals::partial(sales), as_of)
+}
+
+/// The table from the merged [`customer_totals`]: the scores rank every
+/// customer, so they are computed once all slices are in.
+pub fn finish(customers: LazyFrame, as_of: Option<NaiveDate>) -> LazyFrame {
+    let per_customer = customers.with_column(money_value(col("monetary")).alias("monetary"));
     let last_day = col("last_order_date")
         .cast(DataType::Int32)
         .cast(DataType::Int64);

@@ -2,16 +2,22 @@
 
 use polars::prelude::*;
 
-use crate::aggregate::{money_sum, rank_rows, share_of_total};
+use crate::aggregate::{money_merge, money_partial, money_value, rank_rows, share_of_total};
 
 /// category_id, category_name, revenue, units_sold, order_count,
 /// revenue_share, rank (revenue descending, ties by category_name, then
 /// category_id with nulls last).
 pub fn sales_by_category(sales: LazyFrame) -> LazyFrame {
-    let grouped = sales
+    finish(partial(sales))
+}
+
+/// Per category of a slice of the sales: the exact revenue, the units and
+/// the orders (an order lies in one slice, so they add up over slices).
+pub fn partial(sales: LazyFrame) -> LazyFrame {
+    sales
         .group_by([col("category_id"), col("category_name")])
         .agg([
-            money_sum(col("line_total")).alias("revenue"),
+            money_partial(col("line_total")).alias("revenue"),
             col("quantity")
                 .sum()
                 .cast(DataType::Int64)
@@ -21,6 +27,23 @@ pub fn sales_by_category(sales: LazyFrame) -> LazyFrame {
                 .cast(DataType::Int64)
                 .alias("order_count"),
         ])
+}
+
+/// The [`partial`]s of several slices, stacked, as one row per category.
+pub fn merge(partials: LazyFrame) -> LazyFrame {
+    partials
+        .group_by([col("category_id"), col("category_name")])
+        .agg([
+            money_merge(col("revenue")).alias("revenue"),
+            col("units_sold").sum().alias("units_sold"),
+            col("order_count").sum().alias("order_count"),
+        ])
+}
+
+/// The table from the merged [`partial`].
+pub fn finish(categories: LazyFrame) -> LazyFrame {
+    let grouped = categories
+        .with_column(money_value(col("revenue")).alias("revenue"))
         .with_column(share_of_total("revenue").alias("revenue_share"));
     rank_rows(
         grouped,

@@ -5,7 +5,7 @@
 //! the edge that reads bronze, runs it and commits the date of both tables.
 
 pub mod sales_master;
-mod slices;
+pub mod slices;
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
@@ -119,7 +119,8 @@ pub fn build_sales_master_in_slices(
     // row groups outside its range. The dimensions are small: prepared once.
     let slices = OrderKeySlices::new(
         lines_in,
-        order_key_bounds(details.frame.clone())?,
+        order_key_bounds(details.frame.clone())
+            .with_context(|| format!("reading the order keys of {}", details.table))?,
         lines_per_slice,
     );
     let prepared = dimensions(

@@ -1,9 +1,10 @@
-//! The slices silver classifies order lines in: consecutive ranges of order
-//! keys. Every line of an order falls in the same slice, so the duplicate
-//! rule, which compares the lines of one order, sees them all, and so does
-//! the first-row-wins choice among repeated orders.
+//! The slices silver classifies order lines in, and gold aggregates sales
+//! in: consecutive ranges of order keys. Every line of an order falls in
+//! the same slice, so the duplicate rule, which compares the lines of one
+//! order, sees them all, and so does the first-row-wins choice among
+//! repeated orders; in gold, an order's distinct count adds up over slices.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use polars::prelude::*;
 
 use crate::sales_master::{int_key, key_in_range};
@@ -72,8 +73,7 @@ pub fn order_key_bounds(mut lines: LazyFrame) -> Result<Option<(i64, i64)>> {
     let bounds = lines
         .select([key.clone().min().alias("first"), key.max().alias("last")])
         .collect()
-        .map_err(anyhow::Error::from)
-        .context("reading the order keys of bronze/order_details")?;
+        .map_err(anyhow::Error::from)?;
     let bound = |name: &str| -> Result<Option<i64>> { Ok(bounds.column(name)?.i64()?.get(0)) };
     Ok(bound("first")?.zip(bound("last")?))
 }
