@@ -57,17 +57,20 @@ impl SalesPartials {
         .map(SalesPartials::from_frames)
     }
 
-    /// The partial figures of both `self`'s slices and `other`'s.
-    pub fn merge(self, other: SalesPartials) -> PolarsResult<SalesPartials> {
-        let stacked = |mut mine: DataFrame, theirs: &DataFrame| -> PolarsResult<LazyFrame> {
-            mine.vstack_mut(theirs)?;
-            Ok(mine.lazy())
-        };
+    /// The partial figures of `self`'s slices and all of `others`'.
+    pub fn merge(mut self, others: Vec<SalesPartials>) -> PolarsResult<SalesPartials> {
+        for other in &others {
+            self.totals.vstack_mut(&other.totals)?;
+            self.countries.vstack_mut(&other.countries)?;
+            self.categories.vstack_mut(&other.categories)?;
+            self.customers.vstack_mut(&other.customers)?;
+        }
+        drop(others);
         collect_together([
-            kpi_summary::merge(stacked(self.totals, &other.totals)?),
-            revenue_by_country::merge(stacked(self.countries, &other.countries)?),
-            sales_by_category::merge(stacked(self.categories, &other.categories)?),
-            customer_totals::merge(stacked(self.customers, &other.customers)?),
+            kpi_summary::merge(self.totals.lazy()),
+            revenue_by_country::merge(self.countries.lazy()),
+            sales_by_category::merge(self.categories.lazy()),
+            customer_totals::merge(self.customers.lazy()),
         ])
         .map(SalesPartials::from_frames)
     }
@@ -113,18 +116,34 @@ pub fn compute_sales_figures(
         );
         Ok(partials)
     };
+    // Merging costs about the rows merged, and the customers merged so far
+    // are most of them: slices wait until they hold as many customer rows
+    // as the merged figures, so each customer row is merged a few times
+    // rather than once per slice, and the waiting rows stay below the
+    // merged ones.
     let mut merged = partials_of(0)?;
+    let mut waiting = Vec::new();
+    let mut waiting_rows = 0;
     for slice in 1..slices.count {
         let partials = partials_of(slice)?;
+        waiting_rows += partials.customers.height();
+        waiting.push(partials);
+        let last = slice + 1 == slices.count;
+        if waiting_rows < merged.customers.height() && !last {
+            continue;
+        }
         let started = Instant::now();
+        let count = waiting.len();
         merged = merged
-            .merge(partials)
+            .merge(std::mem::take(&mut waiting))
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("merging slice {slice} of {}", slices.count))?;
+            .with_context(|| format!("merging slices up to {slice} of {}", slices.count))?;
+        waiting_rows = 0;
         tracing::debug!(
             slice,
+            merged = count,
             seconds = started.elapsed().as_secs_f64(),
-            "gold slice merged"
+            "gold slices merged"
         );
     }
     Ok(merged.tables(as_of)?)
