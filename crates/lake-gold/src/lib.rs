@@ -250,10 +250,10 @@ mod tests {
                     "{fixture}: {metric}"
                 );
             }
-            let keys = lake_silver::slices::order_key_bounds(input.clone()).unwrap();
+            let keys = order_key_bounds(input.clone()).unwrap();
             let lines = input.clone().collect().unwrap().height() as u64;
             // One slice; a few orders a slice; an order a slice (the
-            // fixture's orders 1-11: customers ALFKI and BLONP span slices).
+            // fixture's orders 1-11: ALFKI, BLONP and DRACD span slices).
             for (lines_per_slice, count) in [(u64::MAX, 1), (5, 3), (2, 6), (1, 11)] {
                 let slices = OrderKeySlices::new(lines, keys, lines_per_slice);
                 if fixture == "sales" {

@@ -17,7 +17,7 @@ use polars::prelude::*;
 use crate::{customer_totals, kpi_summary, revenue_by_country, rfm, sales_by_category};
 
 /// The partial figures of some slices of the sales.
-pub struct SalesPartials {
+struct SalesPartials {
     totals: DataFrame,
     countries: DataFrame,
     categories: DataFrame,
@@ -47,7 +47,7 @@ impl SalesPartials {
     }
 
     /// The partial figures of `sales` (one slice, or all of them).
-    pub fn of(sales: LazyFrame) -> PolarsResult<SalesPartials> {
+    fn of(sales: LazyFrame) -> PolarsResult<SalesPartials> {
         collect_together([
             kpi_summary::partial(sales.clone()),
             revenue_by_country::partial(sales.clone()),
@@ -58,7 +58,7 @@ impl SalesPartials {
     }
 
     /// The partial figures of `self`'s slices and all of `others`'.
-    pub fn merge(mut self, others: Vec<SalesPartials>) -> PolarsResult<SalesPartials> {
+    fn merge(mut self, others: Vec<SalesPartials>) -> PolarsResult<SalesPartials> {
         for other in &others {
             self.totals.vstack_mut(&other.totals)?;
             self.countries.vstack_mut(&other.countries)?;
@@ -76,10 +76,7 @@ impl SalesPartials {
     }
 
     /// The gold tables these figures give, by name.
-    pub fn tables(
-        self,
-        as_of: Option<NaiveDate>,
-    ) -> PolarsResult<BTreeMap<&'static str, DataFrame>> {
+    fn tables(self, as_of: Option<NaiveDate>) -> PolarsResult<BTreeMap<&'static str, DataFrame>> {
         let customers = self.customers.lazy();
         let [kpi, countries, categories, rfm] = collect_together([
             kpi_summary::finish(self.totals.lazy(), customers.clone()),
@@ -122,12 +119,10 @@ pub fn compute_sales_figures(
     // rather than once per slice, and the waiting rows stay below the
     // merged ones.
     let mut merged = partials_of(0)?;
-    let mut waiting = Vec::new();
-    let mut waiting_rows = 0;
+    let mut waiting: Vec<SalesPartials> = Vec::new();
     for slice in 1..slices.count {
-        let partials = partials_of(slice)?;
-        waiting_rows += partials.customers.height();
-        waiting.push(partials);
+        waiting.push(partials_of(slice)?);
+        let waiting_rows: usize = waiting.iter().map(|p| p.customers.height()).sum();
         let last = slice + 1 == slices.count;
         if waiting_rows < merged.customers.height() && !last {
             continue;
@@ -138,7 +133,6 @@ pub fn compute_sales_figures(
             .merge(std::mem::take(&mut waiting))
             .map_err(anyhow::Error::from)
             .with_context(|| format!("merging slices up to {slice} of {}", slices.count))?;
-        waiting_rows = 0;
         tracing::debug!(
             slice,
             merged = count,

@@ -38,9 +38,9 @@ pub const INPUT_TABLES: [&str; 5] = [
 ];
 
 /// Order lines classified per slice (see [`build_sales_master`]). With one
-/// classified slice waiting for the writer, silver peaked at 0.64 GB at
-/// scale 5000 and 0.70-0.78 GB at scale 10000, against 1.02-1.07 GB with
-/// slices of 1M lines, for 2-9 % more time (each slice joins the whole
+/// classified slice waiting for the writer, silver peaked at 0.61-0.62 GiB
+/// at scale 5000 and 0.67-0.75 GiB at scale 10000, against 0.98-1.02 GiB
+/// with slices of 1M lines, for 2-9 % more time (each slice joins the whole
 /// customer dimension).
 pub const LINES_PER_SLICE: u64 = 600_000;
 
