@@ -179,8 +179,8 @@ fn assert_layout(lake: &Lake) {
         lake.describe(Layer::Bronze, "orders")
             .starts_with("s3://bronze/orders")
     );
-    // One checkpoint per partition of each stage (the internal topic has the
-    // source's partition count), and the query's status.
+    // One checkpoint per partition (its source and internal offsets), and
+    // the query's status.
     let mut checkpoints: Vec<String> = lake
         .list(Layer::Checkpoints, "ventes_temps_reel")
         .unwrap()
@@ -195,9 +195,6 @@ fn assert_layout(lake: &Lake) {
             "ventes_temps_reel/partition-0.ckpt",
             "ventes_temps_reel/partition-1.ckpt",
             "ventes_temps_reel/partition-2.ckpt",
-            "ventes_temps_reel/source-partition-0.ckpt",
-            "ventes_temps_reel/source-partition-1.ckpt",
-            "ventes_temps_reel/source-partition-2.ckpt",
         ]
     );
     assert!(!lake.list(Layer::Runs, "").unwrap().is_empty());

@@ -168,8 +168,8 @@ fn run(cli: Cli) -> Result<()> {
                 },
             )?;
             println!(
-                "{} routed, {} batches, {} messages, {} counted, {} to the DLQ, {} replayed copies skipped",
-                summary.routed,
+                "{} forwarded, {} batches, {} messages, {} counted, {} to the DLQ, {} replayed copies skipped",
+                summary.forwarded,
                 summary.batches,
                 summary.messages,
                 summary.counted,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use lake_stream::checkpoint::CheckpointStore;
 use lake_stream::produce::{ProduceOptions, produce};
 use lake_stream::producer::{EventMix, ProducerReport};
-use lake_stream::route::{Envelope, RouteState, internal_topic};
+use lake_stream::route::{Envelope, internal_topic};
 use lake_stream::run::KafkaSettings;
 use lake_table::{Lake, Layer, Table, TableRef};
 use lake_testkit::{free_port, kafka_server};
@@ -304,19 +304,22 @@ fn kill_9_at_each_step_of_a_batch_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
     // Produce in the background while a consumer is killed and restarted.
+    // Unkeyed: the copies of events land on other partitions than their
+    // home, so batches forward them.
     let producer_topic = topic.clone();
-    let producer = std::thread::spawn(move || send(&producer_topic, 20_000, Some(1500.0), 21));
+    let producer =
+        std::thread::spawn(move || send_with(&producer_topic, 20_000, Some(1500.0), 21, true));
     // Each process stops for good at one step of a micro-batch; the test
-    // kills it there: in the aggregating stage, after the events' data
-    // files (before their commit), after the events' commit (before the
-    // DLQ's), after both commits (before the checkpoint); in the routing
-    // stage, after its messages reached the internal topic (before its
-    // checkpoint: the next process publishes them again).
+    // kills it there: after the events' data files (before their commit),
+    // after the events' commit (before the DLQ's), after both commits
+    // (before the checkpoint), and after the forwarded copies reached the
+    // internal topic (before the checkpoint: the next process forwards them
+    // again).
     let points = [
         "before_commit@bronze/ventes_temps_reel",
         "before_commit@bronze/_dlq/ventes_temps_reel",
         "before_checkpoint@ventes_temps_reel",
-        "before_route_checkpoint@ventes_temps_reel",
+        "after_forward_flush@ventes_temps_reel",
     ];
     let started = Instant::now();
     for (kill, point) in points.iter().cycle().take(8).enumerate() {
@@ -357,9 +360,9 @@ fn kill_9_at_each_step_of_a_batch_changes_nothing() {
                 uncommitted_files(&lake, "_dlq/ventes_temps_reel") > 0,
                 "kill {kill}: no uncommitted DLQ file"
             ),
-            "before_route_checkpoint@ventes_temps_reel" => assert!(
-                routed_past_checkpoint(&lake, &topic),
-                "kill {kill}: the internal topic holds nothing past the router's checkpoints"
+            "after_forward_flush@ventes_temps_reel" => assert!(
+                forwarded_past_checkpoint(&lake, &topic),
+                "kill {kill}: the internal topic holds nothing past the source checkpoints"
             ),
             _ => assert!(
                 batches_past_their_checkpoint(&lake) > 0,
@@ -372,14 +375,16 @@ fn kill_9_at_each_step_of_a_batch_changes_nothing() {
     let report = producer.join().unwrap();
     run_available_now(dir.path(), &topic, "g-crash-final");
     assert_exact(dir.path(), std::slice::from_ref(&report));
-    // The routers killed before their checkpoints left copies that the
-    // next ones published again: the internal topic holds more messages
-    // than were sent, and each event was still counted once (above).
-    let published: i64 = high_watermarks(&internal_topic(&topic)).values().sum();
+    // The processes killed after forwarding, before their checkpoints,
+    // left copies that the next ones forwarded again: the internal topic
+    // holds some source messages twice, and each event was still counted
+    // once (above).
+    let forwarded = forwarded_source_messages(&topic);
+    let distinct: BTreeSet<&(i32, i64)> = forwarded.iter().collect();
     assert!(
-        published as u64 > report.sent,
-        "{published} messages in the internal topic for {} sent",
-        report.sent
+        forwarded.len() > distinct.len(),
+        "no source message was forwarded twice ({} forwarded)",
+        forwarded.len()
     );
     assert_eq!(batches_past_their_checkpoint(&lake), 0);
 }
@@ -419,36 +424,25 @@ fn two_consumers_split_the_partitions_and_survive_one_leaving() {
     assert!(second.wait().unwrap().success());
     let report = producer.join().unwrap();
     // The first consumes the rest, including the partitions it took over:
-    // wait until every message sent is routed and every routed message
-    // aggregated and checkpointed.
+    // wait until every message sent and every copy forwarded is processed
+    // and checkpointed.
     let lake_handle = Lake::open(lake.path().to_str().unwrap()).unwrap();
     let checkpoints: CheckpointStore = CheckpointStore::new(&lake_handle, "ventes_temps_reel");
-    let routes: CheckpointStore<RouteState> =
-        CheckpointStore::new(&lake_handle, "ventes_temps_reel");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let routed: i64 = routes
-            .load_all()
-            .unwrap()
-            .values()
-            .map(|c| c.state.next_offset)
-            .sum();
-        let aggregated: i64 = checkpoints
-            .load_all()
-            .unwrap()
-            .values()
-            .map(|c| c.state.next_offset)
-            .sum();
-        let published = high_watermarks(&internal_topic(&topic))
+        let states = checkpoints.load_all().unwrap();
+        let read: i64 = states.values().map(|c| c.state.next_offset).sum();
+        let aggregated: i64 = states.values().map(|c| c.state.next_internal_offset).sum();
+        let forwarded = high_watermarks(&internal_topic(&topic))
             .values()
             .sum::<i64>();
-        if routed as u64 >= report.sent && aggregated >= published {
+        if read as u64 >= report.sent && aggregated >= forwarded {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "in 60 s the remaining consumer routed {routed} of {} messages and aggregated \
-             {aggregated} of {published}",
+            "in 60 s the remaining consumer read {read} of {} messages and aggregated \
+             {aggregated} of {forwarded} forwarded copies",
             report.sent
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -491,9 +485,9 @@ fn high_watermarks(topic: &str) -> BTreeMap<i32, i64> {
         .collect()
 }
 
-/// The highest source offset of each source partition in the internal
-/// topic: what the routers have published.
-fn published_source_offsets(topic: &str) -> BTreeMap<i32, i64> {
+/// The source partition and offset of every message in the internal topic:
+/// what has been forwarded, copies forwarded again included.
+fn forwarded_source_messages(topic: &str) -> Vec<(i32, i64)> {
     let internal = internal_topic(topic);
     let highs = high_watermarks(&internal);
     let consumer: BaseConsumer = ClientConfig::new()
@@ -509,7 +503,7 @@ fn published_source_offsets(topic: &str) -> BTreeMap<i32, i64> {
     }
     consumer.assign(&tpl).unwrap();
     let mut next: BTreeMap<i32, i64> = highs.keys().map(|p| (*p, 0)).collect();
-    let mut published: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut forwarded = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while next.iter().any(|(p, n)| n < &highs[p]) {
         assert!(
@@ -521,27 +515,29 @@ fn published_source_offsets(topic: &str) -> BTreeMap<i32, i64> {
         };
         next.insert(message.partition(), message.offset() + 1);
         if let Some(envelope) = message.payload().and_then(Envelope::decode) {
-            let max = published.entry(envelope.partition).or_insert(-1);
-            *max = (*max).max(envelope.offset);
+            forwarded.push((envelope.partition, envelope.offset));
         }
     }
-    published
+    forwarded
 }
 
-/// True when the internal topic holds a message of a source partition at
-/// or past the router's checkpoint of that partition: a batch published,
+/// True when the internal topic holds a message forwarded from a source
+/// partition at or past that partition's checkpoint: a batch forwarded,
 /// not yet checkpointed.
-fn routed_past_checkpoint(lake: &Lake, topic: &str) -> bool {
-    let routes: CheckpointStore<RouteState> = CheckpointStore::new(lake, "ventes_temps_reel");
-    published_source_offsets(topic)
-        .iter()
-        .any(|(partition, max)| {
-            let checkpointed = routes
-                .load(*partition)
-                .unwrap()
-                .map_or(0, |c| c.state.next_offset);
-            *max >= checkpointed
-        })
+fn forwarded_past_checkpoint(lake: &Lake, topic: &str) -> bool {
+    let checkpoints: CheckpointStore = CheckpointStore::new(lake, "ventes_temps_reel");
+    let mut furthest: BTreeMap<i32, i64> = BTreeMap::new();
+    for (partition, offset) in forwarded_source_messages(topic) {
+        let max = furthest.entry(partition).or_insert(-1);
+        *max = (*max).max(offset);
+    }
+    furthest.iter().any(|(partition, max)| {
+        let checkpointed = checkpoints
+            .load(*partition)
+            .unwrap()
+            .map_or(0, |c| c.state.next_offset);
+        *max >= checkpointed
+    })
 }
 
 /// An unkeyed producer spreads the copies of an event over partitions;

@@ -2,10 +2,8 @@
 //! `checkpoints/{query}/`, written in one put after the micro-batch's
 //! effects are durable. They, not Kafka's committed offsets, say where a
 //! partition resumes:
-//! - `partition-{p}.ckpt`: partition `p` of the aggregating stage (the
-//!   internal topic's), with its offsets and aggregation state;
-//! - `source-partition-{p}.ckpt`: partition `p` of the source topic in the
-//!   routing stage, with the next offset to route.
+//! - `partition-{p}.ckpt`: partition `p`, with its next offsets in the
+//!   source topic and in the internal topic, and its aggregation state.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -19,9 +17,11 @@ use serde::de::DeserializeOwned;
 
 use crate::state::PartitionState;
 
-/// Format 2 added the router's replay positions to the aggregating state.
-const MAGIC: &[u8; 8] = b"LAKECKP2";
-const OLDER_MAGIC: &[u8; 8] = b"LAKECKP1";
+/// Format 2 added the forwarded copies' positions to the aggregating state;
+/// format 3 reads the source partition directly, with the internal
+/// partition's offset beside it.
+const MAGIC: &[u8; 8] = b"LAKECKP3";
+const OLDER_MAGICS: [(&[u8; 8], u32); 2] = [(b"LAKECKP1", 1), (b"LAKECKP2", 2)];
 
 /// A partition's state that a stage checkpoints.
 pub trait PartitionCheckpoint: Serialize + DeserializeOwned {
@@ -179,8 +179,10 @@ pub(crate) fn encode<S: Serialize>(state: &S) -> Result<Bytes> {
 }
 
 pub(crate) fn decode<S: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<S, String> {
-    if bytes.len() >= 8 && &bytes[..8] == OLDER_MAGIC {
-        return Err("written by an older lake-stream, format 1".into());
+    for (magic, format) in OLDER_MAGICS {
+        if bytes.len() >= 8 && &bytes[..8] == magic {
+            return Err(format!("written by an older lake-stream, format {format}"));
+        }
     }
     if bytes.len() < 12 || &bytes[..8] != MAGIC {
         return Err("not a lake checkpoint".into());

@@ -1,10 +1,14 @@
-//! The consumer loop that feeds one stage of a query from a Kafka topic in
-//! a consumer group: partitions resume from the stage's checkpoints (not
-//! from Kafka's committed offsets), micro-batches run on the trigger, and
-//! `available-now` stops once every assigned partition is processed up to
-//! the high watermark found when it was assigned.
+//! The consumer loop that feeds the aggregating stage from Kafka, in a
+//! consumer group: one consumer reads both lanes of each owned partition
+//! `p` (source partition `p` and internal partition `p`, which the range
+//! assignment gives to the same member since both topics have as many
+//! partitions), partitions resume from the query's checkpoints (not from
+//! Kafka's committed offsets), micro-batches run on the trigger, and
+//! `available-now` stops once every owned partition is processed up to
+//! the high watermarks of its source found when it was assigned, and of
+//! its internal partition found once its forwards were acknowledged.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,91 +20,120 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
-use crate::processor::{BatchReport, Processor, SourceMessage};
+use crate::processor::{BatchReport, Lane, Processor, SourceMessage};
+use crate::route::internal_topic;
 use crate::run::{KafkaRunOptions, KafkaSettings, Trigger};
 
-/// What the consumer loop needs of a stage.
-pub trait Stage: Send + 'static {
-    /// Takes a partition over; returns the offset to read from.
-    fn assign(&mut self, partition: i32) -> Result<i64>;
-    fn revoke(&mut self, partition: i32);
-    /// The owned partitions and their next offsets.
-    fn positions(&self) -> Vec<(i32, i64)>;
-    /// Messages held back for a later batch.
-    fn carried(&self) -> usize;
-    fn process(&mut self, messages: Vec<SourceMessage>) -> Result<BatchReport>;
-    /// Sees a message as soon as it is polled, before it is buffered for
-    /// the next micro-batch.
-    fn accept(&mut self, _message: &SourceMessage) -> Result<()> {
-        Ok(())
-    }
-    /// The stage's view of one message of its topic.
-    fn message(
-        &self,
-        partition: i32,
-        offset: i64,
-        timestamp_ms: Option<i64>,
-        value: Option<&[u8]>,
-    ) -> SourceMessage;
-    /// The messages left behind the high watermarks, at most once a second.
-    fn record_lag(&mut self, _lag: Option<i64>) -> Result<()> {
-        Ok(())
-    }
+/// The two topics a query reads.
+#[derive(Debug, Clone)]
+struct Topics {
+    source: String,
+    internal: String,
 }
 
-impl Stage for Processor {
-    fn assign(&mut self, partition: i32) -> Result<i64> {
-        Processor::assign(self, partition)
-    }
-    fn revoke(&mut self, partition: i32) {
-        Processor::revoke(self, partition)
-    }
-    fn positions(&self) -> Vec<(i32, i64)> {
-        self.owned().map(|s| (s.partition, s.next_offset)).collect()
-    }
-    fn carried(&self) -> usize {
-        Processor::carried(self)
-    }
-    fn process(&mut self, messages: Vec<SourceMessage>) -> Result<BatchReport> {
-        Processor::process(self, messages)
-    }
-    fn message(
-        &self,
-        partition: i32,
-        offset: i64,
-        timestamp_ms: Option<i64>,
-        value: Option<&[u8]>,
-    ) -> SourceMessage {
-        SourceMessage::routed(partition, offset, timestamp_ms, value)
-    }
-    fn record_lag(&mut self, lag: Option<i64>) -> Result<()> {
-        if lag != self.status().lag {
-            self.set_lag(lag);
-            self.save_status()?;
+impl Topics {
+    fn of(&self, lane: Lane) -> &str {
+        match lane {
+            Lane::Source => &self.source,
+            Lane::Internal => &self.internal,
         }
-        Ok(())
+    }
+
+    fn lane(&self, topic: &str) -> Lane {
+        if topic == self.source {
+            Lane::Source
+        } else {
+            Lane::Internal
+        }
     }
 }
 
 /// Shared between the poll loop and the rebalance callback (which runs
 /// inside `poll`, on the same thread).
-struct Shared<S> {
-    stage: S,
-    /// For available-now: the high watermark of each partition when it was
-    /// assigned.
-    targets: BTreeMap<i32, i64>,
+struct Shared {
+    processor: Processor,
+    /// For available-now: the offset each lane of each owned partition must
+    /// reach (the high watermark of its source when it was assigned; of its
+    /// internal partition once the internal targets are taken).
+    targets: BTreeMap<(Lane, i32), i64>,
+    /// For available-now: the internal lanes' targets are taken (every
+    /// source message is processed and its forwards acknowledged).
+    internal_targets: bool,
     error: Option<anyhow::Error>,
 }
 
-struct StageContext<S> {
-    topic: String,
-    shared: Arc<Mutex<Shared<S>>>,
+struct QueryContext {
+    topics: Topics,
+    group: String,
+    shared: Arc<Mutex<Shared>>,
     watermark_timeout: Duration,
 }
 
-impl<S: Stage> ClientContext for StageContext<S> {}
+impl ClientContext for QueryContext {}
 
-impl<S: Stage> ConsumerContext for StageContext<S> {
+impl QueryContext {
+    /// Takes over the partitions of an assignment, which must hold the same
+    /// partitions of both topics; positions each lane at its checkpoint.
+    fn assign(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        shared: &mut Shared,
+        tpl: &mut TopicPartitionList,
+    ) -> Result<()> {
+        let mut lanes: BTreeMap<Lane, BTreeSet<i32>> = BTreeMap::new();
+        for element in tpl.elements() {
+            lanes
+                .entry(self.topics.lane(element.topic()))
+                .or_default()
+                .insert(element.partition());
+        }
+        let source = lanes.remove(&Lane::Source).unwrap_or_default();
+        let internal = lanes.remove(&Lane::Internal).unwrap_or_default();
+        if source != internal {
+            bail!(
+                "group {} assigned partitions {source:?} of {} and {internal:?} of {}: a process \
+                 must own the same partitions of both (co-partitioned); every process of the group \
+                 must run this lake-stream, whose consumers use the range assignment",
+                self.group,
+                self.topics.source,
+                self.topics.internal
+            );
+        }
+        for partition in source {
+            let resume = shared.processor.assign(partition)?;
+            for (lane, next) in [
+                (Lane::Source, resume.source),
+                (Lane::Internal, resume.internal),
+            ] {
+                let topic = self.topics.of(lane);
+                let offset = if next > 0 {
+                    Offset::Offset(next)
+                } else {
+                    Offset::Beginning
+                };
+                tpl.set_partition_offset(topic, partition, offset)
+                    .map_err(|err| {
+                        anyhow!("positioning partition {partition} of {topic}: {err}")
+                    })?;
+                if lane == Lane::Source || shared.internal_targets {
+                    let (_, high) = consumer
+                        .fetch_watermarks(topic, partition, self.watermark_timeout)
+                        .with_context(|| {
+                            format!(
+                                "reading the high watermark of partition {partition} of {topic}"
+                            )
+                        })?;
+                    shared.targets.insert((lane, partition), high);
+                }
+            }
+        }
+        consumer
+            .assign(tpl)
+            .map_err(|err| anyhow!("assigning partitions of {}: {err}", self.topics.source))
+    }
+}
+
+impl ConsumerContext for QueryContext {
     fn rebalance(
         &self,
         consumer: &BaseConsumer<Self>,
@@ -112,56 +145,24 @@ impl<S: Stage> ConsumerContext for StageContext<S> {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 // Each partition resumes from its checkpoint, not from Kafka's
                 // committed offset: the checkpoint is the source of truth.
-                let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                for partition in partitions {
-                    let next = match shared.stage.assign(partition) {
-                        Ok(next) => next,
-                        Err(err) => {
-                            shared.error.get_or_insert(err);
-                            continue;
-                        }
-                    };
-                    let offset = if next > 0 {
-                        Offset::Offset(next)
-                    } else {
-                        Offset::Beginning
-                    };
-                    if let Err(err) = tpl.set_partition_offset(&self.topic, partition, offset) {
-                        shared.error.get_or_insert(anyhow!(
-                            "positioning partition {partition} of {}: {err}",
-                            self.topic
-                        ));
-                    }
-                    match consumer.fetch_watermarks(&self.topic, partition, self.watermark_timeout)
-                    {
-                        Ok((_, high)) => {
-                            shared.targets.insert(partition, high);
-                        }
-                        Err(err) => {
-                            shared.error.get_or_insert(anyhow!(
-                                "reading the high watermark of partition {partition} of {}: {err}",
-                                self.topic
-                            ));
-                        }
-                    }
-                }
-                if let Err(err) = consumer.assign(tpl) {
-                    shared
-                        .error
-                        .get_or_insert(anyhow!("assigning partitions of {}: {err}", self.topic));
+                if let Err(err) = self.assign(consumer, &mut shared, tpl) {
+                    shared.error.get_or_insert(err);
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                for element in tpl.elements() {
-                    shared.stage.revoke(element.partition());
-                    shared.targets.remove(&element.partition());
+                let partitions: BTreeSet<i32> =
+                    tpl.elements().iter().map(|e| e.partition()).collect();
+                for partition in partitions {
+                    shared.processor.revoke(partition);
+                    shared.targets.remove(&(Lane::Source, partition));
+                    shared.targets.remove(&(Lane::Internal, partition));
                 }
                 let _ = consumer.unassign();
             }
             other => {
                 shared.error.get_or_insert(anyhow!(
                     "consumer group rebalance on {} failed: {other:?}",
-                    self.topic
+                    self.topics.source
                 ));
                 let _ = consumer.unassign();
             }
@@ -169,7 +170,7 @@ impl<S: Stage> ConsumerContext for StageContext<S> {
     }
 }
 
-fn lock<S>(shared: &Mutex<Shared<S>>) -> std::sync::MutexGuard<'_, Shared<S>> {
+fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -179,68 +180,73 @@ fn lock<S>(shared: &Mutex<Shared<S>>) -> std::sync::MutexGuard<'_, Shared<S>> {
 /// what it has.
 const AVAILABLE_NOW_PAUSE: Duration = Duration::from_millis(300);
 
-/// True when the stage owns partitions and it has, or the buffer holds,
-/// every one's messages up to its target high watermark.
-fn buffered_to_targets<S: Stage>(buffer: &[SourceMessage], shared: &Shared<S>) -> bool {
-    let mut next: BTreeMap<i32, i64> = shared.stage.positions().into_iter().collect();
-    for message in buffer {
+/// True when the processor owns partitions and has, or the buffer holds,
+/// every one's messages of `lane` up to its target.
+fn reached(lane: Lane, buffer: &[SourceMessage], shared: &Shared) -> bool {
+    let mut next: BTreeMap<i32, i64> = shared
+        .processor
+        .positions()
+        .into_iter()
+        .filter(|(l, _, _)| *l == lane)
+        .map(|(_, p, n)| (p, n))
+        .collect();
+    for message in buffer.iter().filter(|m| m.lane == lane) {
         if let Some(n) = next.get_mut(&message.partition) {
             *n = (*n).max(message.offset + 1);
         }
     }
     !next.is_empty()
-        && next
-            .iter()
-            .all(|(p, n)| shared.targets.get(p).is_some_and(|high| n >= high))
+        && next.iter().all(|(p, n)| {
+            shared
+                .targets
+                .get(&(lane, *p))
+                .is_some_and(|high| n >= high)
+        })
 }
 
-/// Where one stage reads.
-pub struct Subscription<'a> {
-    pub settings: &'a KafkaSettings,
-    pub topic: String,
-    pub group: String,
-    /// For available-now: the topic is complete only once this says so
-    /// (the internal topic, while the router still writes it); the high
-    /// watermarks to reach are taken then. `None`: complete from the start.
-    pub complete: Option<&'a (dyn Fn() -> bool + Sync)>,
+/// Every lane that has targets is reached.
+fn at_targets(buffer: &[SourceMessage], shared: &Shared) -> bool {
+    reached(Lane::Source, buffer, shared)
+        && (!shared.internal_targets || reached(Lane::Internal, buffer, shared))
 }
 
-/// Feeds `stage` from its topic until the trigger says stop (or `stop()`
-/// says so), then returns the stage and the reports of its batches summed.
-pub fn consume<S: Stage>(
-    stage: S,
-    subscription: &Subscription<'_>,
+/// Feeds `processor` from the query's topics until the trigger says stop
+/// (or `stop()` says so), then returns it and the reports of its batches.
+pub fn consume(
+    processor: Processor,
+    settings: &KafkaSettings,
     options: &KafkaRunOptions,
     stop: &dyn Fn() -> bool,
-    on_batch: &mut dyn FnMut(&BatchReport, &S),
-) -> Result<(S, Vec<BatchReport>)> {
-    let Subscription {
-        settings,
-        topic,
-        group,
-        complete,
-    } = subscription;
-    let mut targets_final = complete.is_none();
+    on_batch: &mut dyn FnMut(&BatchReport, &Processor),
+) -> Result<(Processor, Vec<BatchReport>)> {
+    let topics = Topics {
+        source: settings.topic.clone(),
+        internal: internal_topic(&settings.topic),
+    };
     let shared = Arc::new(Mutex::new(Shared {
-        stage,
+        processor,
         targets: BTreeMap::new(),
+        internal_targets: false,
         error: None,
     }));
-    let context = StageContext {
-        topic: topic.clone(),
+    let context = QueryContext {
+        topics: topics.clone(),
+        group: settings.group.clone(),
         shared: shared.clone(),
         watermark_timeout: settings.connect_timeout,
     };
     let mut config = settings.client_config();
-    config.set("group.id", group);
-    let consumer: BaseConsumer<StageContext<S>> = config
+    // Range gives a member the same partitions of both topics (they have
+    // as many partitions, and every member subscribes to both).
+    config.set("partition.assignment.strategy", "range");
+    let consumer: BaseConsumer<QueryContext> = config
         .create_with_context(context)
         .context("creating the Kafka consumer")?;
     consumer
-        .subscribe(&[topic])
-        .with_context(|| format!("subscribing to {topic}"))?;
+        .subscribe(&[&topics.source, &topics.internal])
+        .with_context(|| format!("subscribing to {} and {}", topics.source, topics.internal))?;
 
-    let highs = HighWatermarks::watch(settings, topic)?;
+    let highs = HighWatermarks::watch(settings)?;
     let mut reports = Vec::new();
     let mut buffer: Vec<SourceMessage> = Vec::new();
     let mut batch_started = Instant::now();
@@ -257,19 +263,28 @@ pub fn consume<S: Stage>(
             Some(Ok(message)) => {
                 last_message_at = Instant::now();
                 let mut shared = lock(&shared);
-                let message = shared.stage.message(
-                    message.partition(),
-                    message.offset(),
-                    message.timestamp().to_millis(),
-                    message.payload(),
-                );
-                shared.stage.accept(&message)?;
+                let timestamp_ms = message.timestamp().to_millis();
+                let mut message = match topics.lane(message.topic()) {
+                    Lane::Source => SourceMessage::direct(
+                        message.partition(),
+                        message.offset(),
+                        timestamp_ms,
+                        message.payload().map(<[u8]>::to_vec),
+                    ),
+                    Lane::Internal => SourceMessage::routed(
+                        message.partition(),
+                        message.offset(),
+                        timestamp_ms,
+                        message.payload(),
+                    ),
+                };
+                shared.processor.accept(&mut message)?;
                 buffer.push(message);
                 false
             }
             Some(Err(KafkaError::PartitionEOF(_))) => true,
             Some(Err(err)) => {
-                tracing::warn!("Kafka ({topic}): {err}");
+                tracing::warn!("Kafka ({}): {err}", topics.source);
                 true
             }
             None => true,
@@ -278,19 +293,19 @@ pub fn consume<S: Stage>(
         let due = match options.trigger {
             // Up to the high watermarks in as few batches as the source
             // allows: a batch is due when full, when every owned partition's
-            // messages up to its watermark are in, or after a pause of the
+            // messages up to its targets are in, or after a pause of the
             // source (each batch costs a few commits, whatever its size).
-            // Messages the stage holds back (the next date's, those past
-            // the end of a replayed batch) count too: the source may have
-            // nothing more to say.
+            // Messages the processor holds back (the next date's, those
+            // past the end of a replayed batch) count too: the source may
+            // have nothing more to say.
             Trigger::AvailableNow => {
-                let held = lock(&shared).stage.carried() > 0;
+                let held = lock(&shared).processor.carried() > 0;
                 (!buffer.is_empty() || held)
                     && (buffer.len() >= options.max_batch
                         || (idle
                             && (buffer.is_empty()
                                 || last_message_at.elapsed() >= AVAILABLE_NOW_PAUSE
-                                || buffered_to_targets(&buffer, &lock(&shared)))))
+                                || at_targets(&buffer, &lock(&shared)))))
             }
             Trigger::Interval(every) => {
                 batch_started.elapsed() >= every || buffer.len() >= options.max_batch
@@ -299,26 +314,32 @@ pub fn consume<S: Stage>(
         if due || stopping {
             let mut shared = lock(&shared);
             let batch_timer = Instant::now();
-            let report = shared.stage.process(std::mem::take(&mut buffer))?;
+            let report = shared.processor.process(std::mem::take(&mut buffer))?;
             // Messages left after the batch, at most once a second, from
             // the high watermarks another thread asks the brokers for (a
             // request per partition that takes a while on some brokers:
             // never on a batch's path).
+            let positions = lane_positions(&topics, &shared.processor);
             if last_lag_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-                let positions = shared.stage.positions();
-                highs.watch_partitions(positions.iter().map(|(p, _)| *p).collect());
+                highs.watch_partitions(positions.iter().map(|(t, p, _)| (t.clone(), *p)).collect());
                 last_lag_at = Some(Instant::now());
-                shared.stage.record_lag(highs.lag_behind(&positions))?;
+                let lag = highs.lag_behind(&positions);
+                if lag != shared.processor.status().lag {
+                    shared.processor.set_lag(lag);
+                    shared.processor.save_status()?;
+                }
             }
-            if report.messages > 0 {
+            if report.messages + report.forwarded > 0 {
                 tracing::info!(
-                    "{topic}: micro-batch of {} messages in {:.3} s",
+                    "{}: micro-batch of {} messages ({} forwarded) in {:.3} s",
+                    topics.source,
                     report.messages,
+                    report.forwarded,
                     batch_timer.elapsed().as_secs_f64()
                 );
             }
-            commit_offsets(&consumer, topic, &shared.stage.positions());
-            on_batch(&report, &shared.stage);
+            commit_offsets(&consumer, &positions);
+            on_batch(&report, &shared.processor);
             reports.push(report);
             batch_started = Instant::now();
         }
@@ -327,33 +348,38 @@ pub fn consume<S: Stage>(
         }
         if options.trigger == Trigger::AvailableNow {
             let mut shared = lock(&shared);
-            if !targets_final && complete.is_some_and(|complete| complete()) {
-                // The topic is complete: its high watermarks now are the
-                // ends to reach (partitions assigned later take theirs when
-                // assigned).
-                for (partition, _) in shared.stage.positions() {
+            let settled = buffer.is_empty() && shared.processor.carried() == 0;
+            if !shared.internal_targets && settled && reached(Lane::Source, &buffer, &shared) {
+                // Every source message is processed and its forwards are
+                // acknowledged (each batch flushes them): the internal
+                // partitions' high watermarks now are the ends to reach
+                // (partitions assigned later take theirs when assigned).
+                shared.processor.flush_forwards()?;
+                for (lane, partition, _) in shared.processor.positions() {
+                    if lane != Lane::Internal {
+                        continue;
+                    }
                     let (_, high) = consumer
-                        .fetch_watermarks(topic, partition, settings.connect_timeout)
+                        .fetch_watermarks(&topics.internal, partition, settings.connect_timeout)
                         .with_context(|| {
                             format!(
-                                "reading the high watermark of partition {partition} of {topic}"
+                                "reading the high watermark of partition {partition} of {}",
+                                topics.internal
                             )
                         })?;
-                    shared.targets.insert(partition, high);
+                    shared.targets.insert((Lane::Internal, partition), high);
                 }
-                targets_final = true;
+                shared.internal_targets = true;
             }
-            ever_assigned |= !shared.stage.positions().is_empty();
-            let caught_up = targets_final
-                && buffer.is_empty()
-                && shared.stage.carried() == 0
-                && buffered_to_targets(&buffer, &shared);
-            if caught_up {
+            ever_assigned |= !shared.processor.positions().is_empty();
+            if shared.internal_targets && settled && at_targets(&buffer, &shared) {
                 break;
             }
             if !ever_assigned && started.elapsed() > options.assignment_timeout {
                 bail!(
-                    "no partition of {topic} was assigned to group {group} within {} s",
+                    "no partition of {} was assigned to group {} within {} s",
+                    topics.source,
+                    settings.group,
                     options.assignment_timeout.as_secs()
                 );
             }
@@ -361,22 +387,36 @@ pub fn consume<S: Stage>(
     }
     drop(consumer);
     let shared = Arc::try_unwrap(shared)
-        .map_err(|_| anyhow!("the consumer of {topic} still holds its stage"))?
+        .map_err(|_| {
+            anyhow!(
+                "the consumer of {} still holds its processor",
+                topics.source
+            )
+        })?
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    Ok((shared.stage, reports))
+    Ok((shared.processor, reports))
 }
 
-/// The high watermarks of a topic's partitions, asked for once a second by
-/// a thread of their own.
+/// The next offset of each lane of each owned partition, by topic.
+fn lane_positions(topics: &Topics, processor: &Processor) -> Vec<(String, i32, i64)> {
+    processor
+        .positions()
+        .into_iter()
+        .map(|(lane, partition, next)| (topics.of(lane).to_string(), partition, next))
+        .collect()
+}
+
+/// The high watermarks of the owned partitions of both topics, asked for
+/// once a second by a thread of their own.
 struct HighWatermarks {
-    partitions: Arc<Mutex<Vec<i32>>>,
-    highs: Arc<Mutex<BTreeMap<i32, i64>>>,
+    partitions: Arc<Mutex<Vec<(String, i32)>>>,
+    highs: Arc<Mutex<BTreeMap<(String, i32), i64>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl HighWatermarks {
-    fn watch(settings: &KafkaSettings, topic: &str) -> Result<Self> {
+    fn watch(settings: &KafkaSettings) -> Result<Self> {
         let client: BaseConsumer = settings
             .client_config()
             .create()
@@ -391,18 +431,17 @@ impl HighWatermarks {
             watcher.highs.clone(),
             watcher.stop.clone(),
         );
-        let topic = topic.to_string();
         std::thread::Builder::new()
             .name("high-watermarks".into())
             .spawn(move || {
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     let wanted = partitions.lock().map(|p| p.clone()).unwrap_or_default();
-                    for partition in wanted {
+                    for (topic, partition) in wanted {
                         if let Ok((_, high)) =
                             client.fetch_watermarks(&topic, partition, Duration::from_secs(2))
                             && let Ok(mut highs) = highs.lock()
                         {
-                            highs.insert(partition, high);
+                            highs.insert((topic, partition), high);
                         }
                     }
                     std::thread::sleep(Duration::from_secs(1));
@@ -412,7 +451,7 @@ impl HighWatermarks {
         Ok(watcher)
     }
 
-    fn watch_partitions(&self, wanted: Vec<i32>) {
+    fn watch_partitions(&self, wanted: Vec<(String, i32)>) {
         if let Ok(mut partitions) = self.partitions.lock() {
             *partitions = wanted;
         }
@@ -420,12 +459,12 @@ impl HighWatermarks {
 
     /// Messages of the owned partitions not yet processed (high watermarks
     /// less next offsets); `None` when no watermark is known yet.
-    fn lag_behind(&self, positions: &[(i32, i64)]) -> Option<i64> {
+    fn lag_behind(&self, positions: &[(String, i32, i64)]) -> Option<i64> {
         let highs = self.highs.lock().ok()?;
         let mut behind = 0;
         let mut known = false;
-        for (partition, next) in positions {
-            if let Some(high) = highs.get(partition) {
+        for (topic, partition, next) in positions {
+            if let Some(high) = highs.get(&(topic.clone(), *partition)) {
                 known = true;
                 behind += (high - next).max(0);
             }
@@ -444,11 +483,10 @@ impl Drop for HighWatermarks {
 /// Commits the checkpointed offsets to Kafka too, for lag monitoring.
 fn commit_offsets<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
-    topic: &str,
-    positions: &[(i32, i64)],
+    positions: &[(String, i32, i64)],
 ) {
     let mut tpl = TopicPartitionList::new();
-    for (partition, next) in positions {
+    for (topic, partition, next) in positions {
         if *next > 0 {
             let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
         }
@@ -456,6 +494,6 @@ fn commit_offsets<C: ConsumerContext>(
     if tpl.count() > 0
         && let Err(err) = consumer.commit(&tpl, CommitMode::Async)
     {
-        tracing::warn!("committing offsets of {topic} to Kafka: {err}");
+        tracing::warn!("committing offsets to Kafka: {err}");
     }
 }

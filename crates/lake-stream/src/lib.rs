@@ -2,18 +2,18 @@
 //! bronze, a dead-letter queue and live gold views, with exactly-once
 //! effects (data contract, section 6).
 //!
-//! Two stages, each fed by a consumer loop ([`consume`]):
-//! - [`route::Router`] republishes every message of the source topic to
-//!   the internal topic `{topic}.by-event-id`, to the partition of its
-//!   `event_id`, so that all copies of an event meet in one partition;
-//! - [`processor::Processor`] validates, deduplicates and aggregates each
-//!   internal partition and writes bronze, the DLQ and the live views.
-//!
-//! The built-in producer in process feeds the processor directly (it sends
-//! every copy to the partition of its id). Transforms are pure ([`event`],
-//! [`state`], [`views`]); sinks are Delta commits carrying the stream's
-//! transactions, and [`checkpoint`] holds where each partition of each
-//! stage resumes.
+//! Sources feed micro-batches to the [`processor::Processor`]: a Kafka
+//! consumer in a consumer group ([`consume`]), or the built-in producer in
+//! process ([`run::run_embedded`]). Every copy of an event is aggregated
+//! by its home partition, the one its `event_id` hashes to: partition `p`
+//! reads source partition `p` directly, forwards the messages at home
+//! elsewhere to the internal topic `{topic}.by-event-id`
+//! ([`route::Forwarder`]), and reads internal partition `p` for the copies
+//! other partitions forwarded to it ([`route`]). The processor validates,
+//! deduplicates and aggregates, and writes bronze, the DLQ and the live
+//! views. Transforms are pure ([`event`], [`state`], [`views`]); sinks are
+//! Delta commits carrying the stream's transactions, and [`checkpoint`]
+//! holds where each partition resumes.
 
 pub mod checkpoint;
 pub mod closed;

@@ -2,30 +2,41 @@
 //! the outputs as Delta commits carrying the stream's transactions, then
 //! checkpoints.
 //!
-//! One micro-batch, over the partitions it has messages for:
-//! 1. [`Processor::plan`] takes each partition's messages from its next
-//!    offset, stopping at the first message of another date (a batch never
-//!    spans two dates) or, for a batch being replayed, at its recorded end;
-//! 2. [`Processor::apply`] runs them through the partitions' states; batch
-//!    `b` of partition `p` is the state's `batches + 1`;
+//! A partition `p` reads two lanes: source partition `p`, and internal
+//! partition `p`, where other partitions forward the copies whose event id
+//! is at home here ([`crate::route`]). One micro-batch, over the partitions
+//! it has messages for:
+//! 1. [`Processor::plan`] takes each partition's messages of each lane from
+//!    the lane's next offset, stopping at the first message of another
+//!    date (a batch never spans two dates) or, for a batch being replayed,
+//!    at the ends it recorded;
+//! 2. [`Processor::apply`] runs them through the partitions' states, the
+//!    source lane in offset order, then the internal lane in offset order;
+//!    a source message whose event id is at home elsewhere is forwarded
+//!    there (as soon as it is polled, [`Processor::accept`]) and skipped;
+//!    batch `b` of partition `p` is the state's `batches + 1`;
 //! 3. [`Processor::write`] appends the counted events to
 //!    `bronze/ventes_temps_reel` and the rejected ones to
 //!    `bronze/_dlq/ventes_temps_reel`: one commit per table and date, with
 //!    a Delta `txn` action (application `{query}/partition-{p}`, version
-//!    `b`) per partition, and each partition's offsets in the commit info;
+//!    `b`) per partition, and each partition's offsets of both lanes in the
+//!    commit info;
 //! 4. [`Processor::save_closed_windows`] adds the windows the batch closed
 //!    (they left the states) to each partition's closed windows of the
 //!    processing date ([`crate::closed`]);
-//! 5. [`Processor::checkpoint`] writes each partition's state (one put);
+//! 5. [`Processor::flush_forwards`] waits until the broker acknowledged
+//!    every message forwarded; then [`Processor::checkpoint`] writes each
+//!    partition's state (one put);
 //! 6. the live views, merged over every partition's latest state (and the
 //!    windows closed on the processing date), replace the processing date
 //!    of `gold/live_sales_by_country` and `gold/live_sales_by_minute`.
 //!
 //! A crash before 5 leaves batch `b` committed to some outputs and not
 //! checkpointed. On assignment the processor finds `b` in the outputs'
-//! transactions ([`Processor::assign`]), reads the batch's last offset
+//! transactions ([`Processor::assign`]), reads the batch's last offsets
 //! from that commit, and replays exactly the same messages: the state comes
-//! out as it was, the outputs holding `b` already are not written again.
+//! out as it was, the outputs holding `b` already are not written again,
+//! and the copies it forwards again are skipped at their home.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -41,7 +52,7 @@ use serde_json::{Value, json};
 use crate::checkpoint::CheckpointStore;
 use crate::closed::{ClosedWindowStore, Windows};
 use crate::event::{DlqReason, Rejection, SalesEvent};
-use crate::route::Envelope;
+use crate::route::{Envelope, Forwarder, event_id_of, partition_of_event};
 use crate::state::{Outcome, PartitionState};
 use crate::views::{LiveTotals, merge_with_closed};
 
@@ -58,18 +69,31 @@ const COMMIT_INFO_KEY: &str = "lakeStream";
 /// Commits searched back for a batch committed before a crash.
 const REPLAY_SEARCH: usize = 10_000;
 
-/// One message of a stage's input.
+/// The topic a partition's message was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Lane {
+    /// The source topic.
+    Source,
+    /// The internal topic: copies forwarded from other source partitions.
+    Internal,
+}
+
+/// One message of the query's input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceMessage {
+    pub lane: Lane,
     pub partition: i32,
     pub offset: i64,
     /// Message timestamp (milliseconds since the epoch), when the source has one.
     pub timestamp_ms: Option<i64>,
     pub payload: Option<Vec<u8>>,
     /// The source topic's partition and offset the message came from: its
-    /// own for a message read from the source, the envelope's for one the
-    /// router republished.
+    /// own for a message read from the source, the envelope's for one
+    /// forwarded.
     pub origin: (i32, i64),
+    /// For a source message: forwarded to its home partition (not
+    /// aggregated here), once decided.
+    pub away: Option<bool>,
 }
 
 impl SourceMessage {
@@ -81,15 +105,17 @@ impl SourceMessage {
         payload: Option<Vec<u8>>,
     ) -> Self {
         SourceMessage {
+            lane: Lane::Source,
             partition,
             offset,
             timestamp_ms,
             payload,
             origin: (partition, offset),
+            away: None,
         }
     }
 
-    /// A message of the internal topic: the router's envelope unwrapped
+    /// A message of the internal topic: the forwarder's envelope unwrapped
     /// (a value that is not an envelope is taken as it is).
     pub fn routed(
         partition: i32,
@@ -99,15 +125,19 @@ impl SourceMessage {
     ) -> Self {
         match value.and_then(Envelope::decode) {
             Some(envelope) => SourceMessage {
+                lane: Lane::Internal,
                 partition,
                 offset,
                 timestamp_ms,
                 payload: envelope.payload,
                 origin: (envelope.partition, envelope.offset),
+                away: Some(false),
             },
-            None => {
-                SourceMessage::direct(partition, offset, timestamp_ms, value.map(<[u8]>::to_vec))
-            }
+            None => SourceMessage {
+                lane: Lane::Internal,
+                away: Some(false),
+                ..SourceMessage::direct(partition, offset, timestamp_ms, value.map(<[u8]>::to_vec))
+            },
         }
     }
 
@@ -152,28 +182,40 @@ pub struct BatchReport {
     pub messages: u64,
     pub counted: u64,
     pub rejected: BTreeMap<DlqReason, u64>,
-    /// Copies the router published again after a crash, skipped.
+    /// Copies forwarded again after a crash, skipped.
     pub replayed: u64,
+    /// Source messages forwarded to their home partition.
+    pub forwarded: u64,
     /// Messages held back for the next batch (another date, or past the
     /// end of a batch being replayed).
     pub carried: u64,
+}
+
+/// The last offsets of a batch in its partition's two lanes (`None`: the
+/// batch took no message of that lane).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BatchEnds {
+    source: Option<i64>,
+    internal: Option<i64>,
 }
 
 /// A batch committed to some outputs before a crash, not checkpointed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Replay {
     batch: u64,
-    /// The batch's last offset, as its commit recorded.
-    last_offset: i64,
+    /// The batch's last offsets, as its commit recorded.
+    ends: BatchEnds,
     /// The output tables already holding it.
     done: BTreeSet<&'static str>,
 }
 
-/// The messages of one partition in one micro-batch.
+/// The messages of one partition in one micro-batch, per lane in offset
+/// order.
 struct PartitionBatch {
     partition: i32,
     date: NaiveDate,
-    messages: Vec<SourceMessage>,
+    source: Vec<SourceMessage>,
+    internal: Vec<SourceMessage>,
 }
 
 /// One partition's batch after its messages went through the state.
@@ -181,8 +223,9 @@ struct Applied {
     partition: i32,
     date: NaiveDate,
     batch: u64,
-    first_offset: i64,
-    last_offset: i64,
+    /// First and last offsets taken from each lane.
+    source_range: Option<(i64, i64)>,
+    internal_range: Option<(i64, i64)>,
     counted: Vec<(SourceMessage, SalesEvent)>,
     rejected: Vec<(SourceMessage, Rejection)>,
     /// Windows the batch closed (they left the state).
@@ -218,6 +261,20 @@ pub struct Processor {
     others_closed: BTreeMap<i32, (String, Windows)>,
     /// The live totals over every partition after the latest batch.
     live: LiveTotals,
+    /// Sends source messages to their home partitions; `None` for a source
+    /// that already sends every message to its home (the built-in one).
+    forwarder: Option<Forwarder>,
+    /// Per owned partition, the next source offset to forward: messages
+    /// are forwarded as they arrive ([`Processor::accept`]), ahead of the
+    /// checkpoint.
+    forward_from: BTreeMap<i32, i64>,
+}
+
+/// Where an owned partition resumes in each lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    pub source: i64,
+    pub internal: i64,
 }
 
 impl Processor {
@@ -240,8 +297,17 @@ impl Processor {
             closed: BTreeMap::new(),
             others_closed: BTreeMap::new(),
             live: LiveTotals::default(),
+            forwarder: None,
+            forward_from: BTreeMap::new(),
             config,
         }
+    }
+
+    /// Forwards the source messages whose event id is at home in another
+    /// partition with `forwarder`.
+    pub fn with_forwarder(mut self, forwarder: Forwarder) -> Self {
+        self.forwarder = Some(forwarder);
+        self
     }
 
     pub fn checkpoints(&self) -> &CheckpointStore {
@@ -254,21 +320,24 @@ impl Processor {
 
     /// Takes ownership of a partition from its checkpoint (or from the
     /// start), finding a batch committed after that checkpoint; returns
-    /// the offset to read from.
-    pub fn assign(&mut self, partition: i32) -> Result<i64> {
+    /// the offsets to read from.
+    pub fn assign(&mut self, partition: i32) -> Result<Resume> {
         let state = match self.checkpoints.load(partition)? {
             Some(checkpoint) => checkpoint.state,
             None => PartitionState::new(partition),
         };
-        let next = state.next_offset;
+        let next = Resume {
+            source: state.next_offset,
+            internal: state.next_internal_offset,
+        };
         match self.committed_after_checkpoint(partition, state.batches + 1)? {
             Some(replay) => {
                 tracing::info!(
                     "partition {partition}: batch {} was committed to {:?} before a crash; \
-                     replaying offsets {next} to {}",
+                     replaying from {next:?} to {:?}",
                     replay.batch,
                     replay.done,
-                    replay.last_offset
+                    replay.ends
                 );
                 self.replays.insert(partition, replay);
             }
@@ -278,6 +347,7 @@ impl Processor {
         }
         self.states.insert(partition, state);
         self.carry.remove(&partition);
+        self.forward_from.insert(partition, next.source);
         Ok(next)
     }
 
@@ -313,18 +383,18 @@ impl Processor {
                          is not among the last {REPLAY_SEARCH} versions"
                     )
                 })?;
-            let last_offset = recorded_last_offset(&actions, partition, batch).ok_or_else(|| {
+            let ends = recorded_ends(&actions, partition, batch).ok_or_else(|| {
                 anyhow!("the commit of batch {batch} of partition {partition} in bronze/{name} does not record its offsets")
             })?;
             let entry = replay.get_or_insert(Replay {
                 batch,
-                last_offset,
+                ends,
                 done: BTreeSet::new(),
             });
-            if entry.last_offset != last_offset {
+            if entry.ends != ends {
                 bail!(
-                    "batch {batch} of partition {partition} ends at offset {} in one output and {last_offset} in bronze/{name}",
-                    entry.last_offset
+                    "batch {batch} of partition {partition} ends at offsets {:?} in one output and {ends:?} in bronze/{name}",
+                    entry.ends
                 );
             }
             entry.done.insert(name);
@@ -340,15 +410,67 @@ impl Processor {
         self.replays.remove(&partition);
         self.partition_dates.remove(&partition);
         self.closed.remove(&partition);
+        self.forward_from.remove(&partition);
     }
 
     pub fn owned(&self) -> impl Iterator<Item = &PartitionState> {
         self.states.values()
     }
 
-    /// Next offset to process for an owned partition.
-    pub fn next_offset(&self, partition: i32) -> Option<i64> {
-        self.states.get(&partition).map(|s| s.next_offset)
+    /// The next offset to process in each lane of each owned partition.
+    pub fn positions(&self) -> Vec<(Lane, i32, i64)> {
+        self.states
+            .values()
+            .flat_map(|s| {
+                [
+                    (Lane::Source, s.partition, s.next_offset),
+                    (Lane::Internal, s.partition, s.next_internal_offset),
+                ]
+            })
+            .collect()
+    }
+
+    /// Sees a message as soon as it is polled: a source message at home
+    /// elsewhere is forwarded now, so it waits for no trigger here.
+    pub fn accept(&mut self, message: &mut SourceMessage) -> Result<()> {
+        if message.away.is_none() {
+            message.away = Some(self.forward_if_away(message)?);
+        }
+        Ok(())
+    }
+
+    /// Forwards a source message whose event id is at home in another
+    /// partition (once: offsets below `forward_from` were sent); true when
+    /// it is not aggregated here. Without a forwarder every message is.
+    fn forward_if_away(&mut self, message: &SourceMessage) -> Result<bool> {
+        let Some(forwarder) = self.forwarder.as_mut() else {
+            return Ok(false);
+        };
+        if message.lane != Lane::Source {
+            return Ok(false);
+        }
+        // No readable id: the DLQ takes it where it is.
+        let Some(id) = event_id_of(message.payload.as_deref()) else {
+            return Ok(false);
+        };
+        let home = partition_of_event(&id, forwarder.partitions());
+        if home == message.partition {
+            return Ok(false);
+        }
+        if let Some(next) = self.forward_from.get_mut(&message.partition)
+            && message.offset >= *next
+        {
+            forwarder.forward(
+                home,
+                &id,
+                message.partition,
+                message.offset,
+                message.timestamp_ms,
+                message.payload.as_deref(),
+            )?;
+            *next = message.offset + 1;
+        }
+        Ok(true)
     }
 
     /// Messages waiting for the next batch.
@@ -392,6 +514,8 @@ impl Processor {
         step.lap("bronze and DLQ commits");
         self.save_closed_windows(&applied, today)?;
         step.lap("closed windows");
+        self.flush_forwards()?;
+        step.lap("forward flush");
         self.checkpoint(&applied)?;
         step.lap("checkpoints");
         self.refresh_live_totals_for(today)?;
@@ -409,7 +533,8 @@ impl Processor {
         Ok(report)
     }
 
-    /// Each owned partition's messages for this batch, in offset order.
+    /// Each owned partition's messages for this batch, per lane in offset
+    /// order; the rest is carried to a later batch.
     fn plan(
         &mut self,
         messages: Vec<SourceMessage>,
@@ -424,56 +549,60 @@ impl Processor {
                 .push(message);
         }
         let mut batches = Vec::new();
-        for (partition, mut messages) in by_partition {
-            let Some(next_offset) = self.next_offset(partition) else {
+        for (partition, messages) in by_partition {
+            let Some(state) = self.states.get(&partition) else {
                 continue;
             };
-            messages.sort_by_key(|m| m.offset);
-            messages.dedup_by_key(|m| m.offset);
-            messages.retain(|m| m.offset >= next_offset);
-            let Some(first) = messages.first() else {
-                continue;
-            };
-            let date = first.date(today);
-            let mut end = messages
-                .iter()
-                .position(|m| m.date(today) != date)
-                .unwrap_or(messages.len());
-            if let Some(replay) = self.replays.get(&partition) {
-                let past = messages
-                    .iter()
-                    .position(|m| m.offset > replay.last_offset)
-                    .unwrap_or(messages.len());
-                end = end.min(past);
-                // A replay is the same messages as the first attempt: wait
-                // until the source has delivered up to its last offset.
-                if messages[..end].last().map(|m| m.offset) != Some(replay.last_offset) {
-                    tracing::debug!(
-                        "partition {partition}: replaying batch {} up to offset {}, have {:?}: waiting",
-                        replay.batch,
-                        replay.last_offset,
-                        messages[..end].last().map(|m| m.offset)
-                    );
-                    report.carried += messages.len() as u64;
-                    self.carry.insert(partition, messages);
-                    continue;
-                }
+            let (mut source, mut internal): (Vec<_>, Vec<_>) =
+                messages.into_iter().partition(|m| m.lane == Lane::Source);
+            for (lane, next) in [
+                (&mut source, state.next_offset),
+                (&mut internal, state.next_internal_offset),
+            ] {
+                lane.sort_by_key(|m| m.offset);
+                lane.dedup_by_key(|m| m.offset);
+                lane.retain(|m| m.offset >= next);
             }
-            let later = messages.split_off(end);
+            let ends = match self.replays.get(&partition) {
+                // A replay is the same messages as the first attempt: wait
+                // until the source has delivered up to its last offsets.
+                Some(replay) => match replayed_ends(&source, &internal, replay.ends) {
+                    Some(ends) => ends,
+                    None => {
+                        tracing::debug!(
+                            "partition {partition}: replaying batch {} up to {:?}: waiting",
+                            replay.batch,
+                            replay.ends
+                        );
+                        report.carried += (source.len() + internal.len()) as u64;
+                        source.append(&mut internal);
+                        self.carry.insert(partition, source);
+                        continue;
+                    }
+                },
+                None => same_date_ends(&source, &internal, today),
+            };
+            let mut later = source.split_off(ends.0);
+            later.append(&mut internal.split_off(ends.1));
             if !later.is_empty() {
                 report.carried += later.len() as u64;
                 self.carry.insert(partition, later);
             }
+            let Some(first) = source.first().or(internal.first()) else {
+                continue;
+            };
             batches.push(PartitionBatch {
                 partition,
-                date,
-                messages,
+                date: first.date(today),
+                source,
+                internal,
             });
         }
         batches
     }
 
-    /// Runs each partition's messages through its state.
+    /// Runs each partition's messages through its state: the source lane,
+    /// then the internal lane.
     fn apply(
         &mut self,
         batches: Vec<PartitionBatch>,
@@ -484,31 +613,49 @@ impl Processor {
         for PartitionBatch {
             partition,
             date,
-            messages,
+            mut source,
+            internal,
         } in batches
         {
+            for message in &mut source {
+                if message.away.is_none() {
+                    message.away = Some(self.forward_if_away(message)?);
+                }
+            }
             let state = self
                 .states
                 .get_mut(&partition)
                 .ok_or_else(|| anyhow!("partition {partition} is not owned"))?;
             let batch = state.batches + 1;
+            let range = |lane: &[SourceMessage]| match (lane.first(), lane.last()) {
+                (Some(first), Some(last)) => Some((first.offset, last.offset)),
+                _ => None,
+            };
+            let (source_range, internal_range) = (range(&source), range(&internal));
             let mut counted = Vec::new();
             let mut rejected = Vec::new();
-            let (first_offset, last_offset) = match (messages.first(), messages.last()) {
-                (Some(first), Some(last)) => (first.offset, last.offset),
-                _ => continue,
+            let mut take = |message: SourceMessage, outcome: Outcome| match outcome {
+                Outcome::Counted { event, .. } => counted.push((message, event)),
+                Outcome::Rejected(rejection) => rejected.push((message, rejection)),
+                Outcome::Replayed => report.replayed += 1,
             };
-            for message in messages {
-                match state.apply_routed(
+            for message in source {
+                if message.away == Some(true) {
+                    state.skip_forwarded(message.offset);
+                    report.forwarded += 1;
+                    continue;
+                }
+                let outcome = state.apply(message.offset, message.payload.as_deref(), lateness);
+                take(message, outcome);
+            }
+            for message in internal {
+                let outcome = state.apply_routed(
                     message.offset,
                     message.origin,
                     message.payload.as_deref(),
                     lateness,
-                ) {
-                    Outcome::Counted { event, .. } => counted.push((message, event)),
-                    Outcome::Rejected(rejection) => rejected.push((message, rejection)),
-                    Outcome::Replayed => report.replayed += 1,
-                }
+                );
+                take(message, outcome);
             }
             state.prune(lateness);
             let closed = state.close_windows(lateness);
@@ -529,8 +676,8 @@ impl Processor {
                 partition,
                 date,
                 batch,
-                first_offset,
-                last_offset,
+                source_range,
+                internal_range,
                 counted,
                 rejected,
                 closed,
@@ -603,8 +750,10 @@ impl Processor {
                 json!({
                     "partition": a.partition,
                     "batch": a.batch,
-                    "firstOffset": a.first_offset,
-                    "lastOffset": a.last_offset,
+                    "firstOffset": a.source_range.map(|r| r.0),
+                    "lastOffset": a.source_range.map(|r| r.1),
+                    "firstInternalOffset": a.internal_range.map(|r| r.0),
+                    "lastInternalOffset": a.internal_range.map(|r| r.1),
                 })
             })
             .collect();
@@ -654,6 +803,19 @@ impl Processor {
                 })?;
         }
         Ok(())
+    }
+
+    /// Waits until the broker acknowledged every message forwarded, before
+    /// the checkpoint moves the source offsets past them.
+    pub fn flush_forwards(&mut self) -> Result<()> {
+        let Some(forwarder) = self.forwarder.as_mut() else {
+            return Ok(());
+        };
+        if forwarder.unflushed() == 0 {
+            return Ok(());
+        }
+        forwarder.flush()?;
+        lake_table::fault::check("after_forward_flush", &self.config.query)
     }
 
     /// Writes each processed partition's state, after its outputs.
@@ -875,9 +1037,50 @@ impl StepTimer {
     }
 }
 
-/// The last offset of `partition`'s batch `batch` in a commit's actions.
-fn recorded_last_offset(actions: &[Value], partition: i32, batch: u64) -> Option<i64> {
-    actions
+/// How many messages of each lane a replayed batch takes (its recorded
+/// ends); `None` while a lane has not delivered up to its end.
+fn replayed_ends(
+    source: &[SourceMessage],
+    internal: &[SourceMessage],
+    ends: BatchEnds,
+) -> Option<(usize, usize)> {
+    let upto = |lane: &[SourceMessage], end: Option<i64>| -> Option<usize> {
+        let Some(end) = end else {
+            return Some(0);
+        };
+        let n = lane.iter().take_while(|m| m.offset <= end).count();
+        (n > 0 && lane[n - 1].offset == end).then_some(n)
+    };
+    Some((upto(source, ends.source)?, upto(internal, ends.internal)?))
+}
+
+/// How many messages of each lane a new batch takes: those of the
+/// earliest date among the lanes' first messages, up to each lane's first
+/// message of another date (a batch never spans two dates).
+fn same_date_ends(
+    source: &[SourceMessage],
+    internal: &[SourceMessage],
+    today: NaiveDate,
+) -> (usize, usize) {
+    let Some(date) = [source.first(), internal.first()]
+        .into_iter()
+        .flatten()
+        .map(|m| m.date(today))
+        .min()
+    else {
+        return (0, 0);
+    };
+    let end = |lane: &[SourceMessage]| {
+        lane.iter()
+            .position(|m| m.date(today) != date)
+            .unwrap_or(lane.len())
+    };
+    (end(source), end(internal))
+}
+
+/// The last offsets of `partition`'s batch `batch` in a commit's actions.
+fn recorded_ends(actions: &[Value], partition: i32, batch: u64) -> Option<BatchEnds> {
+    let entry = actions
         .iter()
         .filter_map(|a| {
             a.get("commitInfo")?
@@ -889,8 +1092,12 @@ fn recorded_last_offset(actions: &[Value], partition: i32, batch: u64) -> Option
         .find(|b| {
             b.get("partition").and_then(Value::as_i64) == Some(i64::from(partition))
                 && b.get("batch").and_then(Value::as_u64) == Some(batch)
-        })
-        .and_then(|b| b.get("lastOffset")?.as_i64())
+        })?;
+    let ends = BatchEnds {
+        source: entry.get("lastOffset").and_then(Value::as_i64),
+        internal: entry.get("lastInternalOffset").and_then(Value::as_i64),
+    };
+    (ends.source.is_some() || ends.internal.is_some()).then_some(ends)
 }
 
 fn utc_micros(name: &str, values: Vec<i64>) -> Column {
@@ -1019,17 +1226,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_last_offset_of_a_batch_is_read_from_its_commit() {
+    fn the_last_offsets_of_a_batch_are_read_from_its_commit() {
         let actions = vec![
             json!({"commitInfo": {"operation": "STREAMING UPDATE", COMMIT_INFO_KEY: {"query": "q", "batches": [
-                {"partition": 0, "batch": 3, "firstOffset": 10, "lastOffset": 19},
-                {"partition": 2, "batch": 7, "firstOffset": 40, "lastOffset": 44},
+                {"partition": 0, "batch": 3, "firstOffset": 10, "lastOffset": 19,
+                 "firstInternalOffset": null, "lastInternalOffset": null},
+                {"partition": 2, "batch": 7, "firstOffset": 40, "lastOffset": 44,
+                 "firstInternalOffset": 5, "lastInternalOffset": 8},
+                {"partition": 3, "batch": 1, "firstOffset": null, "lastOffset": null,
+                 "firstInternalOffset": 0, "lastInternalOffset": 2},
             ]}}}),
             json!({"txn": {"appId": "q/partition-0", "version": 3}}),
         ];
-        assert_eq!(recorded_last_offset(&actions, 0, 3), Some(19));
-        assert_eq!(recorded_last_offset(&actions, 2, 7), Some(44));
-        assert_eq!(recorded_last_offset(&actions, 2, 6), None);
-        assert_eq!(recorded_last_offset(&actions, 1, 3), None);
+        let ends = |source, internal| Some(BatchEnds { source, internal });
+        assert_eq!(recorded_ends(&actions, 0, 3), ends(Some(19), None));
+        assert_eq!(recorded_ends(&actions, 2, 7), ends(Some(44), Some(8)));
+        assert_eq!(recorded_ends(&actions, 3, 1), ends(None, Some(2)));
+        assert_eq!(recorded_ends(&actions, 2, 6), None);
+        assert_eq!(recorded_ends(&actions, 1, 3), None);
+    }
+
+    fn message(lane: Lane, offset: i64, day: u32) -> SourceMessage {
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 11, day)
+            .and_then(|d| d.and_hms_opt(12, 0, 0))
+            .unwrap()
+            .and_utc()
+            .timestamp_millis();
+        SourceMessage {
+            lane,
+            ..SourceMessage::direct(0, offset, Some(at), None)
+        }
+    }
+
+    #[test]
+    fn a_batch_takes_one_date_from_both_lanes_and_a_replay_its_recorded_ends() {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        let source: Vec<_> = [(10, 26), (11, 26), (12, 27), (13, 26)]
+            .map(|(o, d)| message(Lane::Source, o, d))
+            .into();
+        let internal: Vec<_> = [(3, 25), (4, 26)]
+            .map(|(o, d)| message(Lane::Internal, o, d))
+            .into();
+        // The earliest date first (the 25th, internal offset 3 alone), so
+        // a lane whose first message is of a later date never holds the
+        // other back forever.
+        assert_eq!(same_date_ends(&source, &internal, today), (0, 1));
+        // Then the 26th: source 10 and 11, internal 4.
+        assert_eq!(same_date_ends(&source, &internal[1..], today), (2, 1));
+        assert_eq!(same_date_ends(&[], &[], today), (0, 0));
+        // A replay takes exactly the recorded ranges, whatever the dates...
+        let ends = |source, internal| BatchEnds { source, internal };
+        assert_eq!(
+            replayed_ends(&source, &internal, ends(Some(12), Some(3))),
+            Some((3, 1))
+        );
+        assert_eq!(
+            replayed_ends(&source, &internal, ends(None, Some(4))),
+            Some((0, 2))
+        );
+        // ...and waits while a lane has not delivered up to its end.
+        assert_eq!(
+            replayed_ends(&source, &internal, ends(Some(14), Some(3))),
+            None
+        );
+        assert_eq!(replayed_ends(&source, &[], ends(Some(11), Some(3))), None);
     }
 }

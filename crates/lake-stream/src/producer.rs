@@ -364,8 +364,9 @@ mod tests {
         let start = DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        // Routed: every message to the partition of its event id, as the
-        // router does. Unrouted: counted where it was sent.
+        // Routed: every message aggregated by the partition of its event id,
+        // forwarded there when sent elsewhere. Unrouted: counted where it
+        // was sent.
         let mut routed: Vec<PartitionState> = (0..3).map(PartitionState::new).collect();
         let mut unrouted: Vec<PartitionState> = (0..3).map(PartitionState::new).collect();
         let (mut source_offsets, mut internal_offsets) = ([0i64; 3], [0i64; 3]);
@@ -375,31 +376,34 @@ mod tests {
             let p = message.partition as usize;
             let q = crate::route::route_partition(Some(&message.payload), message.partition, 3)
                 as usize;
-            if p != q {
+            if p == q {
+                routed[q].apply(source_offsets[p], Some(&message.payload), 600_000_000);
+            } else {
                 moved_copies += 1;
+                routed[p].skip_forwarded(source_offsets[p]);
+                routed[q].apply_routed(
+                    internal_offsets[q],
+                    (message.partition, source_offsets[p]),
+                    Some(&message.payload),
+                    600_000_000,
+                );
+                internal_offsets[q] += 1;
             }
-            routed[q].apply_routed(
-                internal_offsets[q],
-                (message.partition, source_offsets[p]),
-                Some(&message.payload),
-                600_000_000,
-            );
             unrouted[p].apply(source_offsets[p], Some(&message.payload), 600_000_000);
-            internal_offsets[q] += 1;
             source_offsets[p] += 1;
         }
         let report = generator.report();
         let duplicates = report.dlq["duplicate"];
         // Every copy went to another partition than its original (malformed
         // messages without an id stay where they are, both agree there).
-        assert_eq!(moved_copies, duplicates, "copies moved by the router");
+        assert_eq!(moved_copies, duplicates, "copies forwarded");
         let counted: u64 = routed.iter().map(|s| s.counted).sum();
         assert_eq!(counted, report.counted);
         let live = crate::views::merge(routed.iter());
         for (country, expected) in &report.by_country {
             assert_eq!(live.by_country[country].count, expected.count, "{country}");
         }
-        // Without the router, copies on another partition count again.
+        // Without forwarding, copies on another partition count again.
         let unrouted_counted: u64 = unrouted.iter().map(|s| s.counted).sum();
         assert!(
             unrouted_counted > report.counted,

@@ -1,46 +1,48 @@
-//! The routing stage: every message of the source topic is republished to
-//! the internal topic `{topic}.by-event-id`, to the partition its
-//! `event_id` hashes to, so that every copy of an event reaches the same
-//! partition of the aggregating stage whichever source partition it came
-//! from. Deduplication per internal partition is then global by
-//! construction (the repartitioning of Kafka Streams).
+//! Global deduplication by co-partitioning: every copy of an event must be
+//! aggregated by the partition its `event_id` hashes to (its *home*), so
+//! that deduplication per partition is global whichever source partition
+//! a copy was sent to (the repartitioning of Kafka Streams, paid only for
+//! the messages that are not at home already).
 //!
-//! Exactly-once effects across the two stages:
-//! - a micro-batch of the router publishes its messages, waits until the
-//!   broker acknowledged every one (`flush`), then checkpoints the source
-//!   offsets (`source-partition-{p}.ckpt`): at least once;
-//! - each republished message carries its source partition and offset in
-//!   an [`Envelope`]. The producer is idempotent (the broker keeps each
-//!   partition's messages in the order sent, retries included), so the
-//!   messages of one source partition reach an internal partition in
-//!   source-offset order; a router replaying after a crash resends offsets
-//!   at or below those already there, and the aggregator skips a message
-//!   whose source offset it has already passed for that source partition
-//!   ([`crate::state::PartitionState::apply`]). A replayed copy is skipped,
-//!   a copy the producer sent twice is a duplicate: both are told apart.
+//! - The aggregating stage owning partition `q` reads source partition `q`
+//!   directly, and internal partition `q` of `{topic}.by-event-id` (same
+//!   partition count; the consumer group's range assignment gives a member
+//!   the same partitions of both topics).
+//! - A source message at home (or with no readable `event_id`, which the
+//!   DLQ takes where it is) is aggregated where it is read. Any other is
+//!   forwarded by [`Forwarder`] to internal partition `home(id)`, in an
+//!   [`Envelope`] carrying its source partition and offset, and skipped
+//!   locally. A producer that keys events by `event_id` with the same hash
+//!   leaves nothing to forward; an unkeyed one pays for the share that
+//!   moves.
 //!
-//! Messages that carry no readable `event_id` go to the internal partition
-//! of their source partition's number: the aggregator rejects them to the
-//! DLQ with their reason, as it would any bad message.
+//! Exactly-once effects:
+//! - forwarding is at least once: a micro-batch waits for the broker's
+//!   acknowledgement of every message forwarded (`flush`) before it
+//!   checkpoints the source offsets; after a crash the next owner forwards
+//!   the messages since the checkpoint again;
+//! - the producer is idempotent (the broker keeps each partition's
+//!   messages in the order sent, retries included), so the messages of one
+//!   source partition reach an internal partition in source-offset order:
+//!   a copy forwarded again after a crash comes at or below a source offset
+//!   already there, and the home partition skips it
+//!   ([`crate::state::PartitionState::apply_routed`]). A copy forwarded
+//!   again is skipped, a copy the producer sent twice is a duplicate: both
+//!   are told apart.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use lake_table::Lake;
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::checkpoint::{CheckpointStore, PartitionCheckpoint};
-use crate::consume::Stage;
-use crate::processor::{BatchReport, SourceMessage};
 use crate::run::KafkaSettings;
 
 /// The internal topic of a source topic.
@@ -48,12 +50,8 @@ pub fn internal_topic(topic: &str) -> String {
     format!("{topic}.by-event-id")
 }
 
-/// The consumer group of the aggregating stage, for a run's group.
-pub fn internal_group(group: &str) -> String {
-    format!("{group}.by-event-id")
-}
-
-/// The internal partition of an event id among `partitions`.
+/// The home partition of an event id among `partitions`: the built-in
+/// producer's keyed partitioner too.
 pub fn partition_of_event(event_id: &str, partitions: i32) -> i32 {
     (xxh3_64(event_id.as_bytes()) % partitions.max(1) as u64) as i32
 }
@@ -72,7 +70,8 @@ pub fn event_id_of(payload: Option<&[u8]>) -> Option<String> {
     }
 }
 
-/// Where a message goes in the internal topic.
+/// The partition that aggregates a message read from `source_partition`:
+/// its event id's home, or where it was read when it has no readable id.
 pub fn route_partition(payload: Option<&[u8]>, source_partition: i32, partitions: i32) -> i32 {
     target_partition(
         event_id_of(payload).as_deref(),
@@ -134,21 +133,6 @@ impl Envelope {
             offset,
             payload,
         })
-    }
-}
-
-/// Where a source partition's routing resumes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RouteState {
-    pub partition: i32,
-    /// The next source offset to route.
-    pub next_offset: i64,
-}
-
-impl PartitionCheckpoint for RouteState {
-    const FILE_PREFIX: &'static str = "source-partition-";
-    fn partition(&self) -> i32 {
-        self.partition
     }
 }
 
@@ -234,28 +218,20 @@ impl ProducerContext for DeliveryFailures {
     }
 }
 
-/// The routing stage for the source partitions this process owns.
-pub struct Router {
-    query: String,
+/// Forwards source messages to their home partitions of the internal
+/// topic, for the partitions this process owns.
+pub struct Forwarder {
     topic: String,
     partitions: i32,
     producer: BaseProducer<DeliveryFailures>,
-    checkpoints: CheckpointStore<RouteState>,
-    states: BTreeMap<i32, RouteState>,
-    /// Per owned source partition, the next offset to send: messages are
-    /// sent as they arrive ([`Router::accept`]), ahead of the checkpoint.
-    sent_to: BTreeMap<i32, i64>,
+    /// Messages sent since the last flush.
+    unflushed: u64,
 }
 
-impl Router {
-    /// A router to `internal_topic(settings.topic)`, which has `partitions`
-    /// partitions.
-    pub fn new(
-        lake: &Lake,
-        query: &str,
-        settings: &KafkaSettings,
-        partitions: i32,
-    ) -> Result<Self> {
+impl Forwarder {
+    /// A forwarder to `internal_topic(settings.topic)`, which has
+    /// `partitions` partitions (as many as the source topic).
+    pub fn new(settings: &KafkaSettings, partitions: i32) -> Result<Self> {
         let mut config = rdkafka::ClientConfig::new();
         config
             .set("bootstrap.servers", &settings.brokers)
@@ -271,24 +247,40 @@ impl Router {
         }
         let producer = config
             .create_with_context(DeliveryFailures::default())
-            .context("creating the router's Kafka producer")?;
-        Ok(Router {
-            query: query.to_string(),
+            .context("creating the forwarding Kafka producer")?;
+        Ok(Forwarder {
             topic: internal_topic(&settings.topic),
             partitions,
             producer,
-            checkpoints: CheckpointStore::new(lake, query),
-            states: BTreeMap::new(),
-            sent_to: BTreeMap::new(),
+            unflushed: 0,
         })
     }
 
-    fn send(&self, partition: i32, key: Option<&str>, value: &[u8]) -> Result<()> {
+    /// The partition count of the internal topic (and of the source).
+    pub fn partitions(&self) -> i32 {
+        self.partitions
+    }
+
+    /// Sends `payload`, read at `offset` of source partition `partition`
+    /// with timestamp `timestamp_ms`, to internal partition `home`, keyed
+    /// by its event id. The record keeps the source timestamp, so the
+    /// event's outputs land on the same date wherever it is aggregated.
+    pub fn forward(
+        &mut self,
+        home: i32,
+        event_id: &str,
+        partition: i32,
+        offset: i64,
+        timestamp_ms: Option<i64>,
+        payload: Option<&[u8]>,
+    ) -> Result<()> {
+        let value = Envelope::encode(partition, offset, payload);
         let mut record = BaseRecord::<str, [u8]>::to(&self.topic)
-            .partition(partition)
-            .payload(value);
-        if let Some(key) = key {
-            record = record.key(key);
+            .partition(home)
+            .key(event_id)
+            .payload(&value);
+        if let Some(ms) = timestamp_ms {
+            record = record.timestamp(ms);
         }
         loop {
             match self.producer.send(record) {
@@ -297,93 +289,30 @@ impl Router {
                     record = back;
                     self.producer.poll(Duration::from_millis(10));
                 }
-                Err((err, _)) => return Err(anyhow!("sending to {}: {err}", self.topic)),
+                Err((err, _)) => return Err(anyhow!("forwarding to {}: {err}", self.topic)),
             }
         }
         self.producer.poll(Duration::ZERO);
-        Ok(())
-    }
-}
-
-impl Stage for Router {
-    /// Takes a source partition from its checkpoint; the offset to read from.
-    fn assign(&mut self, partition: i32) -> Result<i64> {
-        let state = match self.checkpoints.load(partition)? {
-            Some(checkpoint) => checkpoint.state,
-            None => RouteState {
-                partition,
-                next_offset: 0,
-            },
-        };
-        let next = state.next_offset;
-        self.states.insert(partition, state);
-        self.sent_to.insert(partition, next);
-        Ok(next)
-    }
-
-    /// Gives a source partition up. Messages sent since its checkpoint are
-    /// sent again by the next owner, and skipped by the aggregator.
-    fn revoke(&mut self, partition: i32) {
-        self.states.remove(&partition);
-        self.sent_to.remove(&partition);
-    }
-
-    /// Sends a message as soon as it arrives (the micro-batch then only
-    /// waits for the acknowledgements and checkpoints): the router adds
-    /// about a produce round trip to an event's latency, not a trigger
-    /// interval.
-    fn accept(&mut self, message: &SourceMessage) -> Result<()> {
-        let Some(next) = self.sent_to.get(&message.partition).copied() else {
-            return Ok(());
-        };
-        if message.offset < next {
-            return Ok(());
-        }
-        let key = event_id_of(message.payload.as_deref());
-        let target = target_partition(key.as_deref(), message.partition, self.partitions);
-        let value = Envelope::encode(
-            message.partition,
-            message.offset,
-            message.payload.as_deref(),
-        );
-        self.send(target, key.as_deref(), &value)?;
-        self.sent_to.insert(message.partition, message.offset + 1);
+        self.unflushed += 1;
         Ok(())
     }
 
-    /// The owned source partitions and their next offsets.
-    fn positions(&self) -> Vec<(i32, i64)> {
-        self.states
-            .values()
-            .map(|s| (s.partition, s.next_offset))
-            .collect()
+    /// Messages sent and not yet acknowledged by a flush.
+    pub fn unflushed(&self) -> u64 {
+        self.unflushed
     }
 
-    /// Ends a micro-batch: sends what [`Router::accept`] has not, waits for
-    /// the broker's acknowledgements, then checkpoints the source
-    /// partitions it touched.
-    fn process(&mut self, mut messages: Vec<SourceMessage>) -> Result<BatchReport> {
-        messages.sort_by_key(|m| (m.partition, m.offset));
-        messages.dedup_by_key(|m| (m.partition, m.offset));
-        let mut report = BatchReport::default();
-        let mut touched: BTreeMap<i32, i64> = BTreeMap::new();
-        for message in &messages {
-            let Some(state) = self.states.get(&message.partition) else {
-                continue;
-            };
-            if message.offset < state.next_offset {
-                continue;
-            }
-            self.accept(message)?;
-            touched.insert(message.partition, message.offset + 1);
-            report.messages += 1;
-        }
-        if touched.is_empty() {
-            return Ok(report);
+    /// Waits until the broker acknowledged every message sent; an error
+    /// when one was not delivered (the batch must not checkpoint: a restart
+    /// forwards it again).
+    pub fn flush(&mut self) -> Result<()> {
+        if self.unflushed == 0 {
+            return Ok(());
         }
         self.producer
             .flush(Duration::from_secs(60))
             .map_err(|err| anyhow!("flushing to {}: {err}", self.topic))?;
+        self.unflushed = 0;
         let failed = self.producer.context().failed.swap(0, Ordering::Relaxed);
         if failed > 0 {
             let first = self
@@ -395,35 +324,12 @@ impl Stage for Router {
                 .and_then(|mut f| f.take())
                 .unwrap_or_default();
             bail!(
-                "{failed} messages were not delivered to {} ({first}); not checkpointing: a restart \
-                 routes them again",
+                "{failed} messages were not forwarded to {} ({first}); not checkpointing: a \
+                 restart forwards them again",
                 self.topic
             );
         }
-        lake_table::fault::check("before_route_checkpoint", &self.query)?;
-        for (partition, next_offset) in touched {
-            let state = self
-                .states
-                .get_mut(&partition)
-                .ok_or_else(|| anyhow!("source partition {partition} is not owned"))?;
-            state.next_offset = next_offset;
-            self.checkpoints.save(state)?;
-        }
-        Ok(report)
-    }
-
-    fn carried(&self) -> usize {
-        0
-    }
-
-    fn message(
-        &self,
-        partition: i32,
-        offset: i64,
-        timestamp_ms: Option<i64>,
-        value: Option<&[u8]>,
-    ) -> SourceMessage {
-        SourceMessage::direct(partition, offset, timestamp_ms, value.map(<[u8]>::to_vec))
+        Ok(())
     }
 }
 

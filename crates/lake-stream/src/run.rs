@@ -1,14 +1,14 @@
 //! Running a stream query: sources feed micro-batches to the stages.
 //!
-//! - [`run_kafka`]: the routing and aggregating stages, each a consumer in
-//!   a consumer group ([`crate::consume`]); `available-now` reads every
-//!   assigned partition up to the high watermark found when it was
-//!   assigned, then stops; `interval` runs micro-batches until SIGINT or
-//!   SIGTERM, then finishes its batch and checkpoints.
+//! - [`run_kafka`]: a consumer in a consumer group ([`crate::consume`])
+//!   reading each owned partition of the source topic and of the internal
+//!   topic its forwarded copies go to ([`crate::route`]); `available-now`
+//!   reads every assigned partition up to its high watermarks, then stops;
+//!   `interval` runs micro-batches until SIGINT or SIGTERM, then finishes
+//!   its batch and checkpoints.
 //! - [`run_embedded`]: the built-in producer in process, for a lake with no
 //!   Kafka. Its generator sends every copy of an event to the partition of
-//!   its id, as the router would, so it feeds the aggregating stage
-//!   directly.
+//!   its id, its home, so nothing is forwarded.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,11 +21,11 @@ use lake_table::Lake;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 
-use crate::consume::{Subscription, consume};
+use crate::consume::consume;
 use crate::event::DlqReason;
 use crate::processor::{BatchReport, Processor, SourceMessage, StreamConfig};
 use crate::producer::{EventGenerator, EventMix, ProducerReport};
-use crate::route::{Router, ensure_internal_topic, internal_group, internal_topic};
+use crate::route::{Forwarder, ensure_internal_topic, internal_topic};
 use crate::views::LiveTotals;
 
 /// When micro-batches run and when the query stops.
@@ -81,13 +81,13 @@ pub fn parse_duration(raw: &str) -> Result<Duration> {
 /// What a run did.
 #[derive(Debug, Clone, Default)]
 pub struct RunSummary {
-    /// Source messages the routing stage republished.
-    pub routed: u64,
+    /// Source messages forwarded to their home partition.
+    pub forwarded: u64,
     pub batches: u64,
-    /// Messages the aggregating stage took (copies the router replayed
-    /// after a crash not included).
+    /// Messages aggregated (forwarded ones, and copies forwarded again
+    /// after a crash, not included).
     pub messages: u64,
-    /// Copies the router replayed after a crash, skipped.
+    /// Copies forwarded again after a crash, skipped.
     pub replayed: u64,
     pub counted: u64,
     pub rejected: BTreeMap<DlqReason, u64>,
@@ -97,10 +97,11 @@ pub struct RunSummary {
 
 impl RunSummary {
     fn add(&mut self, report: &BatchReport) {
-        if report.messages > 0 {
+        if report.messages + report.forwarded > 0 {
             self.batches += 1;
         }
         self.messages += report.messages;
+        self.forwarded += report.forwarded;
         self.replayed += report.replayed;
         self.counted += report.counted;
         for (reason, count) in &report.rejected {
@@ -201,15 +202,9 @@ impl Default for KafkaRunOptions {
     }
 }
 
-/// Runs the query on the topic: the routing stage (source topic to the
-/// internal topic, consumer group `group`) and the aggregating stage
-/// (internal topic to the lake, group `{group}.by-event-id`), until the
-/// trigger says stop or `stop` is raised; returns what was done.
-///
-/// `interval` runs both stages at once, on two threads. `available-now`
-/// routes every source partition up to its high watermark first, then
-/// aggregates the internal topic up to its own: everything the run routed
-/// is counted before it ends.
+/// Runs the query on the topic until the trigger says stop or `stop` is
+/// raised; returns what was done. Creates the internal topic, with as many
+/// partitions as the source, unless it exists.
 pub fn run_kafka(
     lake: &Lake,
     settings: &KafkaSettings,
@@ -222,67 +217,24 @@ pub fn run_kafka(
         .client_config()
         .create()
         .context("creating a Kafka client")?;
-    let source_partitions = settings.check_topic(&probe)?;
+    let partitions = settings.check_topic(&probe)?.len() as i32;
     drop(probe);
-    let internal_partitions = ensure_internal_topic(settings, source_partitions.len() as i32)?;
-    let router = Router::new(lake, &config.query, settings, internal_partitions)?;
-    let processor = Processor::new(lake, config);
-    // Both stages at once, the router on a thread of its own; either one
-    // failing stops the other. With available-now the aggregating stage
-    // aggregates while the router writes, and ends at the internal topic's
-    // high watermarks taken once the router has ended.
-    let halt = Arc::new(AtomicBool::new(false));
-    let routed_all = Arc::new(AtomicBool::new(false));
-    let router_thread = {
-        let (stop, halt, routed_all) = (stop.clone(), halt.clone(), routed_all.clone());
-        let settings = settings.clone();
-        let options = options.clone();
-        std::thread::Builder::new()
-            .name("router".into())
-            .spawn(move || {
-                let routing = Subscription {
-                    settings: &settings,
-                    topic: settings.topic.clone(),
-                    group: settings.group.clone(),
-                    complete: None,
-                };
-                let should_stop = || stop.load(Ordering::SeqCst) || halt.load(Ordering::SeqCst);
-                let result = consume(router, &routing, &options, &should_stop, &mut |_, _| {});
-                match &result {
-                    Ok(_) => routed_all.store(true, Ordering::SeqCst),
-                    Err(_) => halt.store(true, Ordering::SeqCst),
-                }
-                result.map(|(_, reports)| reports.iter().map(|r| r.messages).sum::<u64>())
-            })
-            .context("starting the router thread")?
-    };
-    let router_done = || routed_all.load(Ordering::SeqCst);
-    let aggregating = Subscription {
-        settings,
-        topic: internal_topic(&settings.topic),
-        group: internal_group(&settings.group),
-        complete: match options.trigger {
-            Trigger::AvailableNow => Some(&router_done),
-            Trigger::Interval(_) => None,
-        },
-    };
-    let should_stop = || stop.load(Ordering::SeqCst) || halt.load(Ordering::SeqCst);
-    let aggregated = consume(processor, &aggregating, options, &should_stop, on_batch);
-    halt.store(true, Ordering::SeqCst);
-    let routed = router_thread.join().map_err(|panic| {
-        anyhow!(
-            "the router panicked: {}",
-            lake_core::error::panic_message(&panic)
-        )
-    })?;
-    // The router's error first: the aggregating stage stopped because of it.
-    let mut summary = RunSummary {
-        routed: routed?,
-        ..RunSummary::default()
-    };
-    let (processor, reports) = aggregated?;
+    let internal_partitions = ensure_internal_topic(settings, partitions)?;
+    if internal_partitions != partitions {
+        bail!(
+            "{} has {internal_partitions} partitions and {} has {partitions}: they must have as many \
+             (each partition forwards copies to the same partition of the other); recreate {0} \
+             with {partitions} partitions while no lake-stream runs, after a last run has drained it",
+            internal_topic(&settings.topic),
+            settings.topic
+        );
+    }
+    let forwarder = Forwarder::new(settings, partitions)?;
+    let processor = Processor::new(lake, config).with_forwarder(forwarder);
+    let should_stop = || stop.load(Ordering::SeqCst);
+    let (mut processor, reports) = consume(processor, settings, options, &should_stop, on_batch)?;
+    let mut summary = RunSummary::default();
     reports.iter().for_each(|r| summary.add(r));
-    let mut processor = processor;
     summary.live = processor.refresh_live_totals()?.clone();
     Ok(summary)
 }

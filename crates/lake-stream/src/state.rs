@@ -5,9 +5,9 @@
 //! order (never on micro-batch boundaries, timing or which process owns
 //! the partition), so a replay after a crash or a rebalance reaches exactly
 //! the same state:
-//! - a message whose source offset is at or below the last one this
-//!   partition took from the same source partition is a copy the router
-//!   published again after a crash: skipped (see [`crate::route`]);
+//! - a message of the internal topic whose source offset is at or below
+//!   the last one this partition took from the same source partition is a
+//!   copy forwarded again after a crash: skipped (see [`crate::route`]);
 //! - the watermark is the latest event time counted so far in the partition
 //!   minus the allowed lateness, updated message by message;
 //! - an event older than the watermark is late (checked first, so pruning
@@ -16,12 +16,12 @@
 //!   the event they counted is not older than the watermark: a producer
 //!   retry resends the same event, with the same event time, so by the time
 //!   an id is forgotten its retries are late anyway (the semantics of
-//!   Spark's deduplication with a watermark). The router sends every copy
-//!   of an event id to one partition, whichever source partition it came
-//!   from, so per-partition deduplication is global.
+//!   Spark's deduplication with a watermark). Every copy of an event id is
+//!   aggregated by one partition, its home, whichever source partition it
+//!   came from, so per-partition deduplication is global.
 //!
-//! The memory this takes: one entry per source partition for the router's
-//! replays, and one id per event counted within the allowed lateness of
+//! The memory this takes: one entry per source partition for forwarded
+//! copies, and one id per event counted within the allowed lateness of
 //! the latest event time (e.g. at 5,000 events/s of event time and 10
 //! minutes of lateness, 3M ids over all partitions, 24 bytes each).
 
@@ -84,8 +84,8 @@ pub enum Outcome {
     Counted { event: SalesEvent, country: String },
     /// Sent to the DLQ.
     Rejected(Rejection),
-    /// A copy of a source message this partition has already taken, which
-    /// the router published again after a crash: no effect.
+    /// A copy of a source message this partition has already taken,
+    /// forwarded again after a crash: no effect.
     Replayed,
 }
 
@@ -93,8 +93,11 @@ pub enum Outcome {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PartitionState {
     pub partition: i32,
-    /// The next offset to process.
+    /// The next offset to process in the source partition.
     pub next_offset: i64,
+    /// The next offset to process in the internal partition (the copies
+    /// other partitions forwarded here).
+    pub next_internal_offset: i64,
     /// Micro-batches committed so far (numbers the output files).
     pub batches: u64,
     /// Latest event time counted, microseconds.
@@ -108,7 +111,8 @@ pub struct PartitionState {
     pub by_minute: BTreeMap<(i64, String), Totals>,
     pub rejected: BTreeMap<DlqReason, u64>,
     pub counted: u64,
-    /// Source partition -> the last source offset taken from it.
+    /// Source partition -> the last source offset taken from it (read
+    /// directly or forwarded).
     pub routed_through: BTreeMap<i32, i64>,
 }
 
@@ -125,20 +129,27 @@ impl PartitionState {
         self.max_event_time.map(|max| max - allowed_lateness_micros)
     }
 
-    /// Processes the message at `offset`, read straight from its source
-    /// partition, and returns its fate.
+    /// Processes the message at `offset` of the source partition, and
+    /// returns its fate.
     pub fn apply(
         &mut self,
         offset: i64,
         payload: Option<&[u8]>,
         allowed_lateness_micros: i64,
     ) -> Outcome {
-        let origin = (self.partition, offset);
-        self.apply_routed(offset, origin, payload, allowed_lateness_micros)
+        self.next_offset = offset + 1;
+        self.take((self.partition, offset), payload, allowed_lateness_micros)
     }
 
-    /// Processes the message at `offset`, which the router took from
-    /// `origin` (source partition, source offset), and returns its fate.
+    /// Passes the message at `offset` of the source partition, forwarded
+    /// to its home partition: no effect here.
+    pub fn skip_forwarded(&mut self, offset: i64) {
+        self.next_offset = offset + 1;
+    }
+
+    /// Processes the message at `offset` of the internal partition, which
+    /// was forwarded from `origin` (source partition, source offset), and
+    /// returns its fate.
     pub fn apply_routed(
         &mut self,
         offset: i64,
@@ -146,7 +157,16 @@ impl PartitionState {
         payload: Option<&[u8]>,
         allowed_lateness_micros: i64,
     ) -> Outcome {
-        self.next_offset = offset + 1;
+        self.next_internal_offset = offset + 1;
+        self.take(origin, payload, allowed_lateness_micros)
+    }
+
+    fn take(
+        &mut self,
+        origin: (i32, i64),
+        payload: Option<&[u8]>,
+        allowed_lateness_micros: i64,
+    ) -> Outcome {
         let (source_partition, source_offset) = origin;
         match self.routed_through.get(&source_partition) {
             Some(last) if source_offset <= *last => return Outcome::Replayed,
@@ -262,7 +282,7 @@ mod tests {
     }
 
     #[test]
-    fn copies_from_other_partitions_are_duplicates_and_router_replays_are_skipped() {
+    fn copies_from_other_partitions_are_duplicates_and_copies_forwarded_again_are_skipped() {
         let mut state = PartitionState::new(2);
         let a = event("a", "2026-11-26T10:00:00Z", "France", 10.0);
         let b = event("b", "2026-11-26T10:00:01Z", "France", 2.0);
@@ -272,8 +292,8 @@ mod tests {
             // The producer's retry of "a", sent to source partition 1.
             state.apply_routed(1, (1, 9), Some(&a), LATENESS),
             state.apply_routed(2, (0, 6), Some(&b), LATENESS),
-            // The router of source partition 0 crashed after publishing 5
-            // and 6 and publishes them again: no effect at all.
+            // The owner of source partition 0 crashed after forwarding 5
+            // and 6 and forwards them again: no effect at all.
             state.apply_routed(3, (0, 5), Some(&a), LATENESS),
             state.apply_routed(4, (0, 6), Some(&b), LATENESS),
             // Then goes on.
@@ -291,8 +311,17 @@ mod tests {
         assert_eq!(state.counted, 2);
         assert_eq!(state.rejected[&DlqReason::Duplicate], 1);
         assert_eq!(state.rejected[&DlqReason::NotJson], 1);
-        assert_eq!(state.next_offset, 6);
+        assert_eq!((state.next_offset, state.next_internal_offset), (0, 6));
         assert_eq!(state.routed_through, BTreeMap::from([(0, 7), (1, 9)]));
+        // A message of its own source partition moves the other offset.
+        state.skip_forwarded(41);
+        let c = event("c", "2026-11-26T10:00:02Z", "France", 1.0);
+        assert!(matches!(
+            state.apply(42, Some(&c), LATENESS),
+            Outcome::Counted { .. }
+        ));
+        assert_eq!((state.next_offset, state.next_internal_offset), (43, 6));
+        assert_eq!(state.routed_through[&2], 42);
     }
 
     #[test]

@@ -11,7 +11,6 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::checkpoint::CheckpointStore;
 use crate::processor::{DLQ_TABLE, EVENTS_TABLE, LIVE_BY_COUNTRY, LIVE_BY_MINUTE};
-use crate::route::RouteState;
 use crate::run::KafkaSettings;
 
 /// One partition's position.
@@ -27,14 +26,15 @@ pub struct PartitionStatus {
 }
 
 /// Positions of every partition of the source topic for the query: how far
-/// the routing stage has checkpointed each.
+/// the query has checkpointed each.
 pub fn status(lake: &Lake, settings: &KafkaSettings, query: &str) -> Result<Vec<PartitionStatus>> {
     let consumer: BaseConsumer = settings
         .client_config()
         .create()
         .context("creating a Kafka client")?;
     let partitions = settings.check_topic(&consumer)?;
-    let checkpoints = CheckpointStore::<RouteState>::new(lake, query).load_all()?;
+    let checkpoints =
+        CheckpointStore::<crate::state::PartitionState>::new(lake, query).load_all()?;
     let mut tpl = TopicPartitionList::new();
     for partition in &partitions {
         tpl.add_partition(&settings.topic, *partition);
@@ -100,9 +100,9 @@ pub fn render(statuses: &[PartitionStatus]) -> String {
 /// Deletes the query's checkpoints and everything the stream wrote, so it
 /// starts over from the beginning of the topic.
 ///
-/// The internal topic keeps what the router published: the next run
-/// aggregates it again from its start, and skips the copies the router
-/// publishes again (their source offsets are already passed). If the
+/// The internal topic keeps what was forwarded: the next run aggregates it
+/// again from its start, and skips the copies forwarded again (their
+/// source offsets are already passed). If the
 /// internal topic's retention has removed its oldest messages, delete the
 /// topic too before the next run, or those source offsets are skipped.
 pub fn reset(lake: &Lake, query: &str) -> Result<u64> {
