@@ -307,6 +307,9 @@ pub fn consume(
                                 || last_message_at.elapsed() >= AVAILABLE_NOW_PAUSE
                                 || at_targets(&buffer, &lock(&shared)))))
             }
+            // A batch every interval from the start of the previous one (or
+            // at once when that one took longer), as Spark's processing-time
+            // trigger: a batch's duration does not add to the wait.
             Trigger::Interval(every) => {
                 batch_started.elapsed() >= every || buffer.len() >= options.max_batch
             }
@@ -314,6 +317,7 @@ pub fn consume(
         if due || stopping {
             let mut shared = lock(&shared);
             let batch_timer = Instant::now();
+            batch_started = batch_timer;
             let report = shared.processor.process(std::mem::take(&mut buffer))?;
             // Messages left after the batch, at most once a second, from
             // the high watermarks another thread asks the brokers for (a
@@ -341,7 +345,6 @@ pub fn consume(
             commit_offsets(&consumer, &positions);
             on_batch(&report, &shared.processor);
             reports.push(report);
-            batch_started = Instant::now();
         }
         if stopping {
             break;

@@ -15,28 +15,31 @@
 //!    a source message whose event id is at home elsewhere is forwarded
 //!    there (as soon as it is polled, [`Processor::accept`]) and skipped;
 //!    batch `b` of partition `p` is the state's `batches + 1`;
-//! 3. [`Processor::write`] appends the counted events to
-//!    `bronze/ventes_temps_reel` and the rejected ones to
-//!    `bronze/_dlq/ventes_temps_reel`: one commit per table and date, with
-//!    a Delta `txn` action (application `{query}/partition-{p}`, version
-//!    `b`) per partition, and each partition's offsets of both lanes in the
-//!    commit info;
-//! 4. [`Processor::save_closed_windows`] adds the windows the batch closed
+//! 3. [`Processor::save_closed_windows`] adds the windows the batch closed
 //!    (they left the states) to each partition's closed windows of the
-//!    processing date ([`crate::closed`]);
-//! 5. [`Processor::flush_forwards`] waits until the broker acknowledged
+//!    processing date ([`crate::closed`]); a replay closes the same
+//!    windows with the same totals, written again as they are;
+//! 4. the live views are merged over every partition's latest state (and
+//!    the windows closed on the processing date);
+//! 5. the outputs are committed, each on a thread of its own
+//!    ([`commit_all`]): the counted events appended to
+//!    `bronze/ventes_temps_reel` and the rejected ones to
+//!    `bronze/_dlq/ventes_temps_reel` (one commit per table and date, with
+//!    a Delta `txn` action, application `{query}/partition-{p}` and version
+//!    `b`, per partition, and each partition's offsets of both lanes in the
+//!    commit info), and the processing date of `gold/live_sales_by_country`
+//!    and `gold/live_sales_by_minute` replaced;
+//! 6. [`Processor::flush_forwards`] waits until the broker acknowledged
 //!    every message forwarded; then [`Processor::checkpoint`] writes each
-//!    partition's state (one put);
-//! 6. the live views, merged over every partition's latest state (and the
-//!    windows closed on the processing date), replace the processing date
-//!    of `gold/live_sales_by_country` and `gold/live_sales_by_minute`.
+//!    partition's state (one put).
 //!
-//! A crash before 5 leaves batch `b` committed to some outputs and not
+//! A crash before 6 leaves batch `b` committed to some outputs and not
 //! checkpointed. On assignment the processor finds `b` in the outputs'
 //! transactions ([`Processor::assign`]), reads the batch's last offsets
 //! from that commit, and replays exactly the same messages: the state comes
-//! out as it was, the outputs holding `b` already are not written again,
-//! and the copies it forwards again are skipped at their home.
+//! out as it was, the outputs holding `b` already are not written again
+//! (the live views are replaced by the same totals), and the copies it
+//! forwards again are skipped at their home.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -510,18 +513,18 @@ impl Processor {
         let mut step = StepTimer::new();
         let applied = self.apply(batches, &mut report)?;
         step.lap("apply");
-        self.write(&applied)?;
-        step.lap("bronze and DLQ commits");
         self.save_closed_windows(&applied, today)?;
         step.lap("closed windows");
+        self.refresh_live_totals_for(today)?;
+        step.lap("view merge");
+        let outputs = self.outputs(&applied, today)?;
+        step.lap("output frames");
+        commit_all(&self.lake, &self.config, outputs)?;
+        step.lap("output commits");
         self.flush_forwards()?;
         step.lap("forward flush");
         self.checkpoint(&applied)?;
         step.lap("checkpoints");
-        self.refresh_live_totals_for(today)?;
-        step.lap("view merge");
-        self.publish_live_views(today)?;
-        step.lap("live view commits");
         self.record(&report, started.elapsed())?;
         step.lap("status");
         self.compact_closed_dates();
@@ -687,10 +690,12 @@ impl Processor {
         Ok(out)
     }
 
-    /// Appends the batch's events and rejects: one commit per table and
-    /// date, carrying the transaction of each partition written.
-    fn write(&mut self, applied: &[Applied]) -> Result<()> {
+    /// The commits of a batch: its events and rejects (one commit per
+    /// table and date, carrying the transaction of each partition written)
+    /// and the live views of `today`.
+    fn outputs(&mut self, applied: &[Applied], today: NaiveDate) -> Result<Vec<Output>> {
         let ingested_at = Utc::now();
+        let mut outputs = Vec::new();
         let dates: BTreeSet<NaiveDate> = applied.iter().map(|a| a.date).collect();
         for date in dates {
             let of_date: Vec<&Applied> = applied.iter().filter(|a| a.date == date).collect();
@@ -707,7 +712,7 @@ impl Processor {
                 if parts.is_empty() {
                     continue;
                 }
-                let mut frame = match table {
+                let frame = match table {
                     EVENTS_TABLE => events_frame(
                         parts.iter().flat_map(|a| a.counted.iter()),
                         ingested_at,
@@ -719,24 +724,35 @@ impl Processor {
                         ingested_at,
                     )?,
                 };
-                self.append(table, date, &parts, &mut frame)
-                    .with_context(|| format!("writing bronze/{table} for {date}"))?;
+                outputs.push(Output {
+                    table: TableRef::new(Layer::Bronze, table),
+                    date,
+                    frame,
+                    append: Some(self.transactions(&parts)),
+                });
             }
             self.dates_written.insert(date);
         }
         for part in applied {
             self.partition_dates.insert(part.partition, part.date);
         }
-        Ok(())
+        for (table, frame) in [
+            (LIVE_BY_COUNTRY, self.live.by_country_frame()?),
+            (LIVE_BY_MINUTE, self.live.by_minute_frame()?),
+        ] {
+            outputs.push(Output {
+                table: TableRef::new(Layer::Gold, table),
+                date: today,
+                frame,
+                append: None,
+            });
+        }
+        Ok(outputs)
     }
 
-    fn append(
-        &self,
-        table: &str,
-        date: NaiveDate,
-        parts: &[&Applied],
-        frame: &mut DataFrame,
-    ) -> Result<()> {
+    /// The transactions of the partitions written to one output, and their
+    /// offsets for the commit's info.
+    fn transactions(&self, parts: &[&Applied]) -> (Vec<Txn>, Value) {
         let txns: Vec<Txn> = parts
             .iter()
             .map(|a| Txn {
@@ -757,35 +773,16 @@ impl Processor {
                 })
             })
             .collect();
-        let mut writer = DateWriter::new(
-            &self.lake,
-            TableRef::new(Layer::Bronze, table),
-            date,
-            &self.config.run_id,
-        )?
-        .with_commit_info(
-            COMMIT_INFO_KEY,
+        (
+            txns,
             json!({"query": self.config.query, "batches": batches}),
-        );
-        writer.write_frame(frame)?;
-        match writer.append(txns)? {
-            AppendOutcome::Committed(_) | AppendOutcome::Empty => Ok(()),
-            AppendOutcome::AlreadyApplied(txns) => bail!(
-                "another process has committed {} of query {} to bronze/{table}: this process no \
-                 longer owns those partitions (stopping without checkpointing them)",
-                txns.iter()
-                    .map(|t| format!("{} batch {}", t.app_id, t.version))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                self.config.query
-            ),
-        }
+        )
     }
 
     /// Adds the windows each partition closed to its closed windows of
-    /// `date` (the date whose live view the batch publishes), after the
-    /// outputs and before the checkpoint: a replay closes the same windows
-    /// with the same totals, written again as they are.
+    /// `date` (the date whose live view the batch publishes), before the
+    /// checkpoint: a replay closes the same windows with the same totals,
+    /// written again as they are.
     fn save_closed_windows(&mut self, applied: &[Applied], date: NaiveDate) -> Result<()> {
         for part in applied.iter().filter(|a| !a.closed.is_empty()) {
             let windows =
@@ -949,25 +946,74 @@ impl Processor {
         self.live = merge_with_closed(own.chain(others));
         Ok(&self.live)
     }
+}
 
-    fn publish_live_views(&self, date: NaiveDate) -> Result<()> {
-        let live = &self.live;
-        for (table, mut frame) in [
-            (LIVE_BY_COUNTRY, live.by_country_frame()?),
-            (LIVE_BY_MINUTE, live.by_minute_frame()?),
-        ] {
-            let mut writer = DateWriter::new(
-                &self.lake,
-                TableRef::new(Layer::Gold, table),
-                date,
-                &self.config.run_id,
-            )?;
-            writer.write_frame(&mut frame)?;
-            writer
-                .replace()
-                .with_context(|| format!("publishing gold/{table}"))?;
-        }
-        Ok(())
+/// One commit of a micro-batch: an append of the stream's events or
+/// rejects with the batch's transactions and offsets, or the replacement
+/// of a live view's date.
+struct Output {
+    table: TableRef,
+    date: NaiveDate,
+    frame: DataFrame,
+    append: Option<(Vec<Txn>, Value)>,
+}
+
+/// Commits a batch's outputs, each on a thread of its own: they are
+/// different tables, and a commit mostly waits on storage. The first error
+/// (in output order) fails the batch, before its checkpoint.
+fn commit_all(lake: &Lake, config: &StreamConfig, outputs: Vec<Output>) -> Result<()> {
+    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = outputs
+            .into_iter()
+            .map(|output| scope.spawn(move || commit_output(lake, config, output)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle.join().unwrap_or_else(|panic| {
+                    Err(anyhow!(
+                        "a commit panicked: {}",
+                        lake_core::error::panic_message(&panic)
+                    ))
+                })
+            })
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
+fn commit_output(lake: &Lake, config: &StreamConfig, output: Output) -> Result<()> {
+    let Output {
+        table,
+        date,
+        mut frame,
+        append,
+    } = output;
+    let name = table.to_string();
+    let mut writer = DateWriter::new(lake, table, date, &config.run_id)?;
+    let Some((txns, info)) = append else {
+        writer.write_frame(&mut frame)?;
+        writer
+            .replace()
+            .with_context(|| format!("publishing {name} for {date}"))?;
+        return Ok(());
+    };
+    writer = writer.with_commit_info(COMMIT_INFO_KEY, info);
+    writer.write_frame(&mut frame)?;
+    match writer
+        .append(txns)
+        .with_context(|| format!("writing {name} for {date}"))?
+    {
+        AppendOutcome::Committed(_) | AppendOutcome::Empty => Ok(()),
+        AppendOutcome::AlreadyApplied(txns) => bail!(
+            "another process has committed {} of query {} to {name}: this process no longer owns \
+             those partitions (stopping without checkpointing them)",
+            txns.iter()
+                .map(|t| format!("{} batch {}", t.app_id, t.version))
+                .collect::<Vec<_>>()
+                .join(", "),
+            config.query
+        ),
     }
 }
 

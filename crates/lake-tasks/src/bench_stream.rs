@@ -16,7 +16,8 @@ use lake_core::dag::group_digits;
 use lake_stream::produce::{ProduceOptions, produce, produce_with};
 use lake_stream::producer::EventMix;
 use lake_stream::run::KafkaSettings;
-use lake_table::{Lake, Layer, TableRef};
+use lake_table::{Lake, Layer, Table, TableRef};
+use rdkafka::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -113,6 +114,9 @@ fn stream_command(
     )
 }
 
+/// Numbers the children's log files.
+static CHILD_LOGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn stream_command_in(
     brokers: &str,
     topic: &str,
@@ -135,19 +139,76 @@ fn stream_command_in(
         .arg(lake)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    // For a profile of the micro-batches (with RUST_LOG=lake_stream=debug):
+    // each child's log in a file of its own there.
+    if let Some(dir) = std::env::var_os("LAKE_BENCH_LOG_DIR") {
+        let path = std::path::Path::new(&dir).join(format!(
+            "{group}-{}.log",
+            std::process::id() as u64 * 1000 + CHILD_LOGS.fetch_add(1, Ordering::Relaxed)
+        ));
+        let log =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        command.stderr(log);
+    }
     Ok(command)
+}
+
+const LIVE_VIEW: &str = "live_sales_by_country";
+
+/// Transactions in the live view, 0 before it exists; with the version
+/// read.
+fn live_transactions_at(lake: &Lake) -> (i64, Option<i64>) {
+    let table = TableRef::new(Layer::Gold, LIVE_VIEW);
+    let Ok(Ok(Some(snapshot))) = Table::open(lake, table).map(|t| t.latest()) else {
+        return (0, None);
+    };
+    let count = snapshot
+        .latest_date()
+        .and_then(|date| snapshot.scan(date).ok()?.collect().ok())
+        .and_then(|df| {
+            df.column("nb_transactions")
+                .ok()
+                .and_then(|c| c.i64().ok().map(|ca| ca.iter().flatten().sum()))
+        })
+        .unwrap_or(0);
+    (count, Some(snapshot.version()))
 }
 
 /// Transactions in the live view, 0 before it exists.
 fn live_transactions(lake: &Lake) -> i64 {
-    let table = TableRef::new(Layer::Gold, "live_sales_by_country");
-    let Ok(Some((_, df))) = lake_table::read_latest_date(lake, &table) else {
-        return 0;
-    };
-    df.column("nb_transactions")
-        .ok()
-        .and_then(|c| c.i64().ok().map(|ca| ca.iter().flatten().sum()))
-        .unwrap_or(0)
+    live_transactions_at(lake).0
+}
+
+/// Follows the live view's transactions, reading the table only when its
+/// log has a new version: a poll every few milliseconds costs a lookup of
+/// one object, not a snapshot load (which would take a core from the
+/// stream being measured).
+struct LiveWatch {
+    lake: Lake,
+    version: Option<i64>,
+    count: i64,
+}
+
+impl LiveWatch {
+    fn new(lake: &Lake) -> Self {
+        let (count, version) = live_transactions_at(lake);
+        LiveWatch {
+            lake: lake.clone(),
+            version,
+            count,
+        }
+    }
+
+    fn count(&mut self) -> i64 {
+        let next = self.version.map_or(0, |v| v + 1);
+        let key = format!("{LIVE_VIEW}/_delta_log/{next:020}.json");
+        if matches!(self.lake.head(Layer::Gold, &key), Ok(Some(_))) {
+            let (count, version) = live_transactions_at(&self.lake);
+            self.count = self.count.max(count);
+            self.version = version.max(self.version);
+        }
+        self.count
+    }
 }
 
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -236,6 +297,72 @@ impl Drop for Stopped {
     }
 }
 
+/// The broker's floor at a steady rate: p50 and p99 from an event's
+/// hand-over to the producer client (its message timestamp, set by the
+/// client then) to its poll by a consumer that does nothing else.
+fn raw_latency(
+    server: &lake_testkit::KafkaServer,
+    brokers: &str,
+    partitions: i32,
+    rate: f64,
+    duration: Duration,
+) -> Result<(f64, f64)> {
+    let topic = server.create_topic("bench-raw-latency", partitions);
+    let total = (rate * duration.as_secs_f64()) as usize;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("raw-latency-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .context("creating the raw consumer")?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let reader = std::thread::spawn(move || -> Result<Vec<f64>> {
+        let mut latencies = Vec::with_capacity(total);
+        let deadline = Instant::now() + duration + Duration::from_secs(60);
+        while latencies.len() < total {
+            if Instant::now() > deadline {
+                bail!("the raw consumer got {} of {total} events", latencies.len());
+            }
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(message)) => {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    if let Some(sent) = message.timestamp().to_millis() {
+                        latencies.push((now - sent) as f64 / 1000.0);
+                    }
+                }
+                Some(Err(err)) => bail!("raw consumer: {err}"),
+                None => {}
+            }
+        }
+        Ok(latencies)
+    });
+    produce(
+        &settings(brokers, &topic),
+        &ProduceOptions {
+            count: Some(total as u64),
+            duration: None,
+            rate: Some(rate),
+            mix: EventMix {
+                malformed: 0.0,
+                duplicate: 0.0,
+                late: 0.0,
+            },
+            seed: 3,
+            unkeyed: false,
+        },
+    )?;
+    let mut latencies = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the raw consumer panicked"))??;
+    latencies.sort_by(f64::total_cmp);
+    Ok((percentile(&latencies, 0.5), percentile(&latencies, 0.99)))
+}
+
 /// Latency at a steady rate: p50 and p99 from an event's hand-over to the
 /// producer client to its count in the live view, and the events seen.
 fn latency(
@@ -275,9 +402,10 @@ fn latency(
         std::thread::spawn(move || {
             let mut seen = Vec::new();
             let mut last = warmup;
+            let mut watch = LiveWatch::new(&lake);
             loop {
                 let now = Instant::now();
-                let count = live_transactions(&lake);
+                let count = watch.count();
                 for _ in last..count {
                     seen.push(now);
                 }
@@ -285,7 +413,7 @@ fn latency(
                 if done.load(Ordering::SeqCst) {
                     break seen;
                 }
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(Duration::from_millis(5));
             }
         })
     };
@@ -397,6 +525,7 @@ pub fn stream(args: StreamArgs) -> Result<()> {
 
     let mut latencies = Vec::new();
     for rate in &args.rates {
+        let floor = raw_latency(&server, &brokers, args.partitions, *rate, args.duration)?;
         latencies.push((
             *rate,
             latency(
@@ -407,6 +536,7 @@ pub fn stream(args: StreamArgs) -> Result<()> {
                 args.duration,
                 &args.trigger,
             )?,
+            floor,
         ));
     }
 
@@ -440,9 +570,10 @@ pub fn stream(args: StreamArgs) -> Result<()> {
         group_digits(checkpoint_largest),
         group_digits(checkpoint_total / checkpoints.max(1) as u64)
     );
-    for (rate, (p50, p99, seen, total)) in &latencies {
+    for (rate, (p50, p99, seen, total), (raw50, raw99)) in &latencies {
         println!(
-            "  latency at {rate} events/s, {} ({} events seen of {}): p50 {p50:.3} s, p99 {p99:.3} s",
+            "  latency at {rate} events/s, {} ({} events seen of {}): p50 {p50:.3} s, p99 {p99:.3} s \
+             (raw consumer: p50 {raw50:.3} s, p99 {raw99:.3} s)",
             args.trigger,
             group_digits(*seen as u64),
             group_digits(*total),
@@ -457,7 +588,7 @@ pub fn stream(args: StreamArgs) -> Result<()> {
             verdict(ratio >= 80.0)
         );
     }
-    for (rate, (_, p99, _, _)) in &latencies {
+    for (rate, (_, p99, _, _), _) in &latencies {
         let bound = if *rate <= 5_000.0 { 0.5 } else { 1.0 };
         println!(
             "  p99 latency at {rate} events/s < {bound} s: {p99:>6.3} s   {}",
