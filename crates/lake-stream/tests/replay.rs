@@ -58,6 +58,12 @@ fn messages() -> Vec<SourceMessage> {
     ]
 }
 
+/// Both lanes from offset 0: no checkpoint yet.
+const FROM_THE_START: Resume = Resume {
+    source: 0,
+    internal: 0,
+};
+
 fn rows(lake: &Lake, table: &str) -> usize {
     Table::open(lake, TableRef::new(Layer::Bronze, table))
         .unwrap()
@@ -75,13 +81,7 @@ fn a_replay_takes_the_recorded_messages_of_both_lanes() {
     // The first attempt: source 0-2 and internal 0-1, committed to both
     // outputs, then the process dies before its checkpoint.
     let mut first = Processor::new(&lake, config("first"));
-    assert_eq!(
-        first.assign(0).unwrap(),
-        Resume {
-            source: 0,
-            internal: 0
-        }
-    );
+    assert_eq!(first.assign(0).unwrap(), FROM_THE_START);
     lake_table::fault::inject(Some("before_checkpoint@replay"));
     let crashed = first.process(all[..5].to_vec());
     lake_table::fault::inject(None);
@@ -98,13 +98,7 @@ fn a_replay_takes_the_recorded_messages_of_both_lanes() {
     // more than the first attempt had: it replays exactly source 0-2 and
     // internal 0-1, then takes the rest in the next batch.
     let mut second = Processor::new(&lake, config("second"));
-    assert_eq!(
-        second.assign(0).unwrap(),
-        Resume {
-            source: 0,
-            internal: 0
-        }
-    );
+    assert_eq!(second.assign(0).unwrap(), FROM_THE_START);
     let replayed = second.process(all.clone()).unwrap();
     assert_eq!(
         (replayed.messages, replayed.counted, replayed.carried),

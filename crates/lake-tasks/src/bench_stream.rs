@@ -54,25 +54,40 @@ fn settings(brokers: &str, topic: &str) -> KafkaSettings {
     }
 }
 
-/// Reads every partition from the start to its high watermark, doing
-/// nothing with the messages; returns (messages, time).
-fn raw_consume(brokers: &str, topic: &str, partitions: i32) -> Result<(u64, Duration)> {
+/// A consumer that does nothing but read (no group membership, lake-stream's
+/// fetch setting), and the assignment of every partition of `topic` from
+/// its start.
+fn raw_consumer(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    name: &str,
+) -> Result<(BaseConsumer, TopicPartitionList)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", format!("raw-{}", std::process::id()))
+        .set("group.id", format!("{name}-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         // The same fetch setting as lake-stream's consumer.
         .set("fetch.wait.max.ms", "100")
         .create()
         .context("creating the raw consumer")?;
-    let mut targets = Vec::new();
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
-        targets.push(high);
         tpl.add_partition_offset(topic, p, Offset::Beginning)?;
     }
-    let total: i64 = targets.iter().sum();
+    Ok((consumer, tpl))
+}
+
+/// Reads every partition from the start to its high watermark, doing
+/// nothing with the messages; returns (messages, time).
+fn raw_consume(brokers: &str, topic: &str, partitions: i32) -> Result<(u64, Duration)> {
+    let (consumer, tpl) = raw_consumer(brokers, topic, partitions, "raw")?;
+    let mut total = 0;
+    for p in 0..partitions {
+        total += consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))?
+            .1;
+    }
     let started = Instant::now();
     consumer.assign(&tpl)?;
     let mut read = 0i64;
@@ -309,17 +324,7 @@ fn raw_latency(
 ) -> Result<(f64, f64)> {
     let topic = server.create_topic("bench-raw-latency", partitions);
     let total = (rate * duration.as_secs_f64()) as usize;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("raw-latency-{}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "100")
-        .create()
-        .context("creating the raw consumer")?;
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
-    }
+    let (consumer, tpl) = raw_consumer(brokers, &topic, partitions, "raw-latency")?;
     consumer.assign(&tpl)?;
     let reader = std::thread::spawn(move || -> Result<Vec<f64>> {
         let mut latencies = Vec::with_capacity(total);
