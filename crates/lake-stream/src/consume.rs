@@ -374,7 +374,7 @@ pub fn consume(
                 }
                 shared.internal_targets = true;
             }
-            ever_assigned |= !shared.processor.positions().is_empty();
+            ever_assigned = ever_assigned || !shared.processor.positions().is_empty();
             if shared.internal_targets && settled && at_targets(&buffer, &shared) {
                 break;
             }

@@ -520,6 +520,10 @@ impl Processor {
         let outputs = self.outputs(&applied, today)?;
         step.lap("output frames");
         commit_all(&self.lake, &self.config, outputs)?;
+        for part in &applied {
+            self.dates_written.insert(part.date);
+            self.partition_dates.insert(part.partition, part.date);
+        }
         step.lap("output commits");
         self.flush_forwards()?;
         step.lap("forward flush");
@@ -693,7 +697,7 @@ impl Processor {
     /// The commits of a batch: its events and rejects (one commit per
     /// table and date, carrying the transaction of each partition written)
     /// and the live views of `today`.
-    fn outputs(&mut self, applied: &[Applied], today: NaiveDate) -> Result<Vec<Output>> {
+    fn outputs(&self, applied: &[Applied], today: NaiveDate) -> Result<Vec<Output>> {
         let ingested_at = Utc::now();
         let mut outputs = Vec::new();
         let dates: BTreeSet<NaiveDate> = applied.iter().map(|a| a.date).collect();
@@ -731,10 +735,6 @@ impl Processor {
                     append: Some(self.transactions(&parts)),
                 });
             }
-            self.dates_written.insert(date);
-        }
-        for part in applied {
-            self.partition_dates.insert(part.partition, part.date);
         }
         for (table, frame) in [
             (LIVE_BY_COUNTRY, self.live.by_country_frame()?),
@@ -808,10 +808,9 @@ impl Processor {
         let Some(forwarder) = self.forwarder.as_mut() else {
             return Ok(());
         };
-        if forwarder.unflushed() == 0 {
+        if forwarder.flush()? == 0 {
             return Ok(());
         }
-        forwarder.flush()?;
         lake_table::fault::check("after_forward_flush", &self.config.query)
     }
 

@@ -297,17 +297,14 @@ impl Forwarder {
         Ok(())
     }
 
-    /// Messages sent and not yet acknowledged by a flush.
-    pub fn unflushed(&self) -> u64 {
-        self.unflushed
-    }
-
-    /// Waits until the broker acknowledged every message sent; an error
-    /// when one was not delivered (the batch must not checkpoint: a restart
-    /// forwards it again).
-    pub fn flush(&mut self) -> Result<()> {
-        if self.unflushed == 0 {
-            return Ok(());
+    /// Waits until the broker acknowledged every message sent since the
+    /// last flush, and returns how many that was; an error when one was not
+    /// delivered (the batch must not checkpoint: a restart forwards it
+    /// again).
+    pub fn flush(&mut self) -> Result<u64> {
+        let sent = self.unflushed;
+        if sent == 0 {
+            return Ok(0);
         }
         self.producer
             .flush(Duration::from_secs(60))
@@ -329,7 +326,7 @@ impl Forwarder {
                 self.topic
             );
         }
-        Ok(())
+        Ok(sent)
     }
 }
 

@@ -348,18 +348,7 @@ fn raw_latency(
     });
     produce(
         &settings(brokers, &topic),
-        &ProduceOptions {
-            count: Some(total as u64),
-            duration: None,
-            rate: Some(rate),
-            mix: EventMix {
-                malformed: 0.0,
-                duplicate: 0.0,
-                late: 0.0,
-            },
-            seed: 3,
-            unkeyed: false,
-        },
+        &valid_events(total as u64, Some(rate), 3),
     )?;
     let mut latencies = reader
         .join()
@@ -428,18 +417,7 @@ fn latency(
     let mut sent_at: Vec<Instant> = Vec::with_capacity(total as usize);
     produce_with(
         &settings(brokers, &topic),
-        &ProduceOptions {
-            count: Some(total),
-            duration: None,
-            rate: Some(rate),
-            mix: EventMix {
-                malformed: 0.0,
-                duplicate: 0.0,
-                late: 0.0,
-            },
-            seed: 2,
-            unkeyed: false,
-        },
+        &valid_events(total, Some(rate), 2),
         &mut |_| sent_at.push(Instant::now()),
     )?;
     // Wait for the view to catch up (bounded).
@@ -474,22 +452,25 @@ fn prefill(brokers: &str, topic: &str, events: u64) -> Result<()> {
 /// Sends `events` valid events of generator seed `seed` (the same seed
 /// twice sends the same events).
 fn send_valid(brokers: &str, topic: &str, events: u64, seed: u64) -> Result<()> {
-    produce(
-        &settings(brokers, topic),
-        &ProduceOptions {
-            count: Some(events),
-            duration: None,
-            rate: None,
-            mix: EventMix {
-                malformed: 0.0,
-                duplicate: 0.0,
-                late: 0.0,
-            },
-            seed,
-            unkeyed: false,
-        },
-    )?;
+    produce(&settings(brokers, topic), &valid_events(events, None, seed))?;
     Ok(())
+}
+
+/// `count` valid, keyed events of generator seed `seed`, at `rate` events/s
+/// (as fast as the broker takes them when `None`).
+fn valid_events(count: u64, rate: Option<f64>, seed: u64) -> ProduceOptions {
+    ProduceOptions {
+        count: Some(count),
+        duration: None,
+        rate,
+        mix: EventMix {
+            malformed: 0.0,
+            duplicate: 0.0,
+            late: 0.0,
+        },
+        seed,
+        unkeyed: false,
+    }
 }
 
 pub fn stream(args: StreamArgs) -> Result<()> {
