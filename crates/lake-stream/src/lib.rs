@@ -2,9 +2,10 @@
 //! bronze, a dead-letter queue and live gold views, with exactly-once
 //! effects (data contract, section 6).
 //!
-//! Sources feed micro-batches to the [`processor::Processor`]: a Kafka
-//! consumer in a consumer group ([`consume`]), or the built-in producer in
-//! process ([`run::run_embedded`]). Every copy of an event is aggregated
+//! Sources feed micro-batches to the [`processor::Processor`] under one
+//! loop ([`source::drive`]): a Kafka consumer in a consumer group
+//! ([`source::kafka`]), or the built-in producer in process
+//! ([`source::embedded`]). Every copy of an event is aggregated
 //! by its home partition, the one its `event_id` hashes to: partition `p`
 //! reads source partition `p` directly, forwards the messages at home
 //! elsewhere to the internal topic `{topic}.by-event-id`
@@ -18,13 +19,13 @@
 pub mod checkpoint;
 pub mod closed;
 pub mod config;
-pub mod consume;
 pub mod event;
 pub mod processor;
 pub mod produce;
 pub mod producer;
 pub mod route;
 pub mod run;
+pub mod source;
 pub mod state;
 pub mod status;
 pub mod step;

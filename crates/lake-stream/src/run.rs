@@ -1,14 +1,14 @@
-//! Running a stream query: sources feed micro-batches to the stages.
+//! Running a stream query: a source ([`crate::source`]) feeds
+//! micro-batches to the processor under the one loop, [`drive`].
 //!
-//! - [`run_kafka`]: a consumer in a consumer group ([`crate::consume`])
-//!   reading each owned partition of the source topic and of the internal
-//!   topic its forwarded copies go to ([`crate::route`]); `available-now`
-//!   reads every assigned partition up to its high watermarks, then stops;
-//!   `interval` runs micro-batches until SIGINT or SIGTERM, then finishes
-//!   its batch and checkpoints.
+//! - [`run_kafka`]: a consumer in a consumer group reading each owned
+//!   partition of the source topic and of the internal topic its forwarded
+//!   copies go to ([`crate::route`]); `available-now` reads every assigned
+//!   partition up to its high watermarks, then stops; `interval` runs
+//!   micro-batches until SIGINT or SIGTERM, then finishes its batch and
+//!   checkpoints.
 //! - [`run_embedded`]: the built-in producer in process, for a lake with no
-//!   Kafka. Its generator sends every copy of an event to the partition of
-//!   its id, its home, so nothing is forwarded.
+//!   Kafka.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,16 +16,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use chrono::{NaiveDate, TimeZone, Utc};
 use lake_table::Lake;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 
-use crate::consume::consume;
 use crate::event::DlqReason;
-use crate::processor::{BatchReport, Processor, SourceMessage, StreamConfig};
-use crate::producer::{EventGenerator, EventMix, ProducerReport};
+use crate::processor::{BatchReport, Processor, StreamConfig};
+use crate::producer::ProducerReport;
 use crate::route::{Forwarder, ensure_internal_topic, internal_topic};
+pub use crate::source::embedded::EmbeddedOptions;
+use crate::source::embedded::EmbeddedSource;
+use crate::source::kafka::KafkaSource;
+use crate::source::{LoopOptions, drive};
 use crate::views::LiveTotals;
 
 /// When micro-batches run and when the query stops.
@@ -231,24 +233,27 @@ pub fn run_kafka(
     }
     let forwarder = Forwarder::new(settings, partitions)?;
     let processor = Processor::new(lake, config).with_forwarder(forwarder);
-    let should_stop = || stop.load(Ordering::SeqCst);
-    let (mut processor, reports) = consume(processor, settings, options, &should_stop, on_batch)?;
+    let mut source = KafkaSource::subscribe(processor, settings, options)?;
+    let loop_options = LoopOptions {
+        trigger: options.trigger,
+        max_batch: options.max_batch,
+    };
+    let reports = drive(
+        &mut source,
+        loop_options,
+        &|| stop.load(Ordering::SeqCst),
+        on_batch,
+    )?;
+    let mut processor = source.close()?;
+    summarize(&reports, &mut processor)
+}
+
+/// The run's counts, and the live totals over every partition at its end.
+fn summarize(reports: &[BatchReport], processor: &mut Processor) -> Result<RunSummary> {
     let mut summary = RunSummary::default();
     reports.iter().for_each(|r| summary.add(r));
     summary.live = processor.refresh_live_totals()?.clone();
     Ok(summary)
-}
-
-/// Options of the in-process source.
-#[derive(Debug, Clone)]
-pub struct EmbeddedOptions {
-    pub events: u64,
-    pub partitions: i32,
-    pub seed: u64,
-    pub mix: EventMix,
-    pub batch_size: usize,
-    /// The day the events happen (spread over it).
-    pub date: NaiveDate,
 }
 
 /// Runs the query on events from the built-in producer, in process: a fixed
@@ -258,42 +263,13 @@ pub fn run_embedded(
     config: StreamConfig,
     options: &EmbeddedOptions,
 ) -> Result<(RunSummary, ProducerReport)> {
-    let mut generator = EventGenerator::new(options.seed, options.partitions, options.mix)?;
-    // Events spread over the run date up to now: the live view of a run
-    // dated today never shows events from the future. (A run dated in the
-    // future gets its events at the start of that day.)
-    let day_start = Utc.from_utc_datetime(&options.date.and_hms_opt(0, 0, 0).unwrap_or_default());
-    let window_ms = (Utc::now() - day_start)
-        .num_milliseconds()
-        .clamp(1, 86_400_000);
-    let step_ms = (window_ms / options.events.max(1) as i64).max(0);
-    let mut offsets = vec![0i64; options.partitions as usize];
-    let mut messages = Vec::with_capacity(options.events as usize);
-    for i in 0..options.events {
-        let now = day_start + chrono::Duration::milliseconds(i as i64 * step_ms);
-        let message = generator.next_message(now);
-        let offset = &mut offsets[message.partition as usize];
-        messages.push(SourceMessage::direct(
-            message.partition,
-            *offset,
-            Some(now.timestamp_millis()),
-            Some(message.payload),
-        ));
-        *offset += 1;
-    }
-    let mut processor = Processor::new(lake, config);
-    for partition in 0..options.partitions {
-        processor.assign(partition)?;
-    }
-    let mut summary = RunSummary::default();
-    for batch in messages.chunks(options.batch_size.max(1)) {
-        let report = processor.process(batch.to_vec())?;
-        summary.add(&report);
-    }
-    while processor.carried() > 0 {
-        let report = processor.process(Vec::new())?;
-        summary.add(&report);
-    }
-    summary.live = processor.refresh_live_totals()?.clone();
-    Ok((summary, generator.report().clone()))
+    let processor = Processor::new(lake, config);
+    let mut source = EmbeddedSource::new(processor, options)?;
+    let loop_options = LoopOptions {
+        trigger: Trigger::AvailableNow,
+        max_batch: options.batch_size.max(1),
+    };
+    let reports = drive(&mut source, loop_options, &|| false, &mut |_, _| {})?;
+    let (mut processor, produced) = source.finish();
+    Ok((summarize(&reports, &mut processor)?, produced))
 }

@@ -1,15 +1,15 @@
-//! The consumer loop that feeds the aggregating stage from Kafka, in a
-//! consumer group: one consumer reads both lanes of each owned partition
+//! Kafka as a source, in a consumer group: one consumer reads both lanes
+//! of each owned partition
 //! `p` (source partition `p` and internal partition `p`, which the range
 //! assignment gives to the same member since both topics have as many
 //! partitions), partitions resume from the query's checkpoints (not from
-//! Kafka's committed offsets), micro-batches run on the trigger, and
-//! `available-now` stops once every owned partition is processed up to
+//! Kafka's committed offsets), and an `available-now` run is finished once every owned partition is processed up to
 //! the high watermarks of its source found when it was assigned, and of
 //! its internal partition found once its forwards were acknowledged.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -20,9 +20,10 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
-use crate::processor::{BatchReport, Lane, Processor, SourceMessage};
+use crate::processor::{Lane, Processor, SourceMessage};
 use crate::route::internal_topic;
-use crate::run::{KafkaRunOptions, KafkaSettings, Trigger};
+use crate::run::{KafkaRunOptions, KafkaSettings};
+use crate::source::Source;
 
 /// The two topics a query reads.
 #[derive(Debug, Clone)]
@@ -176,10 +177,6 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// How long the source may pause before an available-now run processes
-/// what it has.
-const AVAILABLE_NOW_PAUSE: Duration = Duration::from_millis(300);
-
 /// True when the processor owns partitions and has, or the buffer holds,
 /// every one's messages of `lane` up to its target.
 fn reached(lane: Lane, buffer: &[SourceMessage], shared: &Shared) -> bool {
@@ -210,61 +207,155 @@ fn at_targets(buffer: &[SourceMessage], shared: &Shared) -> bool {
         && (!shared.internal_targets || reached(Lane::Internal, buffer, shared))
 }
 
-/// Feeds `processor` from the query's topics until the trigger says stop
-/// (or `stop()` says so), then returns it and the reports of its batches.
-pub fn consume(
-    processor: Processor,
-    settings: &KafkaSettings,
-    options: &KafkaRunOptions,
-    stop: &dyn Fn() -> bool,
-    on_batch: &mut dyn FnMut(&BatchReport, &Processor),
-) -> Result<(Processor, Vec<BatchReport>)> {
-    let topics = Topics {
-        source: settings.topic.clone(),
-        internal: internal_topic(&settings.topic),
-    };
-    let shared = Arc::new(Mutex::new(Shared {
-        processor,
-        targets: BTreeMap::new(),
-        internal_targets: false,
-        error: None,
-    }));
-    let context = QueryContext {
-        topics: topics.clone(),
-        group: settings.group.clone(),
-        shared: shared.clone(),
-        watermark_timeout: settings.connect_timeout,
-    };
-    let mut config = settings.client_config();
-    // Range gives a member the same partitions of both topics (they have
-    // as many partitions, and every member subscribes to both).
-    config.set("partition.assignment.strategy", "range");
-    let consumer: BaseConsumer<QueryContext> = config
-        .create_with_context(context)
-        .context("creating the Kafka consumer")?;
-    consumer
-        .subscribe(&[&topics.source, &topics.internal])
-        .with_context(|| format!("subscribing to {} and {}", topics.source, topics.internal))?;
+/// The processor, locked away from the rebalance callback.
+pub struct Locked<'a>(MutexGuard<'a, Shared>);
 
-    let highs = HighWatermarks::watch(settings)?;
-    let mut reports = Vec::new();
-    let mut buffer: Vec<SourceMessage> = Vec::new();
-    let mut batch_started = Instant::now();
-    let started = Instant::now();
-    let mut ever_assigned = false;
-    let mut last_lag_at: Option<Instant> = None;
-    let mut last_message_at = Instant::now();
-    loop {
-        let polled = consumer.poll(Duration::from_millis(100));
-        if let Some(err) = lock(&shared).error.take() {
+impl Deref for Locked<'_> {
+    type Target = Processor;
+
+    fn deref(&self) -> &Processor {
+        &self.0.processor
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Processor {
+        &mut self.0.processor
+    }
+}
+
+/// The query's two topics, read by one consumer of its group.
+pub struct KafkaSource {
+    // Dropped first: its rebalance callback holds `shared`.
+    consumer: BaseConsumer<QueryContext>,
+    shared: Arc<Mutex<Shared>>,
+    topics: Topics,
+    settings: KafkaSettings,
+    assignment_timeout: Duration,
+    highs: HighWatermarks,
+    started: Instant,
+    ever_assigned: bool,
+    last_lag_at: Option<Instant>,
+}
+
+impl KafkaSource {
+    /// Subscribes to the query's topics; partitions come with the group's
+    /// assignments, as `processor` takes them over.
+    pub fn subscribe(
+        processor: Processor,
+        settings: &KafkaSettings,
+        options: &KafkaRunOptions,
+    ) -> Result<Self> {
+        let topics = Topics {
+            source: settings.topic.clone(),
+            internal: internal_topic(&settings.topic),
+        };
+        let shared = Arc::new(Mutex::new(Shared {
+            processor,
+            targets: BTreeMap::new(),
+            internal_targets: false,
+            error: None,
+        }));
+        let context = QueryContext {
+            topics: topics.clone(),
+            group: settings.group.clone(),
+            shared: shared.clone(),
+            watermark_timeout: settings.connect_timeout,
+        };
+        let mut config = settings.client_config();
+        // Range gives a member the same partitions of both topics (they have
+        // as many partitions, and every member subscribes to both).
+        config.set("partition.assignment.strategy", "range");
+        let consumer: BaseConsumer<QueryContext> = config
+            .create_with_context(context)
+            .context("creating the Kafka consumer")?;
+        consumer
+            .subscribe(&[&topics.source, &topics.internal])
+            .with_context(|| format!("subscribing to {} and {}", topics.source, topics.internal))?;
+        Ok(KafkaSource {
+            consumer,
+            shared,
+            topics,
+            settings: settings.clone(),
+            assignment_timeout: options.assignment_timeout,
+            highs: HighWatermarks::watch(settings)?,
+            started: Instant::now(),
+            ever_assigned: false,
+            last_lag_at: None,
+        })
+    }
+
+    /// Leaves the group and gives the processor back.
+    pub fn close(self) -> Result<Processor> {
+        let KafkaSource {
+            consumer,
+            shared,
+            topics,
+            ..
+        } = self;
+        drop(consumer);
+        let shared = Arc::try_unwrap(shared)
+            .map_err(|_| {
+                anyhow!(
+                    "the consumer of {} still holds its processor",
+                    topics.source
+                )
+            })?
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(shared.processor)
+    }
+
+    /// Every source message is processed and its forwards are acknowledged
+    /// (each batch flushes them): the internal partitions' high watermarks
+    /// now are the ends to reach (partitions assigned later take theirs
+    /// when assigned).
+    fn take_internal_targets(&self, shared: &mut Shared) -> Result<()> {
+        shared.processor.flush_forwards()?;
+        for (lane, partition, _) in shared.processor.positions() {
+            if lane != Lane::Internal {
+                continue;
+            }
+            let (_, high) = self
+                .consumer
+                .fetch_watermarks(
+                    &self.topics.internal,
+                    partition,
+                    self.settings.connect_timeout,
+                )
+                .with_context(|| {
+                    format!(
+                        "reading the high watermark of partition {partition} of {}",
+                        self.topics.internal
+                    )
+                })?;
+            shared.targets.insert((Lane::Internal, partition), high);
+        }
+        shared.internal_targets = true;
+        Ok(())
+    }
+}
+
+impl Source for KafkaSource {
+    type Guard<'a> = Locked<'a>;
+
+    fn name(&self) -> &str {
+        &self.topics.source
+    }
+
+    fn processor(&mut self) -> Locked<'_> {
+        Locked(lock(&self.shared))
+    }
+
+    fn poll(&mut self, wait: Duration) -> Result<Option<SourceMessage>> {
+        let polled = self.consumer.poll(wait);
+        if let Some(err) = lock(&self.shared).error.take() {
             return Err(err);
         }
-        let idle = match polled {
+        match polled {
             Some(Ok(message)) => {
-                last_message_at = Instant::now();
-                let mut shared = lock(&shared);
                 let timestamp_ms = message.timestamp().to_millis();
-                let mut message = match topics.lane(message.topic()) {
+                Ok(Some(match self.topics.lane(message.topic()) {
                     Lane::Source => SourceMessage::direct(
                         message.partition(),
                         message.offset(),
@@ -277,128 +368,67 @@ pub fn consume(
                         timestamp_ms,
                         message.payload(),
                     ),
-                };
-                shared.processor.accept(&mut message)?;
-                buffer.push(message);
-                false
+                }))
             }
-            Some(Err(KafkaError::PartitionEOF(_))) => true,
+            Some(Err(KafkaError::PartitionEOF(_))) | None => Ok(None),
             Some(Err(err)) => {
-                tracing::warn!("Kafka ({}): {err}", topics.source);
-                true
-            }
-            None => true,
-        };
-        let stopping = stop();
-        let due = match options.trigger {
-            // Up to the high watermarks in as few batches as the source
-            // allows: a batch is due when full, when every owned partition's
-            // messages up to its targets are in, or after a pause of the
-            // source (each batch costs a few commits, whatever its size).
-            // Messages the processor holds back (the next date's, those
-            // past the end of a replayed batch) count too: the source may
-            // have nothing more to say.
-            Trigger::AvailableNow => {
-                let held = lock(&shared).processor.carried() > 0;
-                (!buffer.is_empty() || held)
-                    && (buffer.len() >= options.max_batch
-                        || (idle
-                            && (buffer.is_empty()
-                                || last_message_at.elapsed() >= AVAILABLE_NOW_PAUSE
-                                || at_targets(&buffer, &lock(&shared)))))
-            }
-            // A batch every interval from the start of the previous one (or
-            // at once when that one took longer), as Spark's processing-time
-            // trigger: a batch's duration does not add to the wait.
-            Trigger::Interval(every) => {
-                batch_started.elapsed() >= every || buffer.len() >= options.max_batch
-            }
-        };
-        if due || stopping {
-            let mut shared = lock(&shared);
-            let batch_timer = Instant::now();
-            batch_started = batch_timer;
-            let report = shared.processor.process(std::mem::take(&mut buffer))?;
-            // Messages left after the batch, at most once a second, from
-            // the high watermarks another thread asks the brokers for (a
-            // request per partition that takes a while on some brokers:
-            // never on a batch's path).
-            let positions = lane_positions(&topics, &shared.processor);
-            if last_lag_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-                highs.watch_partitions(positions.iter().map(|(t, p, _)| (t.clone(), *p)).collect());
-                last_lag_at = Some(Instant::now());
-                let lag = highs.lag_behind(&positions);
-                if lag != shared.processor.status().lag {
-                    shared.processor.set_lag(lag);
-                    shared.processor.save_status()?;
-                }
-            }
-            if report.messages + report.forwarded > 0 {
-                tracing::info!(
-                    "{}: micro-batch of {} messages ({} forwarded) in {:.3} s",
-                    topics.source,
-                    report.messages,
-                    report.forwarded,
-                    batch_timer.elapsed().as_secs_f64()
-                );
-            }
-            commit_offsets(&consumer, &positions);
-            on_batch(&report, &shared.processor);
-            reports.push(report);
-        }
-        if stopping {
-            break;
-        }
-        if options.trigger == Trigger::AvailableNow {
-            let mut shared = lock(&shared);
-            let settled = buffer.is_empty() && shared.processor.carried() == 0;
-            if !shared.internal_targets && settled && reached(Lane::Source, &buffer, &shared) {
-                // Every source message is processed and its forwards are
-                // acknowledged (each batch flushes them): the internal
-                // partitions' high watermarks now are the ends to reach
-                // (partitions assigned later take theirs when assigned).
-                shared.processor.flush_forwards()?;
-                for (lane, partition, _) in shared.processor.positions() {
-                    if lane != Lane::Internal {
-                        continue;
-                    }
-                    let (_, high) = consumer
-                        .fetch_watermarks(&topics.internal, partition, settings.connect_timeout)
-                        .with_context(|| {
-                            format!(
-                                "reading the high watermark of partition {partition} of {}",
-                                topics.internal
-                            )
-                        })?;
-                    shared.targets.insert((Lane::Internal, partition), high);
-                }
-                shared.internal_targets = true;
-            }
-            ever_assigned = ever_assigned || !shared.processor.positions().is_empty();
-            if shared.internal_targets && settled && at_targets(&buffer, &shared) {
-                break;
-            }
-            if !ever_assigned && started.elapsed() > options.assignment_timeout {
-                bail!(
-                    "no partition of {} was assigned to group {} within {} s",
-                    topics.source,
-                    settings.group,
-                    options.assignment_timeout.as_secs()
-                );
+                tracing::warn!("Kafka ({}): {err}", self.topics.source);
+                Ok(None)
             }
         }
     }
-    drop(consumer);
-    let shared = Arc::try_unwrap(shared)
-        .map_err(|_| {
-            anyhow!(
-                "the consumer of {} still holds its processor",
-                topics.source
-            )
-        })?
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    Ok((shared.processor, reports))
+
+    fn at_end(&mut self, buffer: &[SourceMessage]) -> bool {
+        at_targets(buffer, &lock(&self.shared))
+    }
+
+    fn finished(&mut self, buffer: &[SourceMessage]) -> Result<bool> {
+        let shared = self.shared.clone();
+        let mut shared = lock(&shared);
+        let settled = buffer.is_empty() && shared.processor.carried() == 0;
+        if !shared.internal_targets && settled && reached(Lane::Source, buffer, &shared) {
+            self.take_internal_targets(&mut shared)?;
+        }
+        self.ever_assigned = self.ever_assigned || !shared.processor.positions().is_empty();
+        if shared.internal_targets && settled && at_targets(buffer, &shared) {
+            return Ok(true);
+        }
+        if !self.ever_assigned && self.started.elapsed() > self.assignment_timeout {
+            bail!(
+                "no partition of {} was assigned to group {} within {} s",
+                self.topics.source,
+                self.settings.group,
+                self.assignment_timeout.as_secs()
+            );
+        }
+        Ok(false)
+    }
+
+    /// Commits the checkpointed offsets to Kafka too (for lag monitoring),
+    /// and records the messages left behind, at most once a second, from
+    /// the high watermarks another thread asks the brokers for (a request
+    /// per partition that takes a while on some brokers: never on a batch's
+    /// path).
+    fn after_batch(&mut self) -> Result<()> {
+        let shared = self.shared.clone();
+        let mut shared = lock(&shared);
+        let positions = lane_positions(&self.topics, &shared.processor);
+        if self
+            .last_lag_at
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            self.highs
+                .watch_partitions(positions.iter().map(|(t, p, _)| (t.clone(), *p)).collect());
+            self.last_lag_at = Some(Instant::now());
+            let lag = self.highs.lag_behind(&positions);
+            if lag != shared.processor.status().lag {
+                shared.processor.set_lag(lag);
+                shared.processor.save_status()?;
+            }
+        }
+        commit_offsets(&self.consumer, &positions);
+        Ok(())
+    }
 }
 
 /// The next offset of each lane of each owned partition, by topic.

@@ -1,0 +1,139 @@
+//! Sources and the one loop that runs micro-batches over them.
+//!
+//! A [`Source`] hands over messages one poll at a time and owns the
+//! processor it feeds (a Kafka consumer's rebalance callback must reach it
+//! to take over and give up partitions). [`drive`] is the loop every
+//! source runs under: it buffers what is polled, runs a micro-batch when
+//! the trigger says so, and stops on the stop signal or, available-now,
+//! when the source says its end is processed.
+//!
+//! - [`kafka::KafkaSource`]: a consumer in a consumer group reading both
+//!   lanes of each owned partition.
+//! - [`embedded::EmbeddedSource`]: the built-in producer in process, for
+//!   a lake with no Kafka.
+
+pub mod embedded;
+pub mod kafka;
+
+use std::ops::DerefMut;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::processor::{BatchReport, Processor, SourceMessage};
+use crate::run::Trigger;
+
+/// Where micro-batches' messages come from.
+pub trait Source {
+    /// Exclusive access to the processor the source feeds.
+    type Guard<'a>: DerefMut<Target = Processor>
+    where
+        Self: 'a;
+
+    /// Names the source in logs and errors.
+    fn name(&self) -> &str;
+
+    fn processor(&mut self) -> Self::Guard<'_>;
+
+    /// The next message, or `None` when none came within `wait`.
+    fn poll(&mut self, wait: Duration) -> Result<Option<SourceMessage>>;
+
+    /// Every owned partition's messages up to the source's end (as far as
+    /// it knows it now) are processed or in `buffer`.
+    fn at_end(&mut self, buffer: &[SourceMessage]) -> bool;
+
+    /// For available-now, between batches: the run is complete. May move
+    /// the end on (a source whose processing produces more input).
+    fn finished(&mut self, buffer: &[SourceMessage]) -> Result<bool>;
+
+    /// After each micro-batch (offsets and lag reported to the source).
+    fn after_batch(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// When micro-batches run over a source.
+#[derive(Debug, Clone, Copy)]
+pub struct LoopOptions {
+    pub trigger: Trigger,
+    /// Most messages in one micro-batch.
+    pub max_batch: usize,
+}
+
+/// How long a poll waits for a message.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How long the source may pause before an available-now run processes
+/// what it has.
+const AVAILABLE_NOW_PAUSE: Duration = Duration::from_millis(300);
+
+/// Runs micro-batches over `source` until the trigger says stop (or
+/// `stop()` says so); returns the reports of its batches.
+pub fn drive<S: Source>(
+    source: &mut S,
+    options: LoopOptions,
+    stop: &dyn Fn() -> bool,
+    on_batch: &mut dyn FnMut(&BatchReport, &Processor),
+) -> Result<Vec<BatchReport>> {
+    let mut reports = Vec::new();
+    let mut buffer: Vec<SourceMessage> = Vec::new();
+    let mut batch_started = Instant::now();
+    let mut last_message_at = Instant::now();
+    loop {
+        let idle = match source.poll(POLL_WAIT)? {
+            Some(mut message) => {
+                last_message_at = Instant::now();
+                source.processor().accept(&mut message)?;
+                buffer.push(message);
+                false
+            }
+            None => true,
+        };
+        let stopping = stop();
+        let full = buffer.len() >= options.max_batch;
+        let due = match options.trigger {
+            // Up to the source's end in as few batches as it allows: a
+            // batch is due when full, when every owned partition's messages
+            // up to the end are in, or after a pause of the source (each
+            // batch costs a few commits, whatever its size). Messages the
+            // processor holds back (the next date's, those past the end of
+            // a replayed batch) count too: the source may have nothing
+            // more to say.
+            Trigger::AvailableNow => {
+                let held = source.processor().carried() > 0;
+                (!buffer.is_empty() || held)
+                    && (full
+                        || (idle
+                            && (buffer.is_empty()
+                                || last_message_at.elapsed() >= AVAILABLE_NOW_PAUSE
+                                || source.at_end(&buffer))))
+            }
+            // A batch every interval from the start of the previous one (or
+            // at once when that one took longer), as Spark's processing-time
+            // trigger: a batch's duration does not add to the wait.
+            Trigger::Interval(every) => batch_started.elapsed() >= every || full,
+        };
+        if due || stopping {
+            batch_started = Instant::now();
+            let report = source.processor().process(std::mem::take(&mut buffer))?;
+            if report.messages + report.forwarded > 0 {
+                tracing::info!(
+                    "{}: micro-batch of {} messages ({} forwarded) in {:.3} s",
+                    source.name(),
+                    report.messages,
+                    report.forwarded,
+                    batch_started.elapsed().as_secs_f64()
+                );
+            }
+            source.after_batch()?;
+            on_batch(&report, &source.processor());
+            reports.push(report);
+        }
+        if stopping {
+            break;
+        }
+        if options.trigger == Trigger::AvailableNow && source.finished(&buffer)? {
+            break;
+        }
+    }
+    Ok(reports)
+}
