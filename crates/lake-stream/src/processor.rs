@@ -284,7 +284,11 @@ impl Processor {
     pub fn new(lake: &Lake, config: StreamConfig) -> Self {
         let checkpoints = CheckpointStore::new(lake, &config.query);
         Processor {
-            lake: lake.clone(),
+            // The outputs' states kept between micro-batches: a commit
+            // reads only the versions written since the last one, not the
+            // log since its last checkpoint (which grows by a version per
+            // batch up to the next checkpoint).
+            lake: lake.with_snapshot_cache(),
             checkpoints,
             states: BTreeMap::new(),
             carry: BTreeMap::new(),

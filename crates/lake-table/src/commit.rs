@@ -345,6 +345,7 @@ impl Plan {
         });
         match result {
             Ok(finalized) => {
+                table.remember(&finalized.snapshot);
                 if finalized.metrics.new_checkpoint_created {
                     cleanup_expired_logs(table, &finalized.snapshot, finalized.version())
                         .map_err(CommitError::Other)?;

@@ -22,6 +22,7 @@ pub mod read;
 pub mod s3;
 pub mod schema;
 pub mod snapshot;
+pub mod snapshot_cache;
 mod stats;
 pub mod storage;
 pub mod table;

@@ -20,6 +20,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use crate::error::Transient;
 use crate::layer::Layer;
+use crate::snapshot_cache::SnapshotCache;
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
@@ -77,6 +78,8 @@ impl ObjectInfo {
 #[derive(Clone)]
 pub struct Lake {
     inner: Arc<LakeInner>,
+    /// Set on a handle made by [`Lake::with_snapshot_cache`].
+    snapshots: Option<Arc<SnapshotCache>>,
 }
 
 struct LakeInner {
@@ -189,6 +192,7 @@ impl Lake {
                 local_root: Some(root),
                 s3: None,
             }),
+            snapshots: None,
         })
     }
 
@@ -259,7 +263,23 @@ impl Lake {
                 local_root: None,
                 s3: Some(settings),
             }),
+            snapshots: None,
         })
+    }
+
+    /// The same lake, through a handle that keeps the latest state of each
+    /// table it loads or commits to, and brings it up to date on the next
+    /// load (see [`crate::snapshot_cache`]). For a writer whose tables are
+    /// not deleted or recreated while it runs.
+    pub fn with_snapshot_cache(&self) -> Lake {
+        Lake {
+            inner: self.inner.clone(),
+            snapshots: Some(Arc::default()),
+        }
+    }
+
+    pub(crate) fn snapshot_cache(&self) -> Option<&SnapshotCache> {
+        self.snapshots.as_deref()
     }
 
     /// The lake's location as shown to people.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use deltalake_core::logstore::{LogStoreRef, StorageConfig, default_logstore};
+use deltalake_core::table::state::DeltaTableState;
 use deltalake_core::{DeltaTable, DeltaTableError};
 use object_store::ObjectStore;
 use object_store::path::Path;
@@ -150,12 +151,40 @@ impl Table {
         }
     }
 
+    /// The cached state of the table brought up to date, when the lake
+    /// handle keeps one; `None` to load it in full.
+    fn update_cached(&self) -> Result<Option<Snapshot>> {
+        let Some(cache) = self.lake.snapshot_cache() else {
+            return Ok(None);
+        };
+        let Some(mut state) = cache.get(&self.table) else {
+            return Ok(None);
+        };
+        block_on(state.update(self.log_store.as_ref(), None))
+            .map_err(delta_error)
+            .with_context(|| format!("bringing {} up to date", self.table))?;
+        cache.put(&self.table, state.clone());
+        Snapshot::from_state(self.clone(), state).map(Some)
+    }
+
+    /// Keeps `state` as the latest seen, when the lake handle caches states.
+    pub(crate) fn remember(&self, state: &DeltaTableState) {
+        if let Some(cache) = self.lake.snapshot_cache() {
+            cache.put(&self.table, state.clone());
+        }
+    }
+
     /// The snapshot at `at`; an error naming the table when there is none.
     pub fn at(&self, at: At) -> Result<Snapshot> {
         self.load(at)
     }
 
     fn load(&self, at: At) -> Result<Snapshot> {
+        if at == At::Latest
+            && let Some(snapshot) = self.update_cached()?
+        {
+            return Ok(snapshot);
+        }
         let mut table = DeltaTable::new(self.log_store.clone());
         let loaded = block_on(async {
             match at {
@@ -184,6 +213,9 @@ impl Table {
             .map_err(delta_error)
             .with_context(|| format!("opening {}", self.table))?
             .clone();
+        if at == At::Latest {
+            self.remember(&state);
+        }
         Snapshot::from_state(self.clone(), state)
     }
 }

@@ -450,3 +450,58 @@ fn checkpoints_every_hundred_commits_keep_opening_cheap() {
         lake_table::STREAM_LOG_RETENTION
     );
 }
+
+#[test]
+fn a_cached_state_is_brought_up_to_date_with_other_writers_commits() {
+    let (_dir, lake) = lake();
+    let cached = lake.with_snapshot_cache();
+    let t = TableRef::new(Layer::Bronze, "cached");
+    let append = |lake: &Lake, app: &str, batch: i64, x: &[i64]| {
+        let mut writer = DateWriter::new(lake, t.clone(), day(7), "stream").unwrap();
+        writer.write_frame(&mut df!("x" => x).unwrap()).unwrap();
+        writer
+            .append(vec![Txn {
+                app_id: app.into(),
+                version: batch,
+            }])
+            .unwrap()
+    };
+    assert!(matches!(
+        append(&cached, "q/partition-0", 1, &[1]),
+        AppendOutcome::Committed(_)
+    ));
+    assert!(matches!(
+        append(&cached, "q/partition-0", 2, &[2]),
+        AppendOutcome::Committed(_)
+    ));
+    // Another writer commits versions 2 and 3 behind the cache's back.
+    assert!(matches!(
+        append(&lake, "q/partition-1", 1, &[10]),
+        AppendOutcome::Committed(_)
+    ));
+    assert_eq!(replace(&lake, &t, day(8), "other", &[20, 21]), 3);
+    // The cache's state at version 1 is the one brought up to date: with
+    // version 0's log entry gone, a load from the log's start fails.
+    let first = format!("{}/_delta_log/{:020}.json", t.name, 0);
+    let path = lake.local_path(t.layer, &first).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(Table::open(&lake, t.clone()).unwrap().latest().is_err());
+    let snapshot = Table::open(&cached, t.clone())
+        .unwrap()
+        .latest()
+        .unwrap()
+        .unwrap();
+    assert_eq!(snapshot.version(), 3);
+    assert_eq!(snapshot.files().len(), 4);
+    assert_eq!(snapshot.txn_version("q/partition-1").unwrap(), Some(1));
+    assert_eq!(xs(&cached, &t, At::Latest, day(7)), vec![1, 2, 10]);
+    assert_eq!(xs(&cached, &t, At::Latest, day(8)), vec![20, 21]);
+    // The other writer's transaction is seen by the next append's check.
+    assert_eq!(
+        append(&cached, "q/partition-1", 1, &[10]),
+        AppendOutcome::AlreadyApplied(vec![Txn {
+            app_id: "q/partition-1".into(),
+            version: 1
+        }])
+    );
+}

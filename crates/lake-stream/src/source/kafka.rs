@@ -1,11 +1,11 @@
 //! Kafka as a source, in a consumer group: one consumer reads both lanes
-//! of each owned partition
-//! `p` (source partition `p` and internal partition `p`, which the range
-//! assignment gives to the same member since both topics have as many
-//! partitions), partitions resume from the query's checkpoints (not from
-//! Kafka's committed offsets), and an `available-now` run is finished once every owned partition is processed up to
-//! the high watermarks of its source found when it was assigned, and of
-//! its internal partition found once its forwards were acknowledged.
+//! of each owned partition `p` (source partition `p` and internal
+//! partition `p`, which the range assignment gives to the same member
+//! since both topics have as many partitions), partitions resume from the
+//! query's checkpoints (not from Kafka's committed offsets), and an
+//! `available-now` run is finished once every owned partition is processed
+//! up to the high watermarks of its source found when it was assigned, and
+//! of its internal partition found once its forwards were acknowledged.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Deref, DerefMut};

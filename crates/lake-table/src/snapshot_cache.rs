@@ -1,0 +1,48 @@
+//! The latest state of the tables a long-running writer commits to, kept
+//! between its commits: the next commit brings it up to date with the
+//! versions written since (often none) instead of replaying the log from
+//! its last checkpoint, which grows by a version per commit up to the next
+//! checkpoint (delta-rs writes one every 100 versions).
+//!
+//! A cache belongs to one [`crate::Lake`] handle ([`crate::Lake::with_snapshot_cache`]):
+//! a writer whose tables are not deleted or recreated while it runs (the
+//! stream's outputs: `lake-stream reset` refuses to run beside it).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use deltalake_core::table::state::DeltaTableState;
+
+use crate::table::TableRef;
+
+#[derive(Default)]
+pub(crate) struct SnapshotCache {
+    states: Mutex<HashMap<TableRef, DeltaTableState>>,
+}
+
+impl SnapshotCache {
+    /// The state last seen of `table`, if any (cheap: its file list is
+    /// shared, not copied).
+    pub(crate) fn get(&self, table: &TableRef) -> Option<DeltaTableState> {
+        self.states
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(table)
+            .cloned()
+    }
+
+    /// Keeps `state` for `table` unless a newer one is kept already (two
+    /// threads may load the same table).
+    pub(crate) fn put(&self, table: &TableRef, state: DeltaTableState) {
+        let mut states = self
+            .states
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match states.get(table) {
+            Some(kept) if kept.version() >= state.version() => {}
+            _ => {
+                states.insert(table.clone(), state);
+            }
+        }
+    }
+}
