@@ -6,7 +6,9 @@
 //!
 //! A cache belongs to one [`crate::Lake`] handle ([`crate::Lake::with_snapshot_cache`]):
 //! a writer whose tables are not deleted or recreated while it runs (the
-//! stream's outputs: `lake-stream reset` refuses to run beside it).
+//! stream's outputs: `lake-stream reset` deletes them only once every run
+//! of the query is stopped, as its instructions say; a running stream
+//! holds its partitions' state in memory just the same).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
