@@ -42,6 +42,8 @@
 //! forwards again are skipped at their home.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::stream_status::StreamStatus;
@@ -69,6 +71,9 @@ pub const LIVE_BY_MINUTE: &str = "live_sales_by_minute";
 
 /// Key of the stream's entry in a commit's info.
 const COMMIT_INFO_KEY: &str = "lakeStream";
+/// Micro-batches between two compactions of the dates still written (at
+/// a 200 ms interval, one every 20 s).
+const OPEN_DATE_COMPACTION_BATCHES: u64 = 100;
 /// Commits searched back for a batch committed before a crash.
 const REPLAY_SEARCH: usize = 10_000;
 
@@ -246,8 +251,12 @@ pub struct Processor {
     /// Messages held for a later batch.
     carry: BTreeMap<i32, Vec<SourceMessage>>,
     replays: BTreeMap<i32, Replay>,
-    /// Dates this process wrote, to compact once they close.
+    /// Dates this process wrote, compacted while written and once closed.
     dates_written: BTreeSet<NaiveDate>,
+    /// Micro-batches since the open dates were last compacted.
+    batches_since_compaction: u64,
+    /// A compaction runs in the background.
+    compacting: Arc<AtomicBool>,
     /// The date of each owned partition's latest batch.
     partition_dates: BTreeMap<i32, NaiveDate>,
     /// What this process has done, saved after each batch for the serving
@@ -294,6 +303,8 @@ impl Processor {
             carry: BTreeMap::new(),
             replays: BTreeMap::new(),
             dates_written: BTreeSet::new(),
+            batches_since_compaction: 0,
+            compacting: Arc::default(),
             partition_dates: BTreeMap::new(),
             status: StreamStatus {
                 query: config.query.clone(),
@@ -535,7 +546,7 @@ impl Processor {
         step.lap("checkpoints");
         self.record(&report, started.elapsed())?;
         step.lap("status");
-        self.compact_closed_dates();
+        self.compact_dates();
         tracing::debug!(
             "micro-batch of {} messages: {}",
             report.messages,
@@ -851,27 +862,41 @@ impl Processor {
 
     /// Compacts, in the background, the dates this process wrote that every
     /// partition it owns has moved past (each partition's dates only grow,
-    /// so none of them writes such a date again).
-    fn compact_closed_dates(&mut self) {
-        let Some(newest) = self.partition_dates.values().min().copied() else {
+    /// so none of them writes such a date again), and every
+    /// [`OPEN_DATE_COMPACTION_BATCHES`] micro-batches the dates still
+    /// written: each batch appends a file, and a commit costs time in
+    /// proportion to the files the table holds (`bench commit`), so an
+    /// open date's files are kept few. One compaction at a time; one that
+    /// loses a race with a batch's append commits again on the new version.
+    fn compact_dates(&mut self) {
+        self.batches_since_compaction += 1;
+        if self.compacting.load(Ordering::SeqCst) {
             return;
-        };
+        }
+        let newest = self.partition_dates.values().min().copied();
         let closed: Vec<NaiveDate> = self
             .dates_written
             .iter()
             .copied()
-            .filter(|d| *d < newest)
+            .filter(|d| newest.is_some_and(|newest| *d < newest))
             .collect();
-        if closed.is_empty() {
-            return;
-        }
         for date in &closed {
             self.dates_written.remove(date);
         }
+        let mut dates = closed;
+        if self.batches_since_compaction >= OPEN_DATE_COMPACTION_BATCHES {
+            self.batches_since_compaction = 0;
+            dates.extend(self.dates_written.iter().copied());
+        }
+        if dates.is_empty() {
+            return;
+        }
         let lake = self.lake.clone();
         let run_id = self.config.run_id.clone();
+        let compacting = self.compacting.clone();
+        compacting.store(true, Ordering::SeqCst);
         std::thread::spawn(move || {
-            for date in closed {
+            for date in dates {
                 for table in [EVENTS_TABLE, DLQ_TABLE] {
                     let table = TableRef::new(Layer::Bronze, table);
                     match lake_table::maintenance::compact(
@@ -891,6 +916,7 @@ impl Processor {
                     }
                 }
             }
+            compacting.store(false, Ordering::SeqCst);
         });
     }
 
@@ -968,7 +994,18 @@ fn commit_all(lake: &Lake, config: &StreamConfig, outputs: Vec<Output>) -> Resul
     let results: Vec<Result<()>> = std::thread::scope(|scope| {
         let handles: Vec<_> = outputs
             .into_iter()
-            .map(|output| scope.spawn(move || commit_output(lake, config, output)))
+            .map(|output| {
+                scope.spawn(move || {
+                    let started = std::time::Instant::now();
+                    let table = output.table.to_string();
+                    let result = commit_output(lake, config, output);
+                    tracing::debug!(
+                        "{table}: committed in {:.1} ms",
+                        started.elapsed().as_secs_f64() * 1000.0
+                    );
+                    result
+                })
+            })
             .collect();
         handles
             .into_iter()

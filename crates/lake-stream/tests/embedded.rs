@@ -116,3 +116,55 @@ fn a_run_dated_today_has_no_event_from_the_future() {
         "counted events are stamped on the run date"
     );
 }
+
+#[test]
+fn an_open_date_is_compacted_while_batches_append_to_it() {
+    use lake_table::{Layer, Table, TableRef};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let date = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+    let options = EmbeddedOptions {
+        events: 3000,
+        partitions: 1,
+        seed: 11,
+        mix: EventMix {
+            malformed: 0.0,
+            duplicate: 0.0,
+            late: 0.0,
+        },
+        // 150 batches of one date: a compaction of the open date after the
+        // 100th, while the last 50 keep appending.
+        batch_size: 20,
+        date,
+    };
+    let (summary, _) = run_embedded(&lake, config(), &options).unwrap();
+    assert_eq!((summary.batches, summary.counted), (150, 3000));
+    let table = Table::open(&lake, TableRef::new(Layer::Bronze, "ventes_temps_reel")).unwrap();
+    // The compaction runs in the background: wait for its commit.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let snapshot = loop {
+        let snapshot = table.latest().unwrap().unwrap();
+        // 150 batches are versions 0-149; the compaction's is one more.
+        if snapshot.version() >= 150 {
+            break snapshot;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no compaction after 60 s: version {}",
+            snapshot.version()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let history = lake_table::history::history(&table, 200).unwrap();
+    let compactions = history
+        .iter()
+        .filter(|entry| entry.change.as_deref() == Some("compact"))
+        .count();
+    assert_eq!(compactions, 1, "{history:?}");
+    // At least the 100 files of the first 100 batches became one; the
+    // batches after the compaction's snapshot kept their own files.
+    let files = snapshot.files_of(date).count();
+    assert!(files <= 51, "{files} files");
+    assert_eq!(snapshot.rows_of(date), Some(3000));
+}
