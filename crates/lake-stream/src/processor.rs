@@ -873,17 +873,16 @@ impl Processor {
         if self.compacting.load(Ordering::SeqCst) {
             return;
         }
-        let newest = self.partition_dates.values().min().copied();
-        let closed: Vec<NaiveDate> = self
-            .dates_written
-            .iter()
-            .copied()
-            .filter(|d| newest.is_some_and(|newest| *d < newest))
-            .collect();
-        for date in &closed {
-            self.dates_written.remove(date);
-        }
-        let mut dates = closed;
+        // The closed dates leave `dates_written`; the open ones stay.
+        let mut dates: Vec<NaiveDate> = match self.partition_dates.values().min() {
+            Some(newest) => {
+                let open = self.dates_written.split_off(newest);
+                std::mem::replace(&mut self.dates_written, open)
+                    .into_iter()
+                    .collect()
+            }
+            None => Vec::new(),
+        };
         if self.batches_since_compaction >= OPEN_DATE_COMPACTION_BATCHES {
             self.batches_since_compaction = 0;
             dates.extend(self.dates_written.iter().copied());

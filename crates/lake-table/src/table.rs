@@ -160,10 +160,13 @@ impl Table {
         let Some(mut state) = cache.get(&self.table) else {
             return Ok(None);
         };
+        let kept = state.version();
         block_on(state.update(self.log_store.as_ref(), None))
             .map_err(delta_error)
             .with_context(|| format!("bringing {} up to date", self.table))?;
-        cache.put(&self.table, state.clone());
+        if state.version() != kept {
+            cache.put(&self.table, state.clone());
+        }
         Snapshot::from_state(self.clone(), state).map(Some)
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use lake_table::maintenance::{compact, vacuum};
-use lake_table::{AppendOutcome, At, DateWriter, Lake, Layer, Table, TableRef, Txn};
+use lake_table::{AppendOutcome, At, DateWriter, Lake, Layer, Snapshot, Table, TableRef, Txn};
 use polars::prelude::*;
 use serde_json::Value;
 
@@ -29,6 +29,34 @@ fn replace(lake: &Lake, table: &TableRef, date: NaiveDate, run: &str, x: &[i64])
     let mut writer = DateWriter::new(lake, table.clone(), date, run).unwrap();
     writer.write_frame(&mut df!("x" => x).unwrap()).unwrap();
     writer.replace().unwrap().version
+}
+
+/// Appends `x` to `date` as micro-batch `batch` of the stream partition
+/// `app_id`.
+fn append(
+    lake: &Lake,
+    table: &TableRef,
+    date: NaiveDate,
+    app_id: &str,
+    batch: i64,
+    x: &[i64],
+) -> AppendOutcome {
+    let mut writer = DateWriter::new(lake, table.clone(), date, "stream").unwrap();
+    writer.write_frame(&mut df!("x" => x).unwrap()).unwrap();
+    writer
+        .append(vec![Txn {
+            app_id: app_id.into(),
+            version: batch,
+        }])
+        .unwrap()
+}
+
+fn latest(lake: &Lake, table: &TableRef) -> Snapshot {
+    Table::open(lake, table.clone())
+        .unwrap()
+        .latest()
+        .unwrap()
+        .unwrap()
 }
 
 fn xs(lake: &Lake, table: &TableRef, at: At, date: NaiveDate) -> Vec<i64> {
@@ -135,16 +163,7 @@ fn writing_a_date_again_replaces_it_in_one_commit_and_deletes_no_file() {
 fn a_replayed_stream_batch_is_recognized_by_its_transaction() {
     let (_dir, lake) = lake();
     let t = TableRef::new(Layer::Bronze, "events");
-    let append = |batch: i64, x: &[i64]| {
-        let mut writer = DateWriter::new(&lake, t.clone(), day(6), "stream").unwrap();
-        writer.write_frame(&mut df!("x" => x).unwrap()).unwrap();
-        writer
-            .append(vec![Txn {
-                app_id: "q/partition-0".into(),
-                version: batch,
-            }])
-            .unwrap()
-    };
+    let append = |batch: i64, x: &[i64]| append(&lake, &t, day(6), "q/partition-0", batch, x);
     assert!(matches!(append(1, &[1, 2]), AppendOutcome::Committed(_)));
     assert!(matches!(append(2, &[3]), AppendOutcome::Committed(_)));
     // Batch 2 again (a crash before its checkpoint): not applied twice.
@@ -157,11 +176,7 @@ fn a_replayed_stream_batch_is_recognized_by_its_transaction() {
         }])
     );
     assert_eq!(xs(&lake, &t, At::Latest, day(6)), vec![1, 2, 3]);
-    let snapshot = Table::open(&lake, t.clone())
-        .unwrap()
-        .latest()
-        .unwrap()
-        .unwrap();
+    let snapshot = latest(&lake, &t);
     assert_eq!(snapshot.txn_version("q/partition-0").unwrap(), Some(2));
     assert_eq!(snapshot.txn_version("q/partition-1").unwrap(), None);
     let found = lake_table::history::find_transaction(&snapshot, "q/partition-0", 1, 100)
@@ -194,11 +209,7 @@ fn concurrent_writers_all_land() {
             });
         }
     });
-    let snapshot = Table::open(&lake, t.clone())
-        .unwrap()
-        .latest()
-        .unwrap()
-        .unwrap();
+    let snapshot = latest(&lake, &t);
     assert_eq!(snapshot.version(), 18, "1 + 6 x 3 commits");
     for writer in 0..6u32 {
         assert_eq!(
@@ -214,11 +225,7 @@ fn a_reader_of_a_version_keeps_reading_it_while_writers_commit() {
     let (_dir, lake) = lake();
     let t = gold("read_while_writing");
     replace(&lake, &t, day(1), "r1", &[1, 2]);
-    let held = Table::open(&lake, t.clone())
-        .unwrap()
-        .latest()
-        .unwrap()
-        .unwrap();
+    let held = latest(&lake, &t);
     let plan = held.scan(day(1)).unwrap();
     replace(&lake, &t, day(1), "r2", &[7]);
     replace(&lake, &t, day(1), "r3", &[8]);
@@ -245,11 +252,7 @@ fn a_column_added_at_the_source_evolves_the_table_schema() {
         .write_frame(&mut df!("x" => [2i64], "note" => ["new"]).unwrap())
         .unwrap();
     writer.replace().unwrap();
-    let snapshot = Table::open(&lake, t.clone())
-        .unwrap()
-        .latest()
-        .unwrap()
-        .unwrap();
+    let snapshot = latest(&lake, &t);
     let names: Vec<&str> = snapshot.columns().iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["x", "note"]);
     // The old date reads the new column as nulls.
@@ -298,11 +301,7 @@ fn a_failure_before_the_commit_leaves_the_previous_version() {
         err.contains("injected fault before_commit@gold/crashy"),
         "{err}"
     );
-    let snapshot = Table::open(&lake, t.clone())
-        .unwrap()
-        .latest()
-        .unwrap()
-        .unwrap();
+    let snapshot = latest(&lake, &t);
     assert_eq!(snapshot.version(), 0);
     assert_eq!(xs(&lake, &t, At::Latest, day(1)), vec![1]);
     assert_eq!(
@@ -322,16 +321,14 @@ fn compaction_rewrites_small_files_without_changing_data_or_transactions() {
     let (_dir, lake) = lake();
     let t = TableRef::new(Layer::Bronze, "stream");
     for batch in 1..=5i64 {
-        let mut writer = DateWriter::new(&lake, t.clone(), day(3), "s").unwrap();
-        writer
-            .write_frame(&mut df!("x" => [batch, batch * 10]).unwrap())
-            .unwrap();
-        writer
-            .append(vec![Txn {
-                app_id: "q/partition-0".into(),
-                version: batch,
-            }])
-            .unwrap();
+        append(
+            &lake,
+            &t,
+            day(3),
+            "q/partition-0",
+            batch,
+            &[batch, batch * 10],
+        );
     }
     let commit = compact(&lake, &t, day(3), 1 << 20, "compactor")
         .unwrap()
@@ -341,11 +338,7 @@ fn compaction_rewrites_small_files_without_changing_data_or_transactions() {
         xs(&lake, &t, At::Latest, day(3)),
         vec![1, 2, 3, 4, 5, 10, 20, 30, 40, 50]
     );
-    let snapshot = Table::open(&lake, t.clone())
-        .unwrap()
-        .latest()
-        .unwrap()
-        .unwrap();
+    let snapshot = latest(&lake, &t);
     assert_eq!(snapshot.files().len(), 1);
     assert_eq!(snapshot.txn_version("q/partition-0").unwrap(), Some(5));
     let actions = log_entry(&lake, &t, snapshot.version());
@@ -406,16 +399,7 @@ fn checkpoints_every_hundred_commits_keep_opening_cheap() {
     let (_dir, lake) = lake();
     let t = TableRef::new(Layer::Bronze, "often");
     for batch in 1..=101i64 {
-        let mut writer = DateWriter::new(&lake, t.clone(), day(4), "s").unwrap();
-        writer
-            .write_frame(&mut df!("x" => [batch]).unwrap())
-            .unwrap();
-        writer
-            .append(vec![Txn {
-                app_id: "q/partition-0".into(),
-                version: batch,
-            }])
-            .unwrap();
+        append(&lake, &t, day(4), "q/partition-0", batch, &[batch]);
     }
     let log: Vec<String> = lake
         .list(Layer::Bronze, "often/_delta_log")
@@ -432,11 +416,7 @@ fn checkpoints_every_hundred_commits_keep_opening_cheap() {
         log.iter().any(|k| k.ends_with("_last_checkpoint")),
         "{log:?}"
     );
-    let snapshot = Table::open(&lake, t.clone())
-        .unwrap()
-        .latest()
-        .unwrap()
-        .unwrap();
+    let snapshot = latest(&lake, &t);
     assert_eq!(snapshot.version(), 100);
     assert_eq!(snapshot.files().len(), 101);
     assert_eq!(snapshot.txn_version("q/partition-0").unwrap(), Some(101));
@@ -456,16 +436,8 @@ fn a_cached_state_is_brought_up_to_date_with_other_writers_commits() {
     let (_dir, lake) = lake();
     let cached = lake.with_snapshot_cache();
     let t = TableRef::new(Layer::Bronze, "cached");
-    let append = |lake: &Lake, app: &str, batch: i64, x: &[i64]| {
-        let mut writer = DateWriter::new(lake, t.clone(), day(7), "stream").unwrap();
-        writer.write_frame(&mut df!("x" => x).unwrap()).unwrap();
-        writer
-            .append(vec![Txn {
-                app_id: app.into(),
-                version: batch,
-            }])
-            .unwrap()
-    };
+    let append =
+        |lake: &Lake, app: &str, batch: i64, x: &[i64]| append(lake, &t, day(7), app, batch, x);
     assert!(matches!(
         append(&cached, "q/partition-0", 1, &[1]),
         AppendOutcome::Committed(_)
@@ -486,11 +458,7 @@ fn a_cached_state_is_brought_up_to_date_with_other_writers_commits() {
     let path = lake.local_path(t.layer, &first).unwrap();
     std::fs::remove_file(&path).unwrap();
     assert!(Table::open(&lake, t.clone()).unwrap().latest().is_err());
-    let snapshot = Table::open(&cached, t.clone())
-        .unwrap()
-        .latest()
-        .unwrap()
-        .unwrap();
+    let snapshot = latest(&cached, &t);
     assert_eq!(snapshot.version(), 3);
     assert_eq!(snapshot.files().len(), 4);
     assert_eq!(snapshot.txn_version("q/partition-1").unwrap(), Some(1));
