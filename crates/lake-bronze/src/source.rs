@@ -170,34 +170,29 @@ fn ingest_postgres(
     let qualified = format!("{PG_SCHEMA}.{table}");
     let source = format!("{}/{qualified}", pg.url.location());
     let snapshot = pg.snapshot_id()?;
-    let mut client = pg.url.connect()?;
+    let client = pg.url.connect_for_copy()?;
     // The run's snapshot for the catalog query and the copy: the columns
     // read are the columns decoded, and every table is read as of one
     // moment.
-    let mut txn = client
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .map_err(|err| query_error(err, &format!("starting a read of {qualified}")))?;
-    txn.batch_execute(&format!(
-        "SET TRANSACTION SNAPSHOT '{}'",
-        snapshot.replace('\'', "''")
-    ))
-    .map_err(|err| {
-        query_error(
-            err,
-            &format!("reading {qualified} at the run's snapshot {snapshot} (its exporting connection must stay open)"),
-        )
-    })?;
-    let columns = table_columns(&mut txn, PG_SCHEMA, table)?;
+    client
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+            snapshot.replace('\'', "''")
+        ))
+        .map_err(|err| {
+            query_error(
+                err,
+                &format!("reading {qualified} at the run's snapshot {snapshot} (its exporting connection must stay open)"),
+            )
+        })?;
+    let columns = table_columns(&client, PG_SCHEMA, table)?;
     let ingested_at = Utc::now();
     let copy = format!(
         "COPY {}.{} TO STDOUT (FORMAT binary)",
         quote_ident(PG_SCHEMA),
         quote_ident(table)
     );
-    let reader = txn
+    let reader = client
         .copy_out(copy.as_str())
         .map_err(|err| query_error(err, &format!("copying {qualified}")))?;
     let mut decoder = CopyDecoder::new(
@@ -244,9 +239,10 @@ fn ingest_postgres(
         decoded?;
         written
     })?;
-    // The reader borrows the transaction: release it before committing.
+    // The reader borrows the connection: release it before committing.
     drop(decoder);
-    txn.commit()
+    client
+        .batch_execute("COMMIT")
         .map_err(|err| query_error(err, &format!("finishing the read of {qualified}")))?;
     Ok(IngestReport {
         rows: commit.rows,

@@ -13,5 +13,6 @@ pub mod display;
 pub mod error;
 pub mod input;
 pub mod pg;
+pub mod pg_copy;
 pub mod pg_types;
 pub mod run;

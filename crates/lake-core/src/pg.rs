@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-use postgres::config::SslMode;
 use postgres_openssl::MakeTlsConnector;
+use tokio_postgres::config::SslMode;
 use url::Url;
 
 use crate::error::Transient;
+use crate::pg_copy::{CopyConnection, copy_runtime};
 use crate::pg_types::{PgColumn, polars_type};
 
 /// How hard the connection insists on TLS, with libpq's meaning of each
@@ -33,7 +34,7 @@ pub enum TlsMode {
 /// password.
 #[derive(Clone)]
 pub struct PgUrl {
-    config: postgres::Config,
+    config: tokio_postgres::Config,
     tls: TlsMode,
     root_cert: Option<PathBuf>,
     redacted: String,
@@ -95,7 +96,7 @@ impl FromStr for PgUrl {
         } else {
             url.query_pairs_mut().clear().extend_pairs(kept);
         }
-        let mut config = postgres::Config::from_str(url.as_str())
+        let mut config = tokio_postgres::Config::from_str(url.as_str())
             .map_err(|err| anyhow!("invalid PostgreSQL URL {}: {err}", redact(&url)))?;
         config.ssl_mode(match tls {
             TlsMode::Disable => SslMode::Disable,
@@ -141,7 +142,7 @@ impl PgUrl {
     /// environment only, never for a log.
     pub fn libpq_env(&self) -> Vec<(&'static str, String)> {
         let mut vars = Vec::new();
-        if let Some(postgres::config::Host::Tcp(host)) = self.config.get_hosts().first() {
+        if let Some(tokio_postgres::config::Host::Tcp(host)) = self.config.get_hosts().first() {
             vars.push(("PGHOST", host.clone()));
         }
         if let Some(port) = self.config.get_ports().first() {
@@ -171,12 +172,42 @@ impl PgUrl {
 
     /// Connects, with TLS as the URL asks.
     pub fn connect(&self) -> Result<postgres::Client> {
+        let config = postgres::Config::from(self.config.clone());
         let result = if self.tls == TlsMode::Disable {
-            self.config.connect(postgres::NoTls)
+            config.connect(postgres::NoTls)
         } else {
-            self.config.connect(self.tls_connector()?)
+            config.connect(self.tls_connector()?)
         };
         result.map_err(|err| connection_error(err, &self.redacted))
+    }
+
+    /// Connects for bulk COPY reads ([`CopyConnection`]), with TLS as the
+    /// URL asks.
+    pub fn connect_for_copy(&self) -> Result<CopyConnection> {
+        let runtime = copy_runtime()?;
+        let tls = match self.tls {
+            TlsMode::Disable => None,
+            _ => Some(self.tls_connector()?),
+        };
+        let client = runtime
+            .block_on(async {
+                // The connection task runs whenever the caller waits in the
+                // runtime; it ends when the client is dropped.
+                match tls {
+                    None => {
+                        let (client, connection) = self.config.connect(postgres::NoTls).await?;
+                        tokio::spawn(connection);
+                        Ok::<_, postgres::Error>(client)
+                    }
+                    Some(tls) => {
+                        let (client, connection) = self.config.connect(tls).await?;
+                        tokio::spawn(connection);
+                        Ok(client)
+                    }
+                }
+            })
+            .map_err(|err| connection_error(err, &self.redacted))?;
+        Ok(CopyConnection::new(client, runtime))
     }
 
     fn tls_connector(&self) -> Result<MakeTlsConnector> {
@@ -242,11 +273,7 @@ pub fn query_error(err: postgres::Error, what: &str) -> anyhow::Error {
 /// The columns of `schema.table`, in table order, with their lake types.
 /// Fails naming the table when it does not exist, and the column when its
 /// type has no mapping in the data contract.
-pub fn table_columns(
-    client: &mut impl postgres::GenericClient,
-    schema: &str,
-    table: &str,
-) -> Result<Vec<PgColumn>> {
+pub fn table_columns(client: &CopyConnection, schema: &str, table: &str) -> Result<Vec<PgColumn>> {
     let rows = client
         .query(
             "SELECT a.attname, t.typname, a.atttypmod \

@@ -98,8 +98,10 @@ const CUSTOMER_KEY: &str = "__customer_key";
 const ORDER_FOUND: &str = "__order_found";
 const PRODUCT_FOUND: &str = "__product_found";
 const CUSTOMER_FOUND: &str = "__customer_found";
-const FIRST_VALID_LINE: &str = "__first_valid_line";
-const VALID_LINES: &str = "__valid_lines";
+const ORDER_ROW: &str = "__order_row";
+const PRODUCT_ROW: &str = "__product_row";
+const LINE_KEY: &str = "__line_key";
+const REPEATS_A_LINE: &str = "__repeats_a_line";
 
 /// The code of a reject reason, as [`REJECT_CODE`] holds it.
 fn code_of(reason: &str) -> Expr {
@@ -229,7 +231,8 @@ pub fn dimensions(
         "__customer_join",
     );
     Ok(Dimensions {
-        products: left_join(products, categories, &[CATEGORY_KEY], &["__category_join"]),
+        products: left_join(products, categories, &[CATEGORY_KEY], &["__category_join"])
+            .with_row_index(PRODUCT_ROW, None),
         customers,
     })
 }
@@ -276,6 +279,16 @@ pub fn classify_lines(
         ]),
         ORDER_KEY,
     );
+    // An order has one customer: joined per order, the text key is hashed
+    // once per order rather than once per line. The row number gives each
+    // order a dense integer for the duplicate rule below.
+    let orders = left_join(
+        orders,
+        dimensions.customers.clone(),
+        &[CUSTOMER_KEY],
+        &["__customer_join"],
+    )
+    .with_row_index(ORDER_ROW, None);
 
     let joined = left_join(lines, orders, &[ORDER_KEY], &[ORDER_KEY]);
     let joined = left_join(
@@ -283,12 +296,6 @@ pub fn classify_lines(
         dimensions.products.clone(),
         &[PRODUCT_KEY],
         &[PRODUCT_KEY],
-    );
-    let joined = left_join(
-        joined,
-        dimensions.customers.clone(),
-        &[CUSTOMER_KEY],
-        &["__customer_join"],
     );
 
     let quantity = col("__quantity");
@@ -328,34 +335,34 @@ pub fn classify_lines(
     ]));
 
     // duplicate_line: among lines passing every other rule, only the first
-    // (in source read order) of each (order_id, product_id) is a sale. Only
-    // a key held by two such lines can have a duplicate, so only those keys
-    // (few) are joined back, not a window over every line. A valid line
-    // has both keys (a null one is an orphan).
-    let repeated = classified
+    // (in source read order) of each (order_id, product_id) is a sale. A
+    // valid line has both an order and a product row (a missing one is an
+    // orphan); their row numbers, both below 2^32, pack into one exact
+    // UInt64 key. Sorted by that key, stably, the lines of a key stay in
+    // source order (the joins kept the lines' order), so a line with the
+    // key of the line before it repeats an earlier one. Only those lines
+    // (few) are joined back. A group-by over every line cost several times
+    // more: it builds a group for each of them.
+    let line_key = col(ORDER_ROW).cast(DataType::UInt64) * lit(1u64 << 32)
+        + col(PRODUCT_ROW).cast(DataType::UInt64);
+    let repeats = classified
         .clone()
         .filter(col(REJECT_CODE).is_null())
-        .group_by([col(ORDER_KEY), col(PRODUCT_KEY)])
-        .agg([
-            col(LINE_NO).min().alias(FIRST_VALID_LINE),
-            len().alias(VALID_LINES),
-        ])
-        .filter(col(VALID_LINES).gt(lit(1)))
-        .select([col(ORDER_KEY), col(PRODUCT_KEY), col(FIRST_VALID_LINE)]);
-    let keys = [ORDER_KEY, PRODUCT_KEY];
-    Ok(left_join(classified, repeated, &keys, &keys)
-        .with_column(
-            when(
-                col(REJECT_CODE)
-                    .is_null()
-                    .and(col(FIRST_VALID_LINE).is_not_null())
-                    .and(col(LINE_NO).neq(col(FIRST_VALID_LINE))),
-            )
-            .then(code_of("duplicate_line"))
-            .otherwise(col(REJECT_CODE))
-            .alias(REJECT_CODE),
+        .select([col(LINE_NO), line_key.alias(LINE_KEY)])
+        .sort(
+            [LINE_KEY],
+            SortMultipleOptions::default().with_maintain_order(true),
         )
-        .drop(cols([FIRST_VALID_LINE])))
+        .filter(col(LINE_KEY).eq(col(LINE_KEY).shift(lit(1))))
+        .select([col(LINE_NO), lit(true).alias(REPEATS_A_LINE)]);
+    Ok(left_join(classified, repeats, &[LINE_NO], &[LINE_NO])
+        .with_column(
+            when(col(REPEATS_A_LINE).is_not_null())
+                .then(code_of("duplicate_line"))
+                .otherwise(col(REJECT_CODE))
+                .alias(REJECT_CODE),
+        )
+        .drop(cols([REPEATS_A_LINE, ORDER_ROW, PRODUCT_ROW])))
 }
 
 fn timestamp_literal(at: DateTime<Utc>) -> Expr {
