@@ -78,10 +78,13 @@ impl FileStats {
                 stats.bounded = false;
                 continue;
             }
-            let (Some(min), Some(max)) = (
-                bound(column.min_reduce()?.value().clone()),
-                bound(column.max_reduce()?.value().clone()),
-            ) else {
+            let bounds = match column.dtype() {
+                DataType::String => text_bounds(column.as_materialized_series().str()?)
+                    .map(|(min, max)| (Bound::Text(min.into()), Bound::Text(max.into()))),
+                _ => bound(column.min_reduce()?.value().clone())
+                    .zip(bound(column.max_reduce()?.value().clone())),
+            };
+            let Some((min, max)) = bounds else {
                 stats.bounded = false;
                 continue;
             };
@@ -148,6 +151,38 @@ fn bound(value: AnyValue<'_>) -> Option<Bound> {
     })
 }
 
+/// A string with its first 4 bytes as a big-endian integer.
+type Prefixed<'a> = (u32, &'a str);
+
+/// The least and greatest value of a text column, in one pass. Most
+/// comparisons end on the first 4 bytes, which the view of each string
+/// keeps inline: read big-endian (a shorter string padded with zeros) they
+/// order as the strings do, so only equal prefixes compare the strings.
+/// Polars' min and max compare every string in full, one pass each, which
+/// took about 6 % of silver's CPU time at scale 1000.
+fn text_bounds(column: &StringChunked) -> Option<(&str, &str)> {
+    let mut bounds: Option<(Prefixed<'_>, Prefixed<'_>)> = None;
+    for array in column.downcast_iter() {
+        for (view, value) in array.views().iter().zip(array.iter()) {
+            let Some(value) = value else {
+                continue;
+            };
+            let prefix = u32::from_be_bytes(view.prefix.to_le_bytes());
+            let Some(((min_prefix, min), (max_prefix, max))) = &mut bounds else {
+                bounds = Some(((prefix, value), (prefix, value)));
+                continue;
+            };
+            if prefix < *min_prefix || (prefix == *min_prefix && value < *min) {
+                (*min_prefix, *min) = (prefix, value);
+            }
+            if prefix > *max_prefix || (prefix == *max_prefix && value > *max) {
+                (*max_prefix, *max) = (prefix, value);
+            }
+        }
+    }
+    bounds.map(|((_, min), (_, max))| (min, max))
+}
+
 fn date_text(days: i32) -> Option<String> {
     NaiveDate::from_num_days_from_ce_opt(days.checked_add(719_163)?)
         .map(|d| d.format("%Y-%m-%d").to_string())
@@ -189,6 +224,38 @@ fn upper(bound: &Bound, local_time: bool) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_bounds_order_as_bytes_do() {
+        // Prefixes that tie (shorter than 4 bytes, a NUL byte, a shared
+        // start), inline and out-of-line strings, multi-byte characters,
+        // nulls, and several chunks.
+        let values: Vec<Option<&str>> = vec![
+            Some("ab"),
+            None,
+            Some("ab\0"),
+            Some("abcd-long-enough-to-live-in-a-buffer"),
+            Some("abcd"),
+            Some("é"),
+            Some(""),
+            Some("abcc-another-long-string-out-of-line"),
+            Some("zz"),
+            Some("zz\u{1}"),
+            None,
+        ];
+        let mut column = StringChunked::new("t".into(), &values[..6]);
+        column
+            .append(&StringChunked::new("t".into(), &values[6..]))
+            .unwrap();
+        assert_eq!(column.chunks().len(), 2);
+        // Worked out independently: Rust orders &str by their bytes.
+        let present = values.iter().flatten();
+        let expected = (*present.clone().min().unwrap(), *present.max().unwrap());
+        assert_eq!(expected, ("", "é"));
+        assert_eq!(text_bounds(&column), Some(expected));
+        let only_nulls = StringChunked::new("t".into(), &[None::<&str>, None]);
+        assert_eq!(text_bounds(&only_nulls), None);
+    }
 
     #[test]
     fn bounds_hold_for_every_row_of_every_batch() {
