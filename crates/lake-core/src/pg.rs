@@ -191,19 +191,9 @@ impl PgUrl {
         };
         let client = runtime
             .block_on(async {
-                // The connection task runs whenever the caller waits in the
-                // runtime; it ends when the client is dropped.
                 match tls {
-                    None => {
-                        let (client, connection) = self.config.connect(postgres::NoTls).await?;
-                        tokio::spawn(connection);
-                        Ok::<_, postgres::Error>(client)
-                    }
-                    Some(tls) => {
-                        let (client, connection) = self.config.connect(tls).await?;
-                        tokio::spawn(connection);
-                        Ok(client)
-                    }
+                    None => spawn_connection(&self.config, postgres::NoTls).await,
+                    Some(tls) => spawn_connection(&self.config, tls).await,
                 }
             })
             .map_err(|err| connection_error(err, &self.redacted))?;
@@ -232,6 +222,22 @@ impl PgUrl {
         });
         Ok(connector)
     }
+}
+
+/// Connects and spawns the connection task on the current runtime: it runs
+/// whenever the caller waits in that runtime, and ends when the client is
+/// dropped.
+async fn spawn_connection<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+) -> Result<tokio_postgres::Client, postgres::Error>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = config.connect(tls).await?;
+    tokio::spawn(connection);
+    Ok(client)
 }
 
 /// A connection failure as a one-line error; I/O failures (server down,
