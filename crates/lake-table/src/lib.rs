@@ -26,6 +26,7 @@ pub mod snapshot_cache;
 mod stats;
 pub mod storage;
 pub mod table;
+mod view_dictionary;
 pub mod writer;
 
 pub use commit::{Commit, STREAM_LOG_RETENTION};

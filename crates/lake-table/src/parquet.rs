@@ -1,17 +1,229 @@
-//! Parquet settings of the lake's data files: Snappy, as the contract asks.
+//! The lake's Parquet data files: Snappy, as the contract asks; min, max
+//! and null counts per row group, so readers can skip row groups.
+//!
+//! Row groups are encoded here rather than by Polars' writer, with the same
+//! encoders, options and footer, for one reason: a text column goes
+//! through [`view_dictionary`] first. Polars hashes every string of a text
+//! column twice to build its dictionary (a cardinality estimate, then the
+//! dictionary itself); the lake's text columns mostly come from joins with
+//! small tables, whose strings share views, so hashing the fixed-size
+//! views and then the few distinct strings gives the same dictionary for
+//! a fraction of the work.
 
 use std::io::Write;
 
+use polars::io::parquet::write::get_encodings;
 use polars::prelude::*;
+use polars_arrow::array::{ArrayRef, Utf8ViewArray};
+use polars_arrow::datatypes::ArrowDataType;
+use polars_arrow::record_batch::RecordBatch;
+use polars_core::runtime::RAYON;
+use polars_parquet::read::ParquetError;
+use polars_parquet::write::{
+    CompressedPage, CompressionOptions, Compressor, DynIter, DynStreamingIterator, Encoding,
+    FallibleStreamingIterator, FileWriter, ParquetType, RowGroupIterColumns, StatisticsOptions,
+    Version, WriteOptions, array_to_columns,
+};
+use rayon::prelude::*;
+
+use crate::view_dictionary::view_dictionary;
 
 /// Rows per row group: large enough for good compression, small enough that
 /// a reader projecting a few columns does not pull much more than it needs.
 pub const ROW_GROUP_ROWS: usize = 256 * 1024;
 
-/// A Parquet writer with the lake's settings (Polars keeps min, max and
-/// null counts per row group by default, so readers can skip row groups).
-pub fn parquet_writer<W: Write>(writer: W) -> ParquetWriter<W> {
-    ParquetWriter::new(writer)
-        .with_compression(ParquetCompression::Snappy)
-        .with_row_group_size(Some(ROW_GROUP_ROWS))
+/// How every page is written: Polars' defaults (format version 1 pages of
+/// at most 1 MiB, min, max and null count statistics) with Snappy.
+fn write_options() -> WriteOptions {
+    WriteOptions {
+        statistics: StatisticsOptions::default(),
+        compression: CompressionOptions::Snappy,
+        version: Version::V1,
+        data_page_size: None,
+    }
+}
+
+/// A Parquet file being written row group by row group.
+pub struct ParquetFile<W: Write> {
+    writer: FileWriter<W>,
+    fields: Vec<ParquetType>,
+    encodings: Vec<Vec<Encoding>>,
+    options: WriteOptions,
+}
+
+impl<W: Write> ParquetFile<W> {
+    /// Starts a file of `schema` on `sink` (nothing is written before the
+    /// first row group).
+    pub fn new(sink: W, schema: &Schema) -> PolarsResult<ParquetFile<W>> {
+        let arrow_schema = schema.to_arrow(CompatLevel::newest());
+        let encodings = get_encodings(&arrow_schema).iter().cloned().collect();
+        let options = write_options();
+        let writer = FileWriter::try_new(sink, arrow_schema, options)?;
+        let fields = writer.parquet_schema().fields().to_vec();
+        Ok(ParquetFile {
+            writer,
+            fields,
+            encodings,
+            options,
+        })
+    }
+
+    /// Writes one row group per chunk of `df`, whose columns must be
+    /// chunked alike (`chunk_df_for_writing`); the columns of a row group
+    /// are encoded in parallel.
+    pub fn write(&mut self, df: &DataFrame) -> PolarsResult<()> {
+        for batch in df.iter_chunks(CompatLevel::newest(), false) {
+            let rows = batch.len();
+            if rows == 0 {
+                continue;
+            }
+            let row_group = self.encode(batch)?;
+            self.writer.write(rows as u64, row_group)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the footer (with the Arrow schema); the file size.
+    pub fn finish(&mut self) -> PolarsResult<u64> {
+        self.writer.end(None)
+    }
+
+    fn encode(
+        &self,
+        batch: RecordBatch,
+    ) -> PolarsResult<RowGroupIterColumns<'static, PolarsError>> {
+        let (fields, encodings, options) = (&self.fields, &self.encodings, self.options);
+        let columns: Vec<_> = RAYON.install(|| {
+            batch
+                .columns()
+                .par_iter()
+                .zip(fields)
+                .zip(encodings)
+                .map(|((array, field), encoding)| column_pages(array, field, encoding, options))
+                .collect::<PolarsResult<Vec<_>>>()
+        })?;
+        Ok(DynIter::new(columns.into_iter().flatten().map(Ok)))
+    }
+}
+
+/// The compressed pages of one column of a row group (one entry per
+/// Parquet leaf column).
+fn column_pages(
+    array: &ArrayRef,
+    field: &ParquetType,
+    encoding: &[Encoding],
+    options: WriteOptions,
+) -> PolarsResult<Vec<DynStreamingIterator<'static, CompressedPage, PolarsError>>> {
+    let dictionary = match array.dtype() {
+        ArrowDataType::Utf8View => array
+            .as_any()
+            .downcast_ref::<Utf8ViewArray>()
+            .and_then(view_dictionary),
+        _ => None,
+    };
+    let encoded = match dictionary {
+        Some(dictionary) => array_to_columns(
+            dictionary.boxed(),
+            field.clone(),
+            options,
+            &[Encoding::RleDictionary],
+        )?,
+        None => array_to_columns(array, field.clone(), options, encoding)?,
+    };
+    Ok(encoded
+        .into_iter()
+        .map(|pages| {
+            let pages = pages.map(|page| {
+                page.map_err(|e| {
+                    ParquetError::FeatureNotSupported(format!("reraised in polars: {e}"))
+                })
+            });
+            DynStreamingIterator::new(
+                Compressor::new_from_vec(pages, options.compression, vec![])
+                    .map_err(PolarsError::from),
+            )
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+
+    /// A frame in two chunks with: a text column gathered from 7 long
+    /// strings (as a join gives: rows share their views), the same strings
+    /// stored apart on every row (as read from a source: one view each), a
+    /// short-text column with nulls, distinct strings and a number.
+    fn frame() -> DataFrame {
+        let companies = Series::new(
+            "company".into(),
+            (0..7)
+                .map(|i| format!("customer company number {i}"))
+                .collect::<Vec<_>>(),
+        );
+        let chunk = |from: usize| {
+            let rows = from..from + 3000;
+            let picks: Vec<IdxSize> = rows.clone().map(|i| (i % 7) as IdxSize).collect();
+            let company = companies.take_slice(&picks).unwrap();
+            df!(
+                "company" => company,
+                "company_copy" => rows.clone().map(|i| format!("customer company number {}", i % 7)).collect::<Vec<_>>(),
+                "city" => rows.clone().map(|i| (i % 5 != 0).then(|| ["Berlin", "Lyon"][i % 2])).collect::<Vec<_>>(),
+                "id" => rows.clone().map(|i| format!("order {i}")).collect::<Vec<_>>(),
+                "amount" => rows.map(|i| i as f64 / 4.0).collect::<Vec<_>>(),
+            )
+            .unwrap()
+        };
+        let mut df = chunk(0);
+        df.vstack_mut(&chunk(3000)).unwrap();
+        df
+    }
+
+    #[test]
+    fn files_are_those_polars_writes_and_read_back_equal() {
+        let df = frame();
+        assert_eq!(df.first_col_n_chunks(), 2);
+        // As the lake's writer does: row groups of ROW_GROUP_ROWS rows.
+        let mut copy = df.clone();
+        let chunked = polars::frame::chunk_df_for_writing(&mut copy, ROW_GROUP_ROWS).unwrap();
+        // The view dictionary encodes the gathered company column (7 views)
+        // and the short cities; the copies (6000 views) and the ids go to
+        // Polars' encoder, which makes a dictionary of the copies too.
+        let values = |name: &str| {
+            let column = chunked.column(name).unwrap().str().unwrap();
+            let array = column.downcast_iter().next().unwrap();
+            view_dictionary(array).map(|dictionary| dictionary.values().len())
+        };
+        assert_eq!(
+            (values("company"), values("city"), values("id")),
+            (Some(7), Some(2), None)
+        );
+        let mut ours = Vec::new();
+        let mut file = ParquetFile::new(&mut ours, &df.schema().clone()).unwrap();
+        file.write(&chunked).unwrap();
+        file.finish().unwrap();
+
+        // Polars' own writer, with the same settings, gives the same bytes:
+        // the same dictionaries, pages, statistics and footer (its row
+        // groups hold 512 * 512 = ROW_GROUP_ROWS rows by default).
+        let mut polars = Vec::new();
+        let mut copy = df.clone();
+        ParquetWriter::new(&mut polars)
+            .with_compression(ParquetCompression::Snappy)
+            .finish(&mut copy)
+            .unwrap();
+        assert!(
+            ours == polars,
+            "{} bytes vs Polars' {}",
+            ours.len(),
+            polars.len()
+        );
+
+        let read = ParquetReader::new(Cursor::new(ours)).finish().unwrap();
+        assert!(read.equals_missing(&df));
+        let company = read.column("company").unwrap().str().unwrap();
+        assert_eq!(company.get(5999), Some("customer company number 0")); // 5999 % 7 = 0
+    }
 }

@@ -114,12 +114,11 @@ impl DateWriter {
         let lake = self.table.lake();
         let description = lake.describe(table.layer, &key);
         let sink = lake.writer(table.layer, &key)?;
-        let batched = parquet::parquet_writer(sink.clone())
-            .batched(&stored)
+        let parquet = parquet::ParquetFile::new(sink.clone(), &stored)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("starting Parquet file {description}"))?;
         Ok(ParquetFileWriter {
-            batched,
+            parquet,
             sink,
             stats: FileStats::new(&stored),
             stored: Arc::new(stored),
@@ -131,18 +130,18 @@ impl DateWriter {
     /// Closes a file started with [`DateWriter::start_file`].
     pub fn finish_file(&mut self, file: ParquetFileWriter) -> Result<()> {
         let ParquetFileWriter {
-            batched,
+            mut parquet,
             sink,
             stats,
             path,
             description,
             ..
         } = file;
-        batched
+        parquet
             .finish()
             .map_err(anyhow::Error::from)
             .with_context(|| format!("closing Parquet file {description}"))?;
-        drop(batched);
+        drop(parquet);
         let bytes = sink.finish()?;
         self.files.push(NewFile {
             path,
@@ -224,7 +223,7 @@ impl DateWriter {
 
 /// A data file being written in batches.
 pub struct ParquetFileWriter {
-    batched: polars::io::parquet::write::BatchedWriter<ObjectWriter>,
+    parquet: parquet::ParquetFile<ObjectWriter>,
     sink: ObjectWriter,
     stats: FileStats,
     /// The schema the file is written with.
@@ -243,8 +242,8 @@ impl ParquetFileWriter {
         let chunked = polars::frame::chunk_df_for_writing(&mut stored, parquet::ROW_GROUP_ROWS)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("preparing a batch for {}", self.description))?;
-        self.batched
-            .write_batch(&chunked)
+        self.parquet
+            .write(&chunked)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("writing Parquet file {}", self.description))?;
         Ok(())
