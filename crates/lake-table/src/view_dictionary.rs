@@ -37,19 +37,30 @@ pub fn view_dictionary(array: &Utf8ViewArray) -> Option<DictionaryArray<u32>> {
     let mut slots: PlHashMap<u128, u32> = PlHashMap::default();
     let mut first_rows: Vec<usize> = Vec::new();
     let mut keys: Vec<u32> = Vec::with_capacity(rows);
+    let validity = array.validity();
+    // Runs of one value are common (the lines of an order share its
+    // customer): a row with the view of the row before takes its slot.
+    let mut last: Option<(u128, u32)> = None;
     for (row, view) in views.iter().enumerate() {
         if row == PROBE_ROWS && too_many(first_rows.len(), row) {
             return None;
         }
-        if !array.is_valid(row) {
+        if validity.is_some_and(|valid| !valid.get_bit(row)) {
             keys.push(0);
             continue;
         }
-        let next = first_rows.len() as u32;
-        let slot = *slots.entry(view.as_u128()).or_insert_with(|| {
-            first_rows.push(row);
-            next
-        });
+        let view = view.as_u128();
+        let slot = match last {
+            Some((last_view, slot)) if last_view == view => slot,
+            _ => {
+                let next = first_rows.len() as u32;
+                *slots.entry(view).or_insert_with(|| {
+                    first_rows.push(row);
+                    next
+                })
+            }
+        };
+        last = Some((view, slot));
         keys.push(slot);
     }
     if first_rows.is_empty()
