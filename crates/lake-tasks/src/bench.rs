@@ -371,9 +371,15 @@ fn seed_in_child(url: &str, scale: u32) -> Result<()> {
 }
 
 fn print_round(args: &BatchArgs, lines: u64, number: usize, round: &Round) {
+    // With --no-seed the database holds whatever was seeded before: only
+    // its line count describes it.
+    let scale = if args.no_seed {
+        "database as found".to_string()
+    } else {
+        format!("scale {}", args.scale)
+    };
     println!(
-        "\nbatch benchmark, scale {} ({} order lines), round {number} of {}; load average before each row: {}",
-        args.scale,
+        "\nbatch benchmark, {scale} ({} order lines), round {number} of {}; load average before each row: {}",
         group_digits(lines),
         args.repeat.max(1),
         round
