@@ -2,13 +2,15 @@
 //! and null counts per row group, so readers can skip row groups.
 //!
 //! Row groups are encoded here rather than by Polars' writer, with the same
-//! encoders, options and footer, for one reason: a text column goes
-//! through [`view_dictionary`] first. Polars hashes every string of a text
-//! column twice to build its dictionary (a cardinality estimate, then the
-//! dictionary itself); the lake's text columns mostly come from joins with
-//! small tables, whose strings share views, so hashing the fixed-size
-//! views and then the few distinct strings gives the same dictionary for
-//! a fraction of the work.
+//! encoders, options and footer (the same bytes), for two reasons:
+//! - a text column goes through [`view_dictionary`] first. Polars hashes
+//!   every string of a text column twice to build its dictionary (a
+//!   cardinality estimate, then the dictionary itself); the lake's text
+//!   columns mostly come from joins with small tables, whose strings share
+//!   views, so hashing the fixed-size views and then the few distinct
+//!   strings gives the same dictionary for a fraction of the work;
+//! - pages are compressed in the column-parallel part, where Polars'
+//!   writer compresses them on one thread as it writes them.
 
 use std::io::Write;
 
