@@ -29,6 +29,11 @@ const MAX_DISTINCT_SHARE: f64 = 0.75;
 /// hold too many distinct views for a dictionary to pay, or no value.
 pub fn view_dictionary(array: &Utf8ViewArray) -> Option<DictionaryArray<u32>> {
     let rows = array.len();
+    // Keys are u32: a longer array (never a row group of the lake's) is
+    // left to Polars.
+    if rows > u32::MAX as usize {
+        return None;
+    }
     let too_many = |distinct: usize, seen: usize| {
         seen > 128 && distinct as f64 > MAX_DISTINCT_SHARE * seen as f64
     };
@@ -63,10 +68,7 @@ pub fn view_dictionary(array: &Utf8ViewArray) -> Option<DictionaryArray<u32>> {
         last = Some((view, slot));
         keys.push(slot);
     }
-    if first_rows.is_empty()
-        || too_many(first_rows.len(), rows)
-        || first_rows.len() > u32::MAX as usize
-    {
+    if first_rows.is_empty() || too_many(first_rows.len(), rows) {
         return None;
     }
 
@@ -89,11 +91,7 @@ pub fn view_dictionary(array: &Utf8ViewArray) -> Option<DictionaryArray<u32>> {
         *key = value_of_slot[*key as usize];
     }
 
-    let keys = PrimitiveArray::new(
-        ArrowDataType::UInt32,
-        keys.into(),
-        array.validity().cloned(),
-    );
+    let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), validity.cloned());
     let dtype = ArrowDataType::Dictionary(
         IntegerType::UInt32,
         Box::new(ArrowDataType::Utf8View),

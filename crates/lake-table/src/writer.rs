@@ -234,16 +234,13 @@ pub struct ParquetFileWriter {
 
 impl ParquetFileWriter {
     /// Writes a batch as one or more row groups (its columns cast to the
-    /// types stored, its chunks aligned, as Parquet row groups need).
+    /// types stored).
     pub fn write_batch(&mut self, df: &mut DataFrame) -> Result<()> {
         let mut stored = cast_to(df, &self.stored)
             .with_context(|| format!("preparing a batch for {}", self.description))?;
         self.stats.add(&stored)?;
-        let chunked = polars::frame::chunk_df_for_writing(&mut stored, parquet::ROW_GROUP_ROWS)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("preparing a batch for {}", self.description))?;
         self.parquet
-            .write(&chunked)
+            .write(&mut stored)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("writing Parquet file {}", self.description))?;
         Ok(())
