@@ -2,6 +2,10 @@
 //! rows(order_details) = rows(sales_master) + rows(rejects), and every way
 //! of adding up revenue gives the same total.
 
+use std::sync::Arc;
+
+use lake_gold::SalesCache;
+use lake_silver::tap::SalesTap;
 use lake_table::Layer;
 use lake_tests::{close, read, run, snapshot, sum_f64, test_date};
 
@@ -140,7 +144,8 @@ fn classifying_in_slices_gives_the_same_silver() {
         .unwrap();
 
     // About 6,600 lines in slices of 700: ten slices.
-    let sliced = lake_silver::build_sales_master_in_slices(lake, date, "sliced", 700).unwrap();
+    let sliced =
+        lake_silver::build_sales_master_in_slices(lake, date, "sliced", 700, None).unwrap();
     let sales = read(lake, Layer::Silver, "sales_master", date);
     let files = snapshot(lake, Layer::Silver, "sales_master")
         .files_of(date)
@@ -159,6 +164,73 @@ fn classifying_in_slices_gives_the_same_silver() {
         (sliced.rows_in, sliced.rows_out),
         (one_slice.rows_in, one_slice.rows_out)
     );
+}
+
+#[test]
+fn gold_from_the_lines_silver_hands_over_equals_gold_read_back_from_the_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let date = test_date();
+    let run = run(dir.path(), None, 3, date).unwrap();
+    let lake = &run.lake;
+    let step = |name: &str| {
+        run.manifest
+            .steps
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap()
+            .clone()
+    };
+    // The pipeline's gold steps record the version its silver step wrote.
+    let silver_wrote = step("silver/sales_master").writes[0].clone();
+    assert_eq!(silver_wrote.table, "silver/sales_master");
+    for metric in [
+        "kpi_summary",
+        "revenue_by_country",
+        "sales_by_category",
+        "rfm",
+    ] {
+        assert_eq!(
+            step(&format!("gold/{metric}")).reads,
+            vec![silver_wrote.clone()]
+        );
+    }
+
+    // Silver again, in ten slices handed over to gold as they are written.
+    let handed = Arc::new(SalesCache::new(lake, date, None));
+    let tap: &dyn SalesTap = handed.as_ref();
+    let sliced =
+        lake_silver::build_sales_master_in_slices(lake, date, "handed", 700, Some(tap)).unwrap();
+    // Gold from the lake: a cache no silver step fed reads the table back.
+    let read_back = SalesCache::new(lake, date, None).get().unwrap();
+    assert_eq!(read_back.read, sliced.writes[0]);
+    assert_eq!(read_back.rows, sliced.rows_out);
+    // Without the table, only the lines handed over can give figures.
+    std::fs::remove_dir_all(dir.path().join("silver/sales_master")).unwrap();
+    let in_memory = handed.get().unwrap();
+    assert_eq!(in_memory.read, read_back.read);
+    assert_eq!(in_memory.rows, read_back.rows);
+    for metric in [
+        "kpi_summary",
+        "revenue_by_country",
+        "sales_by_category",
+        "rfm",
+    ] {
+        let expected = read_back.frame(metric).unwrap();
+        assert!(expected.height() > 0, "gold/{metric}");
+        assert!(
+            in_memory.frame(metric).unwrap().equals_missing(&expected),
+            "gold/{metric} from the lines handed over differs from gold read back"
+        );
+        // And the pipeline's table (handed over in one slice) is the same.
+        let stored = lake_table::writer::as_stored(&expected).unwrap();
+        let committed = read(lake, Layer::Gold, metric, date)
+            .select(stored.get_column_names_owned())
+            .unwrap();
+        assert!(
+            committed.equals_missing(&stored),
+            "gold/{metric} of the pipeline"
+        );
+    }
 }
 
 #[test]

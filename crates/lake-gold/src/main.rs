@@ -1,6 +1,7 @@
 //! `lake-gold`: builds the gold tables from silver/sales_master.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Result;
 use chrono::NaiveDate;
@@ -26,7 +27,8 @@ fn run(cli: Cli) -> Result<()> {
     let lake = cli.lake.open()?;
     let date = cli.lake.run_date();
     let run_id = new_run_id();
-    let steps = lake_gold::steps(&lake, date, &run_id, cli.as_of, None);
+    let sales = Arc::new(lake_gold::SalesCache::new(&lake, date, cli.as_of));
+    let steps = lake_gold::steps(&lake, date, &run_id, None, sales);
     run_steps(
         &lake,
         &run_id,

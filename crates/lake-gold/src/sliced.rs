@@ -93,6 +93,78 @@ impl SalesPartials {
     }
 }
 
+/// Partial figures merged as slices come in. Merging costs about the rows
+/// merged, and the customers merged so far are most of them: slices wait
+/// until they hold as many customer rows as the merged figures, so each
+/// customer row is merged a few times rather than once per slice, and the
+/// waiting rows stay below the merged ones.
+#[derive(Default)]
+pub struct SliceMerger {
+    merged: Option<SalesPartials>,
+    waiting: Vec<SalesPartials>,
+    slices: u32,
+}
+
+impl SliceMerger {
+    /// Adds the partial figures of one more slice of the sales.
+    pub fn add(&mut self, sales: LazyFrame) -> Result<()> {
+        let slice = self.slices;
+        let started = Instant::now();
+        let partials = SalesPartials::of(sales)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("computing the figures of slice {slice}"))?;
+        tracing::debug!(
+            slice,
+            seconds = started.elapsed().as_secs_f64(),
+            "gold slice computed"
+        );
+        self.slices += 1;
+        let Some(merged) = &self.merged else {
+            self.merged = Some(partials);
+            return Ok(());
+        };
+        self.waiting.push(partials);
+        let waiting_rows: usize = self.waiting.iter().map(|p| p.customers.height()).sum();
+        if waiting_rows >= merged.customers.height() {
+            self.merge_waiting()?;
+        }
+        Ok(())
+    }
+
+    fn merge_waiting(&mut self) -> Result<()> {
+        if self.waiting.is_empty() {
+            return Ok(());
+        }
+        let Some(merged) = self.merged.take() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let count = self.waiting.len();
+        self.merged = Some(
+            merged
+                .merge(std::mem::take(&mut self.waiting))
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("merging slices up to {}", self.slices))?,
+        );
+        tracing::debug!(
+            slices = self.slices,
+            merged = count,
+            seconds = started.elapsed().as_secs_f64(),
+            "gold slices merged"
+        );
+        Ok(())
+    }
+
+    /// The gold tables of every slice added (at least one).
+    pub fn tables(mut self, as_of: Option<NaiveDate>) -> Result<BTreeMap<&'static str, DataFrame>> {
+        self.merge_waiting()?;
+        let merged = self
+            .merged
+            .ok_or_else(|| anyhow::anyhow!("no slice of the sales was added"))?;
+        Ok(merged.tables(as_of)?)
+    }
+}
+
 /// The gold tables computed from `sales` (silver/sales_master's lines),
 /// one slice of `slices` at a time (there is always a first one).
 pub fn compute_sales_figures(
@@ -100,45 +172,11 @@ pub fn compute_sales_figures(
     slices: &OrderKeySlices,
     as_of: Option<NaiveDate>,
 ) -> Result<BTreeMap<&'static str, DataFrame>> {
-    let partials_of = |slice: u32| -> Result<SalesPartials> {
-        let started = Instant::now();
-        let partials = SalesPartials::of(slices.rows_of(sales.clone(), slice)?)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("computing slice {slice} of {}", slices.count))?;
-        tracing::debug!(
-            slice,
-            slices = slices.count,
-            seconds = started.elapsed().as_secs_f64(),
-            "gold slice computed"
-        );
-        Ok(partials)
-    };
-    // Merging costs about the rows merged, and the customers merged so far
-    // are most of them: slices wait until they hold as many customer rows
-    // as the merged figures, so each customer row is merged a few times
-    // rather than once per slice, and the waiting rows stay below the
-    // merged ones.
-    let mut merged = partials_of(0)?;
-    let mut waiting: Vec<SalesPartials> = Vec::new();
-    for slice in 1..slices.count {
-        waiting.push(partials_of(slice)?);
-        let waiting_rows: usize = waiting.iter().map(|p| p.customers.height()).sum();
-        let last = slice + 1 == slices.count;
-        if waiting_rows < merged.customers.height() && !last {
-            continue;
-        }
-        let started = Instant::now();
-        let count = waiting.len();
-        merged = merged
-            .merge(std::mem::take(&mut waiting))
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("merging slices up to {slice} of {}", slices.count))?;
-        tracing::debug!(
-            slice,
-            merged = count,
-            seconds = started.elapsed().as_secs_f64(),
-            "gold slices merged"
-        );
+    let mut merger = SliceMerger::default();
+    for slice in 0..slices.count {
+        merger
+            .add(slices.rows_of(sales.clone(), slice)?)
+            .with_context(|| format!("slice {slice} of {}", slices.count))?;
     }
-    Ok(merged.tables(as_of)?)
+    merger.tables(as_of)
 }

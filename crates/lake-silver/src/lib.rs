@@ -6,9 +6,10 @@
 
 pub mod sales_master;
 pub mod slices;
+pub mod tap;
 
 use std::collections::BTreeMap;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -20,6 +21,7 @@ use polars::prelude::*;
 
 use crate::sales_master::{Dimensions, REJECT_REASON};
 use crate::slices::{OrderKeySlices, order_key_bounds};
+use crate::tap::SalesTap;
 
 /// The silver table.
 pub const SALES_MASTER: &str = "sales_master";
@@ -61,17 +63,22 @@ fn bronze(table: &str) -> TableRef {
 /// Reads bronze, builds sales_master and its rejects, checks the row
 /// invariant and commits both tables' date.
 pub fn build_sales_master(lake: &Lake, date: NaiveDate, run_id: &str) -> Result<StepOutput> {
-    build_sales_master_in_slices(lake, date, run_id, LINES_PER_SLICE)
+    build_sales_master_in_slices(lake, date, run_id, LINES_PER_SLICE, None)
 }
 
-/// [`build_sales_master`] with an explicit slice size (tests use small ones).
+/// [`build_sales_master`] with an explicit slice size (tests use small
+/// ones), handing the valid lines to `tap` as they are written.
 pub fn build_sales_master_in_slices(
     lake: &Lake,
     date: NaiveDate,
     run_id: &str,
     lines_per_slice: u64,
+    tap: Option<&dyn SalesTap>,
 ) -> Result<StepOutput> {
     use sales_master::*;
+    if let Some(tap) = tap {
+        tap.begin();
+    }
     let details = read_input(
         lake,
         bronze("order_details"),
@@ -148,6 +155,7 @@ pub fn build_sales_master_in_slices(
         orders: &orders.frame,
         dimensions: &prepared,
         now: Utc::now(),
+        tap,
     };
     let ((sales_writer, rejects_writer), counts) = slicing.classify_and_write(writers)?;
     let (sales_rows, reject_rows) = (counts.sales, counts.reasons.values().sum::<u64>());
@@ -161,6 +169,9 @@ pub fn build_sales_master_in_slices(
     // Rejects first: once sales_master's date is visible, its rejects are too.
     let rejects_commit = rejects_writer.replace()?;
     let sales_commit = sales_writer.replace()?;
+    if let Some(tap) = tap {
+        tap.committed((&sales_commit).into(), sales_rows);
+    }
     Ok(StepOutput {
         reads,
         writes: vec![(&sales_commit).into(), (&rejects_commit).into()],
@@ -191,18 +202,21 @@ struct Slicing<'a> {
     orders: &'a LazyFrame,
     dimensions: &'a Dimensions,
     now: DateTime<Utc>,
+    tap: Option<&'a dyn SalesTap>,
 }
 
 impl Slicing<'_> {
     /// Classifies the slices one after another while a second thread writes
-    /// the previous slice's frames: Parquet encoding takes about as long as
-    /// the joins, and each leaves a core idle part of the time. At most one
-    /// classified slice waits for the writer, which bounds memory.
+    /// the previous slice's frames (and hands its sales to the tap): Parquet
+    /// encoding takes about as long as the joins, and each leaves a core
+    /// idle part of the time. At most one classified slice waits for the
+    /// writer, which bounds memory.
     fn classify_and_write(
         &self,
         writers: (DateWriter, DateWriter),
     ) -> Result<((DateWriter, DateWriter), Counts)> {
         let (sender, receiver) = mpsc::sync_channel::<SliceOutput>(1);
+        let tap = self.tap;
         std::thread::scope(|scope| {
             let writer = scope.spawn(move || -> Result<(DateWriter, DateWriter)> {
                 let (mut sales_writer, mut rejects_writer) = writers;
@@ -210,9 +224,14 @@ impl Slicing<'_> {
                     let started = Instant::now();
                     sales_writer.write_frame(&mut output.sales)?;
                     rejects_writer.write_frame(&mut output.rejected)?;
+                    let written_at = Instant::now();
+                    if let Some(tap) = tap {
+                        tap.slice(&output.sales);
+                    }
                     tracing::debug!(
                         lines = output.sales.height() + output.rejected.height(),
-                        write_s = started.elapsed().as_secs_f64(),
+                        write_s = written_at.duration_since(started).as_secs_f64(),
+                        tap_s = written_at.elapsed().as_secs_f64(),
                         "silver slice written"
                     );
                 }
@@ -298,12 +317,20 @@ pub fn reject_counts(rejected: &DataFrame) -> Result<BTreeMap<String, u64>> {
     Ok(counts)
 }
 
-/// The silver step of the DAG, after the bronze steps it reads.
-pub fn steps(lake: &Lake, date: NaiveDate, run_id: &str, depends_on: Vec<String>) -> Vec<Step> {
+/// The silver step of the DAG, after the bronze steps it reads, handing
+/// its valid lines to `tap` when given.
+pub fn steps(
+    lake: &Lake,
+    date: NaiveDate,
+    run_id: &str,
+    depends_on: Vec<String>,
+    tap: Option<Arc<dyn SalesTap>>,
+) -> Vec<Step> {
     let lake = lake.clone();
     let run_id = run_id.to_string();
     vec![Step::new(STEP, depends_on, move |ctx| {
-        let output = build_sales_master(&lake, date, &run_id)?;
+        let output =
+            build_sales_master_in_slices(&lake, date, &run_id, LINES_PER_SLICE, tap.as_deref())?;
         ctx.rows(output.rows_out);
         Ok(output)
     })]

@@ -22,7 +22,7 @@ fn run(cli: Cli) -> Result<()> {
     let lake = cli.lake.open()?;
     let date = cli.lake.run_date();
     let run_id = new_run_id();
-    let steps = lake_silver::steps(&lake, date, &run_id, vec![]);
+    let steps = lake_silver::steps(&lake, date, &run_id, vec![], None);
     run_steps(
         &lake,
         &run_id,

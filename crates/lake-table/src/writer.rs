@@ -252,6 +252,13 @@ impl ParquetFileWriter {
     }
 }
 
+/// `df` as a scan of the table would give it back once written: each
+/// column cast to the type the table stores it as. A step that hands its
+/// written frames on in memory gives the reader what the lake holds.
+pub fn as_stored(df: &DataFrame) -> Result<DataFrame> {
+    cast_to(df, &stored_schema(df.schema())?)
+}
+
 /// The frame with each column cast to the stored type (a no-op for the
 /// columns already of it).
 fn cast_to(df: &DataFrame, schema: &Schema) -> Result<DataFrame> {

@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use lake_core::config::{LakeArgs, SourceArgs};
 use lake_core::dag::{RunOptions, run_steps};
 use lake_core::run::{RunManifest, new_run_id};
+use lake_silver::tap::SalesTap;
 use lake_stream::step::StreamSource;
 use lake_table::Lake;
 
@@ -76,6 +77,9 @@ pub fn run_pipeline(options: &PipelineOptions) -> Result<PipelineRun> {
         };
         steps.extend(lake_bronze::steps(&lake, source, date, &run_id, &tables));
     }
+    // Gold's figures of silver's lines, which a silver step of this run
+    // hands over as it writes them (gold then does not read them back).
+    let sales = Arc::new(lake_gold::SalesCache::new(&lake, date, options.rfm_as_of));
     if runs(Stage::Silver) {
         // Silver waits for the bronze steps of this run that it reads.
         let silver_inputs = lake_silver::INPUT_TABLES
@@ -83,17 +87,12 @@ pub fn run_pipeline(options: &PipelineOptions) -> Result<PipelineRun> {
             .map(|t| lake_bronze::step_name(t))
             .filter(|name| steps.iter().any(|s| &s.name == name))
             .collect();
-        steps.extend(lake_silver::steps(&lake, date, &run_id, silver_inputs));
+        let tap: Option<Arc<dyn SalesTap>> = runs(Stage::Gold).then(|| sales.clone() as _);
+        steps.extend(lake_silver::steps(&lake, date, &run_id, silver_inputs, tap));
     }
     if runs(Stage::Gold) {
         let silver_step = runs(Stage::Silver).then(|| lake_silver::STEP.to_string());
-        steps.extend(lake_gold::steps(
-            &lake,
-            date,
-            &run_id,
-            options.rfm_as_of,
-            silver_step,
-        ));
+        steps.extend(lake_gold::steps(&lake, date, &run_id, silver_step, sales));
     }
     if let Some(source) = &options.stream {
         // After gold: the stream stage's summary joins live and batch figures.
