@@ -2,8 +2,6 @@
 //! rows(order_details) = rows(sales_master) + rows(rejects), and every way
 //! of adding up revenue gives the same total.
 
-use std::sync::Arc;
-
 use lake_gold::SalesCache;
 use lake_silver::tap::SalesTap;
 use lake_table::Layer;
@@ -72,12 +70,7 @@ fn check_scale(scale: u32) {
     assert!(total > 0.0);
 
     // The run manifest records the same reject counts as the rejects table.
-    let silver_step = run
-        .manifest
-        .steps
-        .iter()
-        .find(|s| s.name == "silver/sales_master")
-        .unwrap();
+    let silver_step = run.manifest.step("silver/sales_master").unwrap();
     let recorded: u64 = silver_step.rejects.values().sum();
     assert_eq!(recorded as usize, rejects.height());
     assert_eq!(silver_step.rows_in as usize, details.height());
@@ -102,12 +95,7 @@ fn invariants_hold_at_scale_60_with_integer_ids() {
 fn every_reject_reason_occurs_on_generated_data() {
     let dir = tempfile::tempdir().unwrap();
     let run = run(dir.path(), None, 1, test_date()).unwrap();
-    let silver_step = run
-        .manifest
-        .steps
-        .iter()
-        .find(|s| s.name == "silver/sales_master")
-        .unwrap();
+    let silver_step = run.manifest.step("silver/sales_master").unwrap();
     for reason in lake_silver::sales_master::REJECT_REASONS {
         assert!(
             silver_step.rejects.get(reason).copied().unwrap_or(0) > 0,
@@ -136,12 +124,7 @@ fn classifying_in_slices_gives_the_same_silver() {
         read(lake, Layer::Silver, "_rejects/sales_master", date),
         "_rejected_at",
     );
-    let one_slice = run
-        .manifest
-        .steps
-        .iter()
-        .find(|s| s.name == "silver/sales_master")
-        .unwrap();
+    let one_slice = run.manifest.step("silver/sales_master").unwrap();
 
     // About 6,600 lines in slices of 700: ten slices.
     let sliced =
@@ -172,32 +155,23 @@ fn gold_from_the_lines_silver_hands_over_equals_gold_read_back_from_the_lake() {
     let date = test_date();
     let run = run(dir.path(), None, 3, date).unwrap();
     let lake = &run.lake;
-    let step = |name: &str| {
-        run.manifest
-            .steps
-            .iter()
-            .find(|s| s.name == name)
-            .unwrap()
-            .clone()
-    };
     // The pipeline's gold steps record the version its silver step wrote.
-    let silver_wrote = step("silver/sales_master").writes[0].clone();
-    assert_eq!(silver_wrote.table, "silver/sales_master");
+    let silver_wrote = run.manifest.written("silver/sales_master").unwrap();
+    let silver_step = run.manifest.step("silver/sales_master").unwrap();
+    assert!(silver_step.writes.contains(silver_wrote));
     for metric in [
         "kpi_summary",
         "revenue_by_country",
         "sales_by_category",
         "rfm",
     ] {
-        assert_eq!(
-            step(&format!("gold/{metric}")).reads,
-            vec![silver_wrote.clone()]
-        );
+        let gold_step = run.manifest.step(&format!("gold/{metric}")).unwrap();
+        assert_eq!(gold_step.reads, vec![silver_wrote.clone()]);
     }
 
     // Silver again, in ten slices handed over to gold as they are written.
-    let handed = Arc::new(SalesCache::new(lake, date, None));
-    let tap: &dyn SalesTap = handed.as_ref();
+    let handed = SalesCache::new(lake, date, None);
+    let tap: &dyn SalesTap = &handed;
     let sliced =
         lake_silver::build_sales_master_in_slices(lake, date, "handed", 700, Some(tap)).unwrap();
     // Gold from the lake: a cache no silver step fed reads the table back.
@@ -256,12 +230,7 @@ fn the_live_view_adds_up_the_bronze_events() {
         seed: 3,
     });
     let run = lake_tasks::pipeline::run_pipeline(&options).unwrap();
-    let step = run
-        .manifest
-        .steps
-        .iter()
-        .find(|s| s.name == "stream/ventes_temps_reel")
-        .unwrap();
+    let step = run.manifest.step("stream/ventes_temps_reel").unwrap();
     assert_eq!(step.rows_in, 3000);
 
     // Recompute the live view from bronze: standardize, group, sum.

@@ -72,12 +72,7 @@ fn check_against_oracle(db: &TestDb) {
     );
 
     assert_gold_matches_oracle(&mut client, &run.lake, date);
-    let silver_step = run
-        .manifest
-        .steps
-        .iter()
-        .find(|s| s.name == "silver/sales_master")
-        .unwrap();
+    let silver_step = run.manifest.step("silver/sales_master").unwrap();
     assert_eq!(silver_step.rejects, oracle_rejects(&mut client));
 
     // The password appears nowhere in the run manifest.

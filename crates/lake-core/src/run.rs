@@ -97,6 +97,11 @@ pub struct RunManifest {
 }
 
 impl RunManifest {
+    /// The record of the step named `name`, if the run had one.
+    pub fn step(&self, name: &str) -> Option<&StepRecord> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+
     /// The version of `table` (`layer/table`) this run committed last.
     pub fn written(&self, table: &str) -> Option<&TableVersion> {
         self.steps

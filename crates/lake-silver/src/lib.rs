@@ -61,13 +61,19 @@ fn bronze(table: &str) -> TableRef {
 }
 
 /// Reads bronze, builds sales_master and its rejects, checks the row
-/// invariant and commits both tables' date.
-pub fn build_sales_master(lake: &Lake, date: NaiveDate, run_id: &str) -> Result<StepOutput> {
-    build_sales_master_in_slices(lake, date, run_id, LINES_PER_SLICE, None)
+/// invariant and commits both tables' date, handing the valid lines to
+/// `tap` as they are written.
+pub fn build_sales_master(
+    lake: &Lake,
+    date: NaiveDate,
+    run_id: &str,
+    tap: Option<&dyn SalesTap>,
+) -> Result<StepOutput> {
+    build_sales_master_in_slices(lake, date, run_id, LINES_PER_SLICE, tap)
 }
 
 /// [`build_sales_master`] with an explicit slice size (tests use small
-/// ones), handing the valid lines to `tap` as they are written.
+/// ones).
 pub fn build_sales_master_in_slices(
     lake: &Lake,
     date: NaiveDate,
@@ -329,8 +335,7 @@ pub fn steps(
     let lake = lake.clone();
     let run_id = run_id.to_string();
     vec![Step::new(STEP, depends_on, move |ctx| {
-        let output =
-            build_sales_master_in_slices(&lake, date, &run_id, LINES_PER_SLICE, tap.as_deref())?;
+        let output = build_sales_master(&lake, date, &run_id, tap.as_deref())?;
         ctx.rows(output.rows_out);
         Ok(output)
     })]
