@@ -391,7 +391,7 @@ mod tests {
         for slice in handed_slices(sales()) {
             retried.slice(&slice);
         }
-        retried.committed(written, 12);
+        retried.committed(written.clone(), 12);
         let kpi = retried.get().unwrap().frame("kpi_summary").unwrap();
         assert!(kpi.equals_missing(&expected["kpi_summary"]));
 
@@ -400,14 +400,7 @@ mod tests {
         let broken = SalesCache::new(&lake, date, None);
         broken.begin();
         broken.slice(&handed_slices(sales())[0].drop("line_total").unwrap());
-        broken.committed(
-            TableVersion {
-                table: "silver/sales_master".into(),
-                version: 7,
-                date,
-            },
-            12,
-        );
+        broken.committed(written, 12);
         assert!(broken.get().is_err());
     }
 
