@@ -88,6 +88,14 @@ fn reruns_are_idempotent_and_failures_leave_the_previous_version() {
     }
     assert_eq!(orphan_files(&lake), Vec::<String>::new());
     let sales_before = read(&lake, Layer::Silver, "sales_master", date);
+    let rejects_before = read(&lake, Layer::Silver, "_rejects/sales_master", date);
+    let rejects_files = |lake: &Lake| -> Vec<String> {
+        snapshot(lake, Layer::Silver, "_rejects/sales_master")
+            .files_of(date)
+            .map(|f| f.path.clone())
+            .collect()
+    };
+    let rejects_files_before = rejects_files(&lake);
     let silver_version = version(&lake, Layer::Silver, "sales_master");
     let rejects_version = version(&lake, Layer::Silver, "_rejects/sales_master");
 
@@ -108,10 +116,24 @@ fn reruns_are_idempotent_and_failures_leave_the_previous_version() {
         silver_version
     );
     assert!(read(&lake, Layer::Silver, "sales_master", date).equals_missing(&sales_before));
-    // The rejects (committed first) moved on; gold, after silver, did not run.
+    // The rejects, committed first, were undone by a second commit that
+    // restores the date as it was: silver's two tables never disagree.
+    // Gold, after silver, did not run.
+    assert!(
+        message.contains("silver/_rejects/sales_master") && message.contains("undone"),
+        "{message}"
+    );
     assert_eq!(
         version(&lake, Layer::Silver, "_rejects/sales_master"),
-        rejects_version + 1
+        rejects_version + 2
+    );
+    assert_eq!(
+        rejects_files(&lake),
+        rejects_files_before,
+        "the same files again"
+    );
+    assert!(
+        read(&lake, Layer::Silver, "_rejects/sales_master", date).equals_missing(&rejects_before)
     );
     assert_eq!(
         version(&lake, Layer::Gold, "kpi_summary"),

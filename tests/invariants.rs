@@ -127,8 +127,15 @@ fn classifying_in_slices_gives_the_same_silver() {
     let one_slice = run.manifest.step("silver/sales_master").unwrap();
 
     // About 6,600 lines in slices of 700: ten slices.
-    let sliced =
-        lake_silver::build_sales_master_in_slices(lake, date, "sliced", 700, None).unwrap();
+    let sliced = lake_silver::build_sales_master_in_slices(
+        lake,
+        &Default::default(),
+        date,
+        "sliced",
+        700,
+        None,
+    )
+    .unwrap();
     let sales = read(lake, Layer::Silver, "sales_master", date);
     let files = snapshot(lake, Layer::Silver, "sales_master")
         .files_of(date)
@@ -170,12 +177,21 @@ fn gold_from_the_lines_silver_hands_over_equals_gold_read_back_from_the_lake() {
     }
 
     // Silver again, in ten slices handed over to gold as they are written.
-    let handed = SalesCache::new(lake, date, None);
+    let handed = SalesCache::new(lake, Default::default(), date, None);
     let tap: &dyn SalesTap = &handed;
-    let sliced =
-        lake_silver::build_sales_master_in_slices(lake, date, "handed", 700, Some(tap)).unwrap();
+    let sliced = lake_silver::build_sales_master_in_slices(
+        lake,
+        &Default::default(),
+        date,
+        "handed",
+        700,
+        Some(tap),
+    )
+    .unwrap();
     // Gold from the lake: a cache no silver step fed reads the table back.
-    let read_back = SalesCache::new(lake, date, None).get().unwrap();
+    let read_back = SalesCache::new(lake, Default::default(), date, None)
+        .get()
+        .unwrap();
     assert_eq!(read_back.read, sliced.writes[0]);
     assert_eq!(read_back.rows, sliced.rows_out);
     // Without the table, only the lines handed over can give figures.

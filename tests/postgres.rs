@@ -3,23 +3,11 @@
 //! gold figure compared with the same figure computed by SQL inside
 //! PostgreSQL; bronze compared with the source; schema evolution and TLS.
 
-use lake_core::config::DEFAULT_GENERATOR_SEED;
 use lake_table::Layer;
 use lake_testkit::{TestDb, pg_server};
 use lake_tests::oracle::{assert_gold_matches_oracle, oracle_rejects};
-use lake_tests::{read, run, test_date};
+use lake_tests::{connect, read, run, seeded, test_date};
 use polars::prelude::*;
-
-fn seeded(scale: u32) -> TestDb {
-    let db = pg_server().create_db("lake_seed");
-    let url: lake_core::pg::PgUrl = db.url.parse().unwrap();
-    lake_tasks::seed::seed(&url, scale, DEFAULT_GENERATOR_SEED).unwrap();
-    db
-}
-
-fn connect(db: &TestDb) -> postgres::Client {
-    postgres::Client::connect(&db.url, postgres::NoTls).unwrap()
-}
 
 fn count(client: &mut postgres::Client, table: &str) -> usize {
     client

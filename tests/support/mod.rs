@@ -40,6 +40,19 @@ pub fn run(
     run_pipeline(&options)
 }
 
+/// A database of the test server holding a generated Northwind of `scale`.
+pub fn seeded(scale: u32) -> lake_testkit::TestDb {
+    let db = lake_testkit::pg_server().create_db("lake_seed");
+    let url: lake_core::pg::PgUrl = db.url.parse().unwrap();
+    lake_tasks::seed::seed(&url, scale, lake_core::config::DEFAULT_GENERATOR_SEED).unwrap();
+    db
+}
+
+/// A plain client of a test database.
+pub fn connect(db: &lake_testkit::TestDb) -> postgres::Client {
+    postgres::Client::connect(&db.url, postgres::NoTls).unwrap()
+}
+
 /// Reads one date of a table, whole, at its latest version.
 pub fn read(
     lake: &Lake,

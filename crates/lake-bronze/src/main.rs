@@ -35,7 +35,8 @@ fn run(cli: Cli) -> Result<()> {
     lake_bronze::check_tables(&tables)?;
     let source = Arc::new(lake_bronze::BatchSource::from_args(&cli.source)?);
     let run_id = new_run_id();
-    let steps = lake_bronze::steps(&lake, source.clone(), date, &run_id, &tables);
+    let pins = Arc::new(lake_core::pins::RunPins::new());
+    let steps = lake_bronze::steps(&lake, source.clone(), date, &run_id, &tables, pins);
     run_steps(
         &lake,
         &run_id,

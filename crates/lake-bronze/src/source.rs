@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 use std::sync::mpsc::sync_channel;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use chrono::{NaiveDate, Utc};
 use lake_core::config::SourceArgs;
 use lake_core::pg::{PgUrl, query_error, table_columns};
@@ -81,14 +81,22 @@ impl PgSource {
     }
 }
 
-/// What ingesting one table did.
-#[derive(Debug, Clone)]
-pub struct IngestReport {
-    /// The commit that replaced the table's date.
-    pub commit: Commit,
+/// One table copied into data files that no version of its bronze table
+/// references yet: the run's copies are committed together once every one
+/// of them is complete ([`crate::commit_copies`]), so a failed copy
+/// replaces nothing.
+pub struct StagedCopy {
+    pub writer: DateWriter,
     pub rows: u64,
     /// The `_source` value written.
     pub source: String,
+}
+
+impl StagedCopy {
+    /// Commits this copy alone, replacing its table's date.
+    pub fn commit(self) -> Result<Commit> {
+        self.writer.replace()
+    }
 }
 
 impl BatchSource {
@@ -110,7 +118,25 @@ impl BatchSource {
         }
     }
 
-    /// Copies `table` into its bronze table's `date`, replacing it.
+    /// Copies `table` into data files for its bronze table's `date`,
+    /// committing nothing: only a copy that read its source to the end is
+    /// returned.
+    pub fn copy(
+        &self,
+        lake: &Lake,
+        table: &str,
+        date: NaiveDate,
+        run_id: &str,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<StagedCopy> {
+        let writer = DateWriter::new(lake, crate::table_ref(table), date, run_id)?;
+        match self {
+            BatchSource::Postgres(pg) => copy_postgres(pg, table, writer, progress),
+            BatchSource::Generated(nw) => copy_generated(nw, table, writer, progress),
+        }
+    }
+
+    /// Copies `table` and replaces its bronze table's `date` with the copy.
     pub fn ingest(
         &self,
         lake: &Lake,
@@ -118,12 +144,8 @@ impl BatchSource {
         date: NaiveDate,
         run_id: &str,
         progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<IngestReport> {
-        let writer = DateWriter::new(lake, crate::table_ref(table), date, run_id)?;
-        match self {
-            BatchSource::Postgres(pg) => ingest_postgres(pg, table, writer, progress),
-            BatchSource::Generated(nw) => ingest_generated(nw, table, writer, progress),
-        }
+    ) -> Result<Commit> {
+        self.copy(lake, table, date, run_id, progress)?.commit()
     }
 }
 
@@ -131,12 +153,12 @@ fn generator_location(nw: &Northwind) -> String {
     format!("generator://northwind?scale={}&seed={}", nw.scale, nw.seed)
 }
 
-fn ingest_generated(
+fn copy_generated(
     nw: &Northwind,
     table: &str,
     mut writer: DateWriter,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<IngestReport> {
+) -> Result<StagedCopy> {
     let mut df = nw
         .table(table)
         .ok_or_else(|| anyhow!("the generator has no table {table}"))?
@@ -148,11 +170,10 @@ fn ingest_generated(
     add_metadata(&mut df, Utc::now(), &source)?;
     let rows = df.height() as u64;
     writer.write_frame(&mut df)?;
-    let commit = writer.replace()?;
     progress(rows);
-    Ok(IngestReport {
-        rows: commit.rows,
-        commit,
+    Ok(StagedCopy {
+        writer,
+        rows,
         source,
     })
 }
@@ -161,12 +182,20 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn ingest_postgres(
+/// What the decoding side sends the Parquet writer: the end is said
+/// explicitly, so a decoder that stops early (a read error, the server
+/// gone mid-COPY) can never look like a complete copy to the writer.
+enum CopyBatch {
+    Rows(DataFrame),
+    End,
+}
+
+fn copy_postgres(
     pg: &PgSource,
     table: &str,
     writer: DateWriter,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<IngestReport> {
+) -> Result<StagedCopy> {
     let qualified = format!("{PG_SCHEMA}.{table}");
     let source = format!("{}/{qualified}", pg.url.location());
     let snapshot = pg.snapshot_id()?;
@@ -203,14 +232,21 @@ fn ingest_postgres(
 
     // Decoding (here) and Parquet encoding (the writer thread) overlap; the
     // channel's bound keeps at most a few batches in memory.
-    let (batches, received) = sync_channel::<DataFrame>(2);
-    let commit = std::thread::scope(|scope| -> Result<_> {
+    let (batches, received) = sync_channel::<CopyBatch>(2);
+    let (writer, rows) = std::thread::scope(|scope| -> Result<_> {
         let source = &source;
-        let writing = scope.spawn(move || -> Result<_> {
+        let writing = scope.spawn(move || -> Result<(DateWriter, u64)> {
             let mut writer = writer;
             let mut file = None;
             let mut rows = 0u64;
-            for mut batch in received {
+            loop {
+                let mut batch = match received.recv() {
+                    Ok(CopyBatch::Rows(batch)) => batch,
+                    Ok(CopyBatch::End) => break,
+                    // The decoder stopped without reaching the end: its
+                    // error is the one reported; the file stays unfinished.
+                    Err(_) => bail!("{source}: the copy stopped before its last row"),
+                };
                 add_metadata(&mut batch, ingested_at, source)?;
                 let file = match &mut file {
                     Some(file) => file,
@@ -222,14 +258,16 @@ fn ingest_postgres(
             }
             let file = file.ok_or_else(|| anyhow!("{source}: the copy produced no batch"))?;
             writer.finish_file(file)?;
-            writer.replace()
+            Ok((writer, rows))
         });
         let decoded = (|| -> Result<()> {
             while let Some(batch) = decoder.next_batch(COPY_BATCH_ROWS)? {
-                if batches.send(batch).is_err() {
-                    break; // the writer failed; its error is reported below
+                if batches.send(CopyBatch::Rows(batch)).is_err() {
+                    return Ok(()); // the writer failed; its error is reported below
                 }
             }
+            // The end-of-data trailer was read: every row is in.
+            let _ = batches.send(CopyBatch::End);
             Ok(())
         })();
         drop(batches);
@@ -239,14 +277,17 @@ fn ingest_postgres(
         decoded?;
         written
     })?;
-    // The reader borrows the connection: release it before committing.
-    drop(decoder);
+    // The server confirms the COPY (and the read transaction) only now: a
+    // connection lost after the trailer still fails the copy.
+    decoder
+        .finish()
+        .with_context(|| format!("finishing the copy of {qualified}"))?;
     client
         .batch_execute("COMMIT")
         .map_err(|err| query_error(err, &format!("finishing the read of {qualified}")))?;
-    Ok(IngestReport {
-        rows: commit.rows,
-        commit,
+    Ok(StagedCopy {
+        writer,
+        rows,
         source,
     })
 }

@@ -1,14 +1,17 @@
 //! Reading a step's input table with the checks every consumer makes: the
-//! latest snapshot, the run date's rows (or the latest date before it),
+//! version its run reads ([`RunPins`]: the one the run committed or pinned,
+//! else the latest, pinned from then on), the run date's rows (or the
+//! latest date before it),
 //! the columns the consumer needs present with usable types, and only
 //! those columns scanned.
 
 use anyhow::{Context, Result, anyhow};
 use chrono::NaiveDate;
 use lake_table::schema::{ColumnSpec, Expect, require_columns};
-use lake_table::{Lake, Table, TableRef};
+use lake_table::{At, Lake, Table, TableRef};
 use polars::prelude::*;
 
+use crate::pins::RunPins;
 use crate::run::TableVersion;
 
 /// One date of a table at one version, read as the input of a step.
@@ -52,17 +55,29 @@ pub enum Columns<'a> {
     NeededAnd(&'a [&'a str]),
 }
 
-/// Resolves, checks and scans `table` for a run dated `date`.
+/// Resolves, checks and scans `table` for a run dated `date`, at the
+/// version `pins` gives (the latest, pinned, when it gives none).
 pub fn read_input(
     lake: &Lake,
+    pins: &RunPins,
     table: TableRef,
     date: NaiveDate,
     needed: &[(&str, Expect)],
     columns: Columns<'_>,
 ) -> Result<Input> {
-    let snapshot = Table::open(lake, table.clone())?
-        .latest()?
-        .ok_or_else(|| anyhow!("{table} has no committed version in {}", lake.url()))?;
+    let opened = Table::open(lake, table.clone())?;
+    let snapshot = match pins.version(&table) {
+        Some(version) => opened.at(At::Version(version)).with_context(|| {
+            format!("reading {table} at v{version}, the version this run reads")
+        })?,
+        None => {
+            let latest = opened
+                .latest()?
+                .ok_or_else(|| anyhow!("{table} has no committed version in {}", lake.url()))?;
+            pins.pin(&table, latest.version());
+            latest
+        }
+    };
     let chosen = snapshot.resolve_date(date).ok_or_else(|| {
         anyhow!(
             "{table}@v{} holds no date on or before {date} in {}",

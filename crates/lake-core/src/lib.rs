@@ -15,4 +15,5 @@ pub mod input;
 pub mod pg;
 pub mod pg_copy;
 pub mod pg_types;
+pub mod pins;
 pub mod run;

@@ -262,6 +262,28 @@ impl<R: Read> CopyDecoder<R> {
         self.rows_read
     }
 
+    /// Reads the stream to its end once the last batch was given: the
+    /// server's completion of the COPY (or its failure, a connection lost
+    /// after the trailer) is seen only there. Bytes after the trailer are
+    /// an error.
+    pub fn finish(&mut self) -> Result<()> {
+        if !self.finished {
+            bail!(
+                "{}: the copy stopped after {} rows, before its end",
+                self.table,
+                self.rows_read
+            );
+        }
+        let mut rest = [0u8; 1];
+        match self.reader.read(&mut rest) {
+            Ok(0) => Ok(()),
+            Ok(_) => bail!("{}: data after the end of the COPY", self.table),
+            Err(err) => Err(err).with_context(|| {
+                format!("{}: completing the COPY after its last row", self.table)
+            }),
+        }
+    }
+
     /// The next batch of at most `max_rows` rows; `None` after the last.
     pub fn next_batch(&mut self, max_rows: usize) -> Result<Option<DataFrame>> {
         if self.finished {

@@ -24,6 +24,7 @@ use anyhow::{Context, Result, anyhow};
 use chrono::NaiveDate;
 use lake_core::dag::{Step, StepOutput};
 use lake_core::input::{Columns, read_input};
+use lake_core::pins::RunPins;
 use lake_core::run::TableVersion;
 use lake_silver::slices::{OrderKeySlices, order_key_bounds};
 use lake_silver::tap::SalesTap;
@@ -93,6 +94,8 @@ impl SalesFigures {
 /// over while writing them (as a [`SalesTap`]), else read from the lake.
 pub struct SalesCache {
     lake: Lake,
+    /// The versions the run reads (silver's, when it is read from the lake).
+    pins: Arc<RunPins>,
     date: NaiveDate,
     as_of: Option<NaiveDate>,
     computed: Mutex<Option<Arc<SalesFigures>>>,
@@ -166,9 +169,10 @@ impl SalesTap for SalesCache {
 }
 
 impl SalesCache {
-    pub fn new(lake: &Lake, date: NaiveDate, as_of: Option<NaiveDate>) -> Self {
+    pub fn new(lake: &Lake, pins: Arc<RunPins>, date: NaiveDate, as_of: Option<NaiveDate>) -> Self {
         SalesCache {
             lake: lake.clone(),
+            pins,
             date,
             as_of,
             computed: Mutex::new(None),
@@ -199,6 +203,7 @@ impl SalesCache {
         }
         let input = read_input(
             &self.lake,
+            &self.pins,
             lake_silver::sales_master_table(),
             self.date,
             SALES_COLUMNS,
@@ -232,6 +237,7 @@ pub fn build_metric(
         "rfm_segments" => {
             let rfm = read_input(
                 lake,
+                &sales.pins,
                 table_ref("rfm"),
                 date,
                 &[
@@ -257,6 +263,7 @@ pub fn build_metric(
     let mut writer = DateWriter::new(lake, table_ref(metric), date, run_id)?;
     writer.write_frame(&mut df)?;
     let commit = writer.replace()?;
+    sales.pins.record(&commit);
     Ok(StepOutput {
         reads: vec![input.0],
         writes: vec![(&commit).into()],
@@ -356,7 +363,7 @@ mod tests {
             version: 7,
             date,
         };
-        let cache = SalesCache::new(&lake, date, None);
+        let cache = SalesCache::new(&lake, Default::default(), date, None);
         cache.begin();
         for slice in handed_slices(sales()) {
             assert!(slice.height() > 0);
@@ -379,12 +386,12 @@ mod tests {
 
         // Lines of an attempt that never committed are not used; a new
         // attempt voids what the one before it handed over.
-        let uncommitted = SalesCache::new(&lake, date, None);
+        let uncommitted = SalesCache::new(&lake, Default::default(), date, None);
         uncommitted.begin();
         uncommitted.slice(&handed_slices(sales())[0]);
         let error = format!("{:#}", uncommitted.get().err().unwrap());
         assert!(error.contains("silver/sales_master"), "{error}");
-        let retried = SalesCache::new(&lake, date, None);
+        let retried = SalesCache::new(&lake, Default::default(), date, None);
         retried.begin();
         retried.slice(&handed_slices(sales())[0]);
         retried.begin();
@@ -397,7 +404,7 @@ mod tests {
 
         // Lines without a column gold needs are refused (gold then reads
         // the lake, and says what is missing there).
-        let broken = SalesCache::new(&lake, date, None);
+        let broken = SalesCache::new(&lake, Default::default(), date, None);
         broken.begin();
         broken.slice(&handed_slices(sales())[0].drop("line_total").unwrap());
         broken.committed(written, 12);

@@ -16,6 +16,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use lake_core::dag::{Step, StepOutput};
 use lake_core::input::{Columns, read_input};
+use lake_core::pins::RunPins;
 use lake_table::{DateWriter, Lake, Layer, TableRef};
 use polars::prelude::*;
 
@@ -60,22 +61,29 @@ fn bronze(table: &str) -> TableRef {
     TableRef::new(Layer::Bronze, table)
 }
 
-/// Reads bronze, builds sales_master and its rejects, checks the row
-/// invariant and commits both tables' date, handing the valid lines to
-/// `tap` as they are written.
+/// The bronze tables sales_master reads.
+pub fn input_tables() -> Vec<TableRef> {
+    INPUT_TABLES.iter().map(|t| bronze(t)).collect()
+}
+
+/// Reads bronze at the versions `pins` gives, builds sales_master and its
+/// rejects, checks the row invariant and commits both tables' date (both
+/// or neither), handing the valid lines to `tap` as they are written.
 pub fn build_sales_master(
     lake: &Lake,
+    pins: &RunPins,
     date: NaiveDate,
     run_id: &str,
     tap: Option<&dyn SalesTap>,
 ) -> Result<StepOutput> {
-    build_sales_master_in_slices(lake, date, run_id, LINES_PER_SLICE, tap)
+    build_sales_master_in_slices(lake, pins, date, run_id, LINES_PER_SLICE, tap)
 }
 
 /// [`build_sales_master`] with an explicit slice size (tests use small
 /// ones).
 pub fn build_sales_master_in_slices(
     lake: &Lake,
+    pins: &RunPins,
     date: NaiveDate,
     run_id: &str,
     lines_per_slice: u64,
@@ -87,6 +95,7 @@ pub fn build_sales_master_in_slices(
     }
     let details = read_input(
         lake,
+        pins,
         bronze("order_details"),
         date,
         ORDER_DETAILS_COLUMNS,
@@ -94,6 +103,7 @@ pub fn build_sales_master_in_slices(
     )?;
     let orders = read_input(
         lake,
+        pins,
         bronze("orders"),
         date,
         ORDERS_COLUMNS,
@@ -101,6 +111,7 @@ pub fn build_sales_master_in_slices(
     )?;
     let products = read_input(
         lake,
+        pins,
         bronze("products"),
         date,
         PRODUCTS_COLUMNS,
@@ -108,6 +119,7 @@ pub fn build_sales_master_in_slices(
     )?;
     let categories = read_input(
         lake,
+        pins,
         bronze("categories"),
         date,
         CATEGORIES_COLUMNS,
@@ -115,6 +127,7 @@ pub fn build_sales_master_in_slices(
     )?;
     let customers = read_input(
         lake,
+        pins,
         bronze("customers"),
         date,
         CUSTOMERS_COLUMNS,
@@ -172,9 +185,13 @@ pub fn build_sales_master_in_slices(
         );
     }
 
-    // Rejects first: once sales_master's date is visible, its rejects are too.
-    let rejects_commit = rejects_writer.replace()?;
-    let sales_commit = sales_writer.replace()?;
+    // Rejects first: once sales_master's date is visible, its rejects are
+    // too. When sales_master's commit fails, the rejects' is undone.
+    let commits = lake_table::replace_all(vec![rejects_writer, sales_writer])?;
+    let [rejects_commit, sales_commit] = <[_; 2]>::try_from(commits)
+        .map_err(|commits| anyhow!("two tables committed, {} commits made", commits.len()))?;
+    pins.record(&rejects_commit);
+    pins.record(&sales_commit);
     if let Some(tap) = tap {
         tap.committed((&sales_commit).into(), sales_rows);
     }
@@ -323,19 +340,20 @@ pub fn reject_counts(rejected: &DataFrame) -> Result<BTreeMap<String, u64>> {
     Ok(counts)
 }
 
-/// The silver step of the DAG, after the bronze steps it reads, handing
-/// its valid lines to `tap` when given.
+/// The silver step of the DAG, after the bronze steps it reads (at the
+/// versions in `pins`), handing its valid lines to `tap` when given.
 pub fn steps(
     lake: &Lake,
     date: NaiveDate,
     run_id: &str,
     depends_on: Vec<String>,
     tap: Option<Arc<dyn SalesTap>>,
+    pins: Arc<RunPins>,
 ) -> Vec<Step> {
     let lake = lake.clone();
     let run_id = run_id.to_string();
     vec![Step::new(STEP, depends_on, move |ctx| {
-        let output = build_sales_master(&lake, date, &run_id, tap.as_deref())?;
+        let output = build_sales_master(&lake, &pins, date, &run_id, tap.as_deref())?;
         ctx.rows(output.rows_out);
         Ok(output)
     })]

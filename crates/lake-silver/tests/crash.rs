@@ -58,6 +58,7 @@ fn kill_9_before_the_log_commit_leaves_the_previous_version() {
         date(),
         "bronze",
         &lake_bronze::TABLES.map(String::from),
+        Default::default(),
     );
     let options = RunOptions {
         progress: false,

@@ -7,9 +7,12 @@
 //!   stream's transaction, skipped when already applied).
 //! - [`Table`] opens a table's log; a [`Snapshot`] is one version of it
 //!   (latest, by number or by time), scanned lazily with Polars.
+//! - [`replace_all`] replaces a date in several tables: every commit
+//!   lands, or those made are undone.
 //! - [`maintenance`] compacts small files and vacuums removed ones;
 //!   [`history`] lists commits.
 
+pub mod all_or_none;
 mod commit;
 mod delta_types;
 pub mod error;
@@ -29,6 +32,7 @@ pub mod table;
 mod view_dictionary;
 pub mod writer;
 
+pub use all_or_none::replace_all;
 pub use commit::{Commit, STREAM_LOG_RETENTION};
 pub use layer::Layer;
 pub use read::{read_date, read_latest_date, tables};

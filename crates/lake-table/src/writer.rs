@@ -72,6 +72,24 @@ impl DateWriter {
         self.table.table_ref()
     }
 
+    pub(crate) fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// The date this writer replaces or appends to.
+    pub fn date(&self) -> NaiveDate {
+        self.date
+    }
+
+    pub(crate) fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Rows in the data files finished so far (from their statistics).
+    pub fn rows(&self) -> u64 {
+        self.files.iter().map(|f| f.stats.rows()).sum()
+    }
+
     fn check_schema(&mut self, schema: &Schema) -> Result<()> {
         if schema.contains(PARTITION_COLUMN) {
             bail!(

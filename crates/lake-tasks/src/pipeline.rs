@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use lake_core::config::{LakeArgs, SourceArgs};
 use lake_core::dag::{RunOptions, run_steps};
+use lake_core::pins::RunPins;
 use lake_core::run::{RunManifest, new_run_id};
 use lake_silver::tap::SalesTap;
 use lake_stream::step::StreamSource;
@@ -64,31 +65,63 @@ pub fn run_pipeline(options: &PipelineOptions) -> Result<PipelineRun> {
     let date = options.lake.run_date();
     let run_id = new_run_id();
     let runs = |stage| options.stages.contains(&stage);
+    // Each step reads what this run wrote, and a table this run reads
+    // without writing it as it was when the run started: another run
+    // committing to the same date meanwhile never mixes into this one.
+    let pins = Arc::new(RunPins::new());
     let mut steps = Vec::new();
     let mut source_name = "lake".to_string();
+    let mut copied: Vec<String> = Vec::new();
     if runs(Stage::Bronze) {
         let source = Arc::new(lake_bronze::BatchSource::from_args(&options.source)?);
         source_name = source.describe();
-        let tables: Vec<String> = if options.tables.is_empty() {
+        copied = if options.tables.is_empty() {
             lake_bronze::TABLES.iter().map(|t| t.to_string()).collect()
         } else {
             lake_bronze::check_tables(&options.tables)?;
             options.tables.clone()
         };
-        steps.extend(lake_bronze::steps(&lake, source, date, &run_id, &tables));
+        steps.extend(lake_bronze::steps(
+            &lake,
+            source,
+            date,
+            &run_id,
+            &copied,
+            pins.clone(),
+        ));
     }
     // Gold's figures of silver's lines, which a silver step of this run
     // hands over as it writes them (gold then does not read them back).
-    let sales = Arc::new(lake_gold::SalesCache::new(&lake, date, options.rfm_as_of));
+    let sales = Arc::new(lake_gold::SalesCache::new(
+        &lake,
+        pins.clone(),
+        date,
+        options.rfm_as_of,
+    ));
     if runs(Stage::Silver) {
-        // Silver waits for the bronze steps of this run that it reads.
-        let silver_inputs = lake_silver::INPUT_TABLES
+        let not_copied: Vec<_> = lake_silver::INPUT_TABLES
             .iter()
-            .map(|t| lake_bronze::step_name(t))
-            .filter(|name| steps.iter().any(|s| &s.name == name))
+            .filter(|t| !copied.iter().any(|c| c == *t))
+            .map(|t| lake_bronze::table_ref(t))
+            .collect();
+        pins.pin_latest(&lake, &not_copied)?;
+        // Silver waits for the commit of this run's copies, when it made some.
+        let silver_inputs = steps
+            .iter()
+            .map(|s| s.name.clone())
+            .filter(|name| name == lake_bronze::COMMIT_STEP)
             .collect();
         let tap: Option<Arc<dyn SalesTap>> = runs(Stage::Gold).then(|| sales.clone() as _);
-        steps.extend(lake_silver::steps(&lake, date, &run_id, silver_inputs, tap));
+        steps.extend(lake_silver::steps(
+            &lake,
+            date,
+            &run_id,
+            silver_inputs,
+            tap,
+            pins.clone(),
+        ));
+    } else if runs(Stage::Gold) {
+        pins.pin_latest(&lake, &[lake_silver::sales_master_table()])?;
     }
     if runs(Stage::Gold) {
         let silver_step = runs(Stage::Silver).then(|| lake_silver::STEP.to_string());
