@@ -142,15 +142,17 @@ fn a_missing_source_table_replaces_no_bronze_table() {
         before,
         "the five tables copied are not committed without the sixth"
     );
+    // Copies that completed before the failure are not committed either.
     let manifest = failed_manifest(&first.lake);
-    for table in [
-        "orders",
-        "order_details",
-        "customers",
-        "products",
-        "categories",
-    ] {
-        let step = manifest.step(&lake_bronze::step_name(table)).unwrap();
-        assert_eq!(step.outcome, Outcome::Succeeded, "{table} was copied");
-    }
+    let copied: Vec<&str> = lake_bronze::TABLES
+        .into_iter()
+        .filter(|table| {
+            manifest
+                .step(&lake_bronze::step_name(table))
+                .unwrap()
+                .outcome
+                == Outcome::Succeeded
+        })
+        .collect();
+    assert!(!copied.is_empty(), "{:#?}", manifest.steps);
 }
