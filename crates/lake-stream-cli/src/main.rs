@@ -52,6 +52,10 @@ enum Command {
         /// Allowed lateness: events older than the latest event time minus this go to the DLQ.
         #[arg(long, default_value = "10m", value_parser = parse_duration)]
         lateness: Duration,
+        /// Allowed clock skew: events more than this ahead of their
+        /// micro-batch's processing time go to the DLQ (future_time).
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        max_clock_skew: Duration,
         /// Most messages in one micro-batch.
         #[arg(long, default_value_t = 50_000)]
         max_batch: usize,
@@ -92,12 +96,17 @@ enum Command {
         #[arg(long, value_name = "PARTITIONS")]
         create: Option<i32>,
     },
-    /// Partitions, committed and checkpointed offsets, lag, last checkpoint.
+    /// Partitions, committed and checkpointed offsets, lag, event-time
+    /// watermark, last checkpoint.
     Status {
         #[command(flatten)]
         kafka: KafkaArgs,
         #[command(flatten)]
         query: QueryArgs,
+        /// The allowed lateness the query runs with (run's --lateness): the
+        /// watermark is the latest event time counted less this.
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        lateness: Duration,
     },
     /// Delete the query's checkpoints and the stream's outputs (start over).
     Reset {
@@ -116,6 +125,7 @@ fn run(cli: Cli) -> Result<()> {
             query,
             trigger,
             lateness,
+            max_clock_skew,
             max_batch,
             serve,
         } => {
@@ -142,6 +152,7 @@ fn run(cli: Cli) -> Result<()> {
             let options = KafkaRunOptions {
                 trigger,
                 max_batch,
+                max_clock_skew,
                 ..KafkaRunOptions::default()
             };
             let summary = run_kafka(
@@ -208,9 +219,14 @@ fn run(cli: Cli) -> Result<()> {
             let report = produce(&settings, &options)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        Command::Status { kafka, query } => {
+        Command::Status {
+            kafka,
+            query,
+            lateness,
+        } => {
             let lake = lake_table::Lake::open(&query.lake)?;
-            let statuses = lake_stream::status::status(&lake, &kafka.required()?, &query.query)?;
+            let statuses =
+                lake_stream::status::status(&lake, &kafka.required()?, &query.query, lateness)?;
             print!("{}", lake_stream::status::render(&statuses));
         }
         Command::Reset { query, yes } => {

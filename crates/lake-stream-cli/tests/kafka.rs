@@ -695,3 +695,372 @@ fn bad_input_gives_clear_errors() {
         "{line}"
     );
 }
+
+/// Microseconds since the epoch, now.
+fn now_micros() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_micros()).unwrap()
+}
+
+/// One message to send raw: its partition, its key and its value.
+struct Raw {
+    partition: i32,
+    key: String,
+    value: String,
+}
+
+/// Sends the messages as they are, each to its partition, and waits until
+/// the topic holds them all (the sum of its high watermarks grew by their
+/// number).
+fn send_raw(topic: &str, messages: &[Raw]) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let before: i64 = high_watermarks(topic).values().sum();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &kafka_server().brokers)
+        .set("acks", "all")
+        .create()
+        .unwrap();
+    for message in messages {
+        producer
+            .send(
+                BaseRecord::to(topic)
+                    .partition(message.partition)
+                    .key(&message.key)
+                    .payload(&message.value),
+            )
+            .map_err(|(err, _)| err)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now: i64 = high_watermarks(topic).values().sum();
+        if now - before == messages.len() as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic} holds {} new messages of {} sent",
+            now - before,
+            messages.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A valid event and where it goes: its home partition, or (`away`) the
+/// next one, whence it is forwarded home.
+struct Valid {
+    id: String,
+    micros: i64,
+    pays: &'static str,
+    montant: f64,
+    away: bool,
+}
+
+impl Valid {
+    fn raw(&self, partitions: i32) -> Raw {
+        let home = lake_stream::route::partition_of_event(&self.id, partitions);
+        Raw {
+            partition: if self.away {
+                (home + 1) % partitions
+            } else {
+                home
+            },
+            key: self.id.clone(),
+            value: format!(
+                r#"{{"event_id":"{}","event_time":"{}","pays":"{}","montant":{:?}}}"#,
+                self.id,
+                lake_stream::state::micros_to_rfc3339(self.micros),
+                self.pays,
+                self.montant
+            ),
+        }
+    }
+}
+
+/// An event id whose home among `partitions` is `partition`.
+fn id_at_home(prefix: &str, partition: i32, partitions: i32) -> String {
+    (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|id| lake_stream::route::partition_of_event(id, partitions) == partition)
+        .unwrap()
+}
+
+/// `(pays, total, count)` per row of the live view by country; every total
+/// a finite number.
+fn live_by_country(lake: &Lake) -> BTreeMap<String, (f64, u64)> {
+    let (_, live) =
+        lake_table::read_latest_date(lake, &TableRef::new(Layer::Gold, "live_sales_by_country"))
+            .unwrap()
+            .expect("no live view");
+    let pays = live.column("pays").unwrap().str().unwrap().clone();
+    let totals = live
+        .column("total_ventes_live")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .clone();
+    let counts = live
+        .column("nb_transactions")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .clone();
+    let mut out = BTreeMap::new();
+    for i in 0..live.height() {
+        let country = pays.get(i).unwrap().to_string();
+        let total = totals.get(i).unwrap_or(f64::NAN);
+        assert!(total.is_finite(), "{country}: total {total}");
+        out.insert(country, (total, counts.get(i).unwrap() as u64));
+    }
+    out
+}
+
+/// DLQ rows by reason.
+fn dlq_reasons(lake: &Lake) -> BTreeMap<String, u64> {
+    let mut by_reason = BTreeMap::new();
+    if let Some(rejected) = read_all(lake, Layer::Bronze, "_dlq/ventes_temps_reel") {
+        for reason in rejected
+            .column("reason")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .flatten()
+        {
+            *by_reason.entry(reason.to_string()).or_default() += 1;
+        }
+    }
+    by_reason
+}
+
+fn rows(lake: &Lake, table: &str) -> u64 {
+    read_all(lake, Layer::Bronze, table).map_or(0, |f| f.height() as u64)
+}
+
+/// Checks the live view against the valid events, summed here.
+fn assert_live_totals(lake: &Lake, valid: &[Valid]) {
+    let mut expected: BTreeMap<String, (f64, u64)> = BTreeMap::new();
+    for event in valid {
+        let entry = expected.entry(event.pays.to_string()).or_default();
+        entry.0 += event.montant;
+        entry.1 += 1;
+    }
+    let live = live_by_country(lake);
+    assert_eq!(
+        live.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (country, (total, count)) in &live {
+        let (want_total, want_count) = expected[country];
+        assert_eq!(*count, want_count, "{country}: transactions");
+        assert!(
+            (total - want_total).abs() <= 1e-9 * want_total.abs(),
+            "{country}: {total} vs {want_total}"
+        );
+    }
+}
+
+/// Events from the future, amounts beyond one sale or the float range,
+/// leap seconds and objects giving a key twice go to the DLQ with their
+/// reason; none moves a watermark or a total: the valid events around
+/// them are all counted, in this run and after a restart, and `status`
+/// shows each partition's watermark from the valid events alone.
+#[test]
+fn bad_times_amounts_and_repeated_keys_go_to_the_dlq_and_block_nothing() {
+    const PARTITIONS: i32 = 3;
+    const LATENESS: i64 = 10 * 60 * 1_000_000;
+    let topic = kafka_server().create_topic("integrity", PARTITIONS);
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let start = now_micros();
+    let bad_event = |id: &str, time: &str, montant: &str| {
+        format!(
+            r#"{{"event_id":"{id}","event_time":"{time}","pays":"France","montant":{montant}}}"#
+        )
+    };
+
+    // First on every partition: an event stamped 2099 (at home there).
+    let mut messages: Vec<Raw> = (0..PARTITIONS)
+        .map(|p| {
+            let id = id_at_home("far-future", p, PARTITIONS);
+            Raw {
+                partition: p,
+                value: bad_event(&id, "2099-01-01T00:00:00Z", "10"),
+                key: id,
+            }
+        })
+        .collect();
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::from([("future_time".into(), 3)]);
+    // Then valid events over the last three minutes, a fifth of them sent
+    // away from their home partition (forwarded there), amounts up to the
+    // bound of one sale (1e9, accepted), and one a minute ahead (within
+    // the 5-minute skew).
+    let countries = ["France", "Germany", "Brazil"];
+    let mut valid: Vec<Valid> = (0..30)
+        .map(|i| Valid {
+            id: format!("ok-{i}"),
+            micros: start - 180_000_000 + i * 1_000_000,
+            pays: countries[i as usize % 3],
+            montant: if i == 7 { 1e9 } else { 0.25 + i as f64 * 1.5 },
+            away: i % 5 == 0,
+        })
+        .collect();
+    valid.push(Valid {
+        id: "ahead".into(),
+        micros: start + 60_000_000,
+        pays: "Germany",
+        montant: 3.0,
+        away: false,
+    });
+    // The id both copies of a repeated key name: "aK" is also a valid
+    // event of its own, at home.
+    valid.push(Valid {
+        id: "aK".into(),
+        micros: start - 30_000_000,
+        pays: "France",
+        montant: 5.0,
+        away: false,
+    });
+    messages.extend(valid.iter().map(|v| v.raw(PARTITIONS)));
+    let now = lake_stream::state::micros_to_rfc3339(start);
+    let home_of_ak = lake_stream::route::partition_of_event("aK", PARTITIONS);
+    let elsewhere = (home_of_ak + 1) % PARTITIONS;
+    let invalid = [
+        // An hour ahead: beyond the skew.
+        (
+            "future_time",
+            bad_event(
+                "hour-ahead",
+                &lake_stream::state::micros_to_rfc3339(start + 3_600_000_000),
+                "1",
+            ),
+        ),
+        (
+            "invalid_time",
+            bad_event("leap", "2026-12-31T23:59:60Z", "1"),
+        ),
+        // Two amounts near the float limit in one country: an infinite
+        // total, then NaN, before the bound.
+        ("invalid_field", bad_event("huge-1", &now, "1e308")),
+        ("invalid_field", bad_event("huge-2", &now, "1e308")),
+        ("invalid_field", bad_event("huger", &now, "1e400")),
+        ("invalid_field", bad_event("just-over", &now, "1000000001")),
+        // The event id twice: one parser routed it by neither, another
+        // counted it as "aK" where it was read, a second time.
+        (
+            "invalid_field",
+            format!(
+                r#"{{"event_id":"zK","event_id":"aK","event_time":"{now}","pays":"France","montant":7}}"#
+            ),
+        ),
+        // The amount twice: which one would count?
+        (
+            "invalid_field",
+            format!(
+                r#"{{"event_id":"twice","event_time":"{now}","pays":"France","montant":1,"montant":1000}}"#
+            ),
+        ),
+    ];
+    for (i, (reason, value)) in invalid.into_iter().enumerate() {
+        *reasons.entry(reason.to_string()).or_default() += 1;
+        messages.push(Raw {
+            partition: if i >= 6 {
+                elsewhere
+            } else {
+                i as i32 % PARTITIONS
+            },
+            key: format!("bad-{i}"),
+            value,
+        });
+    }
+    send_raw(&topic, &messages);
+
+    run_available_now(dir.path(), &topic, "g-integrity");
+    let sent = messages.len() as u64;
+    let (events, rejected) = (
+        rows(&lake, "ventes_temps_reel"),
+        rows(&lake, "_dlq/ventes_temps_reel"),
+    );
+    assert_eq!(
+        events + rejected,
+        sent,
+        "{events} events + {rejected} rejects"
+    );
+    assert_eq!(events, valid.len() as u64);
+    assert_eq!(dlq_reasons(&lake), reasons);
+    assert_live_totals(&lake, &valid);
+
+    // A restart: later valid events still count (the watermarks are those
+    // of the valid events, not 2099's, in memory and in the checkpoints).
+    let restart = now_micros();
+    let more: Vec<Valid> = (0..12)
+        .map(|i| Valid {
+            id: format!("later-{i}"),
+            micros: restart - 20_000_000 + i * 1_000_000,
+            pays: countries[i as usize % 3],
+            montant: 2.0 + i as f64,
+            away: i % 4 == 0,
+        })
+        .collect();
+    send_raw(
+        &topic,
+        &more.iter().map(|v| v.raw(PARTITIONS)).collect::<Vec<_>>(),
+    );
+    let output = run_available_now(dir.path(), &topic, "g-integrity");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(" 12 counted"),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    valid.extend(more);
+    assert_eq!(rows(&lake, "ventes_temps_reel"), valid.len() as u64);
+    assert_eq!(dlq_reasons(&lake), reasons, "no late event");
+    assert_live_totals(&lake, &valid);
+
+    // `status`: each partition's watermark, the latest valid event of its
+    // home less the lateness.
+    let mut latest: BTreeMap<i32, i64> = BTreeMap::new();
+    for event in &valid {
+        let home = lake_stream::route::partition_of_event(&event.id, PARTITIONS);
+        let entry = latest.entry(home).or_insert(i64::MIN);
+        *entry = (*entry).max(event.micros);
+    }
+    let output = Command::new(BIN)
+        .args([
+            "status",
+            "--kafka",
+            &kafka_server().brokers,
+            "--topic",
+            &topic,
+        ])
+        .arg("--lake")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0][6], "watermark", "{table}");
+    for partition in 0..PARTITIONS {
+        let row = lines
+            .iter()
+            .find(|cells| cells.first() == Some(&partition.to_string().as_str()))
+            .unwrap_or_else(|| panic!("no row for partition {partition}:\n{table}"));
+        assert_eq!(
+            row[5],
+            lake_stream::state::micros_to_rfc3339(latest[&partition] - LATENESS),
+            "partition {partition}:\n{table}"
+        );
+    }
+}

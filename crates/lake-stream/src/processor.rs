@@ -9,11 +9,16 @@
 //! 1. [`Processor::plan`] takes each partition's messages of each lane from
 //!    the lane's next offset, stopping at the first message of another
 //!    date (a batch never spans two dates) or, for a batch being replayed,
-//!    at the ends it recorded;
+//!    at the ends it recorded; each partition's batch gets its clock: the
+//!    processing time taken once for the micro-batch (the source's clock,
+//!    [`crate::source::Source::processing_time`]) and the allowed clock
+//!    skew, or, for a batch being replayed, the clock it recorded;
 //! 2. [`Processor::apply`] runs them through the partitions' states, the
 //!    source lane in offset order, then the internal lane in offset order;
 //!    a source message whose event id is at home elsewhere is forwarded
 //!    there (as soon as it is polled, [`Processor::accept`]) and skipped;
+//!    an event more than the skew ahead of the batch's processing time is
+//!    rejected as from the future;
 //!    batch `b` of partition `p` is the state's `batches + 1`;
 //! 3. [`Processor::save_closed_windows`] adds the windows the batch closed
 //!    (they left the states) to each partition's closed windows of the
@@ -26,9 +31,10 @@
 //!    `bronze/ventes_temps_reel` and the rejected ones to
 //!    `bronze/_dlq/ventes_temps_reel` (one commit per table and date, with
 //!    a Delta `txn` action, application `{query}/partition-{p}` and version
-//!    `b`, per partition, and each partition's offsets of both lanes in the
-//!    commit info), and the processing date of `gold/live_sales_by_country`
-//!    and `gold/live_sales_by_minute` replaced;
+//!    `b`, per partition, and each partition's offsets of both lanes and
+//!    its clock in the commit info), and the processing date of
+//!    `gold/live_sales_by_country` and `gold/live_sales_by_minute`
+//!    replaced;
 //! 6. [`Processor::flush_forwards`] waits until the broker acknowledged
 //!    every message forwarded; then [`Processor::checkpoint`] writes each
 //!    partition's state (one put).
@@ -36,8 +42,10 @@
 //! A crash before 6 leaves batch `b` committed to some outputs and not
 //! checkpointed. On assignment the processor finds `b` in the outputs'
 //! transactions ([`Processor::assign`]), reads the batch's last offsets
-//! from that commit, and replays exactly the same messages: the state comes
-//! out as it was, the outputs holding `b` already are not written again
+//! and its clock from that commit, and replays exactly the same messages
+//! against the same bound on the future (not the replay's own clock, which
+//! could accept an event the first attempt refused): the state comes out
+//! as it was, the outputs holding `b` already are not written again
 //! (the live views are replaced by the same totals), and the copies it
 //! forwards again are skipped at their home.
 
@@ -57,8 +65,8 @@ use serde_json::{Value, json};
 use crate::checkpoint::CheckpointStore;
 use crate::closed::{ClosedWindowStore, Windows};
 use crate::event::{DlqReason, Rejection, SalesEvent};
-use crate::route::{Envelope, Forwarder, event_id_of, partition_of_event};
-use crate::state::{Outcome, PartitionState};
+use crate::route::{Envelope, Forwarder, partition_of_event, routing_id};
+use crate::state::{Outcome, PartitionState, TimeBounds};
 use crate::views::{LiveTotals, merge_with_closed};
 
 /// Bronze table of valid events.
@@ -76,6 +84,9 @@ const COMMIT_INFO_KEY: &str = "lakeStream";
 const OPEN_DATE_COMPACTION_BATCHES: u64 = 100;
 /// Commits searched back for a batch committed before a crash.
 const REPLAY_SEARCH: usize = 10_000;
+/// The allowed clock skew when none is given (data contract, section 6):
+/// events more than this ahead of the processing time are from the future.
+pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 
 /// The topic a partition's message was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -207,12 +218,39 @@ struct BatchEnds {
     internal: Option<i64>,
 }
 
+/// What a batch judges future events by: its processing time, taken once
+/// for the micro-batch (not per message, and not the time a replay runs),
+/// and the allowed clock skew, both recorded in the batch's commits so
+/// that a replay decides exactly as the first attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BatchClock {
+    /// Microseconds since the epoch.
+    processing_time: i64,
+    /// Microseconds.
+    max_clock_skew: i64,
+}
+
+impl BatchClock {
+    /// The bounds of a batch with this clock; `None`: a batch first
+    /// committed by a lake-stream with no bound on the future, replayed
+    /// with none.
+    fn bounds(clock: Option<BatchClock>, lateness_micros: i64) -> TimeBounds {
+        let bounds = TimeBounds::lateness(lateness_micros);
+        match clock {
+            Some(clock) => bounds.not_after(clock.processing_time, clock.max_clock_skew),
+            None => bounds,
+        }
+    }
+}
+
 /// A batch committed to some outputs before a crash, not checkpointed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Replay {
     batch: u64,
     /// The batch's last offsets, as its commit recorded.
     ends: BatchEnds,
+    /// The batch's clock, as its commit recorded.
+    clock: Option<BatchClock>,
     /// The output tables already holding it.
     done: BTreeSet<&'static str>,
 }
@@ -222,6 +260,7 @@ struct Replay {
 struct PartitionBatch {
     partition: i32,
     date: NaiveDate,
+    clock: Option<BatchClock>,
     source: Vec<SourceMessage>,
     internal: Vec<SourceMessage>,
 }
@@ -231,6 +270,7 @@ struct Applied {
     partition: i32,
     date: NaiveDate,
     batch: u64,
+    clock: Option<BatchClock>,
     /// First and last offsets taken from each lane.
     source_range: Option<(i64, i64)>,
     internal_range: Option<(i64, i64)>,
@@ -280,6 +320,9 @@ pub struct Processor {
     /// are forwarded as they arrive ([`Processor::accept`]), ahead of the
     /// checkpoint.
     forward_from: BTreeMap<i32, i64>,
+    /// Events more than this ahead of a batch's processing time are from
+    /// the future.
+    max_clock_skew: Duration,
 }
 
 /// Where an owned partition resumes in each lane.
@@ -317,8 +360,16 @@ impl Processor {
             live: LiveTotals::default(),
             forwarder: None,
             forward_from: BTreeMap::new(),
+            max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
             config,
         }
+    }
+
+    /// Refuses events more than `skew` ahead of a batch's processing time
+    /// (default [`DEFAULT_MAX_CLOCK_SKEW`]).
+    pub fn with_max_clock_skew(mut self, skew: Duration) -> Self {
+        self.max_clock_skew = skew;
+        self
     }
 
     /// Forwards the source messages whose event id is at home in another
@@ -401,18 +452,25 @@ impl Processor {
                          is not among the last {REPLAY_SEARCH} versions"
                     )
                 })?;
-            let ends = recorded_ends(&actions, partition, batch).ok_or_else(|| {
-                anyhow!("the commit of batch {batch} of partition {partition} in bronze/{name} does not record its offsets")
-            })?;
+            let (ends, clock) = recorded_batch(&actions, partition, batch)
+                .with_context(|| {
+                    format!("reading the commit of batch {batch} of partition {partition} in bronze/{name}")
+                })?
+                .ok_or_else(|| {
+                    anyhow!("the commit of batch {batch} of partition {partition} in bronze/{name} does not record its offsets")
+                })?;
             let entry = replay.get_or_insert(Replay {
                 batch,
                 ends,
+                clock,
                 done: BTreeSet::new(),
             });
-            if entry.ends != ends {
+            if (entry.ends, entry.clock) != (ends, clock) {
                 bail!(
-                    "batch {batch} of partition {partition} ends at offsets {:?} in one output and {ends:?} in bronze/{name}",
-                    entry.ends
+                    "batch {batch} of partition {partition} ends at offsets {:?} with clock {:?} in one \
+                     output and {ends:?} with {clock:?} in bronze/{name}",
+                    entry.ends,
+                    entry.clock
                 );
             }
             entry.done.insert(name);
@@ -467,8 +525,9 @@ impl Processor {
         if message.lane != Lane::Source {
             return Ok(false);
         }
-        // No readable id: the DLQ takes it where it is.
-        let Some(id) = event_id_of(message.payload.as_deref()) else {
+        // Not a valid event: the DLQ takes it where it is (the parse that
+        // rejects it there is the one that gives the id).
+        let Some(id) = routing_id(message.payload.as_deref()) else {
             return Ok(false);
         };
         let home = partition_of_event(&id, forwarder.partitions());
@@ -515,13 +574,33 @@ impl Processor {
             .with_context(|| format!("saving the status of query {}", self.config.query))
     }
 
-    /// Processes one micro-batch. Messages of partitions not owned, or
-    /// already processed (offset below the checkpoint), are ignored.
+    /// Processes one micro-batch at the processing time of the wall clock
+    /// ([`Self::process_at`]).
     pub fn process(&mut self, messages: Vec<SourceMessage>) -> Result<BatchReport> {
+        self.process_at(messages, Utc::now())
+    }
+
+    /// Processes one micro-batch whose processing time is `processing_time`:
+    /// events more than the allowed clock skew ahead of it are from the
+    /// future (a batch being replayed uses the processing time it recorded
+    /// instead). Messages of partitions not owned, or already processed
+    /// (offset below the checkpoint), are ignored.
+    pub fn process_at(
+        &mut self,
+        messages: Vec<SourceMessage>,
+        processing_time: DateTime<Utc>,
+    ) -> Result<BatchReport> {
         let started = std::time::Instant::now();
+        // The live views' date stays the wall clock's (a source's clock
+        // may run ahead of it: the built-in producer's, for a run dated in
+        // the future).
         let today = Utc::now().date_naive();
         let mut report = BatchReport::default();
-        let batches = self.plan(messages, today, &mut report);
+        let clock = BatchClock {
+            processing_time: processing_time.timestamp_micros(),
+            max_clock_skew: i64::try_from(self.max_clock_skew.as_micros()).unwrap_or(i64::MAX),
+        };
+        let batches = self.plan(messages, today, clock, &mut report);
         if batches.is_empty() {
             return Ok(report);
         }
@@ -561,6 +640,7 @@ impl Processor {
         &mut self,
         messages: Vec<SourceMessage>,
         today: NaiveDate,
+        clock: BatchClock,
         report: &mut BatchReport,
     ) -> Vec<PartitionBatch> {
         let mut by_partition: BTreeMap<i32, Vec<SourceMessage>> = std::mem::take(&mut self.carry);
@@ -613,9 +693,14 @@ impl Processor {
             let Some(first) = source.first().or(internal.first()) else {
                 continue;
             };
+            let clock = match self.replays.get(&partition) {
+                Some(replay) => replay.clock,
+                None => Some(clock),
+            };
             batches.push(PartitionBatch {
                 partition,
                 date: first.date(today),
+                clock,
                 source,
                 internal,
             });
@@ -635,10 +720,12 @@ impl Processor {
         for PartitionBatch {
             partition,
             date,
+            clock,
             mut source,
             internal,
         } in batches
         {
+            let bounds = BatchClock::bounds(clock, lateness);
             for message in &mut source {
                 if message.away.is_none() {
                     message.away = Some(self.forward_if_away(message)?);
@@ -667,7 +754,7 @@ impl Processor {
                     report.forwarded += 1;
                     continue;
                 }
-                let outcome = state.apply(message.offset, message.payload.as_deref(), lateness);
+                let outcome = state.apply(message.offset, message.payload.as_deref(), bounds);
                 take(message, outcome);
             }
             for message in internal {
@@ -675,7 +762,7 @@ impl Processor {
                     message.offset,
                     message.origin,
                     message.payload.as_deref(),
-                    lateness,
+                    bounds,
                 );
                 take(message, outcome);
             }
@@ -698,6 +785,7 @@ impl Processor {
                 partition,
                 date,
                 batch,
+                clock,
                 source_range,
                 internal_range,
                 counted,
@@ -785,6 +873,9 @@ impl Processor {
                     "lastOffset": a.source_range.map(|r| r.1),
                     "firstInternalOffset": a.internal_range.map(|r| r.0),
                     "lastInternalOffset": a.internal_range.map(|r| r.1),
+                    // Null for a replay of a batch decided with no bound.
+                    "processingTime": a.clock.and_then(|c| micros_to_rfc3339_exact(c.processing_time)),
+                    "maxClockSkewMicros": a.clock.map(|c| c.max_clock_skew),
                 })
             })
             .collect();
@@ -1163,9 +1254,23 @@ fn same_date_ends(
     (end(source), end(internal))
 }
 
-/// The last offsets of `partition`'s batch `batch` in a commit's actions.
-fn recorded_ends(actions: &[Value], partition: i32, batch: u64) -> Option<BatchEnds> {
-    let entry = actions
+/// A processing time as recorded in a commit: RFC 3339 to the microsecond,
+/// so it reads back exactly.
+fn micros_to_rfc3339_exact(micros: i64) -> Option<String> {
+    DateTime::from_timestamp_micros(micros)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
+/// The last offsets and the clock of `partition`'s batch `batch` in a
+/// commit's actions; `None` when the commit does not record the batch. A
+/// batch committed before clocks were recorded has none (it was decided
+/// with no bound on the future).
+fn recorded_batch(
+    actions: &[Value],
+    partition: i32,
+    batch: u64,
+) -> Result<Option<(BatchEnds, Option<BatchClock>)>> {
+    let Some(entry) = actions
         .iter()
         .filter_map(|a| {
             a.get("commitInfo")?
@@ -1177,12 +1282,36 @@ fn recorded_ends(actions: &[Value], partition: i32, batch: u64) -> Option<BatchE
         .find(|b| {
             b.get("partition").and_then(Value::as_i64) == Some(i64::from(partition))
                 && b.get("batch").and_then(Value::as_u64) == Some(batch)
-        })?;
+        })
+    else {
+        return Ok(None);
+    };
     let ends = BatchEnds {
         source: entry.get("lastOffset").and_then(Value::as_i64),
         internal: entry.get("lastInternalOffset").and_then(Value::as_i64),
     };
-    (ends.source.is_some() || ends.internal.is_some()).then_some(ends)
+    if ends.source.is_none() && ends.internal.is_none() {
+        return Ok(None);
+    }
+    let field = |name: &str| entry.get(name).filter(|v| !v.is_null());
+    let clock = match (field("processingTime"), field("maxClockSkewMicros")) {
+        (None, None) => None,
+        (Some(time), Some(skew)) => {
+            let time = time
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .ok_or_else(|| anyhow!("unreadable processingTime {time}"))?;
+            let skew = skew
+                .as_i64()
+                .ok_or_else(|| anyhow!("unreadable maxClockSkewMicros {skew}"))?;
+            Some(BatchClock {
+                processing_time: time.timestamp_micros(),
+                max_clock_skew: skew,
+            })
+        }
+        _ => bail!("the batch records only half of its clock: {entry}"),
+    };
+    Ok(Some((ends, clock)))
 }
 
 fn utc_micros(name: &str, values: Vec<i64>) -> Column {
@@ -1311,24 +1440,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_last_offsets_of_a_batch_are_read_from_its_commit() {
+    fn the_last_offsets_and_clock_of_a_batch_are_read_from_its_commit() {
         let actions = vec![
             json!({"commitInfo": {"operation": "STREAMING UPDATE", COMMIT_INFO_KEY: {"query": "q", "batches": [
+                // Committed before clocks were recorded.
                 {"partition": 0, "batch": 3, "firstOffset": 10, "lastOffset": 19,
                  "firstInternalOffset": null, "lastInternalOffset": null},
                 {"partition": 2, "batch": 7, "firstOffset": 40, "lastOffset": 44,
-                 "firstInternalOffset": 5, "lastInternalOffset": 8},
+                 "firstInternalOffset": 5, "lastInternalOffset": 8,
+                 "processingTime": "2026-12-07T19:41:54.123456Z", "maxClockSkewMicros": 300000000},
                 {"partition": 3, "batch": 1, "firstOffset": null, "lastOffset": null,
-                 "firstInternalOffset": 0, "lastInternalOffset": 2},
+                 "firstInternalOffset": 0, "lastInternalOffset": 2,
+                 "processingTime": null, "maxClockSkewMicros": null},
+                {"partition": 4, "batch": 1, "firstOffset": 0, "lastOffset": 0,
+                 "processingTime": "2026-12-07T19:41:54Z"},
             ]}}}),
             json!({"txn": {"appId": "q/partition-0", "version": 3}}),
         ];
-        let ends = |source, internal| Some(BatchEnds { source, internal });
-        assert_eq!(recorded_ends(&actions, 0, 3), ends(Some(19), None));
-        assert_eq!(recorded_ends(&actions, 2, 7), ends(Some(44), Some(8)));
-        assert_eq!(recorded_ends(&actions, 3, 1), ends(None, Some(2)));
-        assert_eq!(recorded_ends(&actions, 2, 6), None);
-        assert_eq!(recorded_ends(&actions, 1, 3), None);
+        let read = |partition, batch| recorded_batch(&actions, partition, batch).unwrap();
+        let ends = |source, internal| BatchEnds { source, internal };
+        assert_eq!(read(0, 3), Some((ends(Some(19), None), None)));
+        let clock = BatchClock {
+            processing_time: DateTime::parse_from_rfc3339("2026-12-07T19:41:54.123456Z")
+                .unwrap()
+                .timestamp_micros(),
+            max_clock_skew: 300_000_000,
+        };
+        assert_eq!(read(2, 7), Some((ends(Some(44), Some(8)), Some(clock))));
+        assert_eq!(read(3, 1), Some((ends(None, Some(2)), None)));
+        assert_eq!(read(2, 6), None);
+        assert_eq!(read(1, 3), None);
+        assert!(recorded_batch(&actions, 4, 1).is_err(), "half a clock");
+        // What a batch records reads back to the microsecond.
+        let recorded = micros_to_rfc3339_exact(clock.processing_time).unwrap();
+        assert_eq!(recorded, "2026-12-07T19:41:54.123456Z");
     }
 
     fn message(lane: Lane, offset: i64, day: u32) -> SourceMessage {

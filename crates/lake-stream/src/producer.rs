@@ -297,7 +297,7 @@ impl EventGenerator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::PartitionState;
+    use crate::state::{PartitionState, TimeBounds};
 
     #[test]
     fn the_report_matches_what_the_consumer_logic_makes_of_the_messages() {
@@ -315,7 +315,11 @@ mod tests {
         for i in 0..3000 {
             let message = generator.next_message(start + ChronoDuration::milliseconds(i * 50));
             let p = message.partition as usize;
-            states[p].apply(offsets[p], Some(&message.payload), 600_000_000);
+            states[p].apply(
+                offsets[p],
+                Some(&message.payload),
+                TimeBounds::lateness(600_000_000),
+            );
             offsets[p] += 1;
         }
         let report = generator.report();
@@ -377,7 +381,11 @@ mod tests {
             let q = crate::route::route_partition(Some(&message.payload), message.partition, 3)
                 as usize;
             if p == q {
-                routed[q].apply(source_offsets[p], Some(&message.payload), 600_000_000);
+                routed[q].apply(
+                    source_offsets[p],
+                    Some(&message.payload),
+                    TimeBounds::lateness(600_000_000),
+                );
             } else {
                 moved_copies += 1;
                 routed[p].skip_forwarded(source_offsets[p]);
@@ -385,11 +393,15 @@ mod tests {
                     internal_offsets[q],
                     (message.partition, source_offsets[p]),
                     Some(&message.payload),
-                    600_000_000,
+                    TimeBounds::lateness(600_000_000),
                 );
                 internal_offsets[q] += 1;
             }
-            unrouted[p].apply(source_offsets[p], Some(&message.payload), 600_000_000);
+            unrouted[p].apply(
+                source_offsets[p],
+                Some(&message.payload),
+                TimeBounds::lateness(600_000_000),
+            );
             source_offsets[p] += 1;
         }
         let report = generator.report();

@@ -8,8 +8,8 @@
 //!   directly, and internal partition `q` of `{topic}.by-event-id` (same
 //!   partition count; the consumer group's range assignment gives a member
 //!   the same partitions of both topics).
-//! - A source message at home (or with no readable `event_id`, which the
-//!   DLQ takes where it is) is aggregated where it is read. Any other is
+//! - A source message at home (or not a valid event, which the DLQ takes
+//!   where it is: [`routing_id`]) is aggregated where it is read. Any other is
 //!   forwarded by [`Forwarder`] to internal partition `home(id)`, in an
 //!   [`Envelope`] carrying its source partition and offset, and skipped
 //!   locally. A producer that keys events by `event_id` with the same hash
@@ -40,9 +40,9 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use serde::Deserialize;
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::event::parse_event;
 use crate::run::KafkaSettings;
 
 /// The internal topic of a source topic.
@@ -56,28 +56,21 @@ pub fn partition_of_event(event_id: &str, partitions: i32) -> i32 {
     (xxh3_64(event_id.as_bytes()) % partitions.max(1) as u64) as i32
 }
 
-/// The `event_id` of a message value, when it is a JSON object with a
-/// string `event_id` (the rest is validated by the aggregator).
-pub fn event_id_of(payload: Option<&[u8]>) -> Option<String> {
-    #[derive(Deserialize)]
-    struct IdOnly {
-        event_id: Option<serde_json::Value>,
-    }
-    let parsed: IdOnly = serde_json::from_slice(payload?).ok()?;
-    match parsed.event_id? {
-        serde_json::Value::String(id) => Some(id),
-        _ => None,
-    }
+/// The event id a message is routed by: that of a valid event, read by the
+/// one parse that validates it ([`parse_event`]). `None` for a message the
+/// DLQ takes: it stays on the partition it was read from and is rejected
+/// there by that same parse. Routing and validation cannot disagree on a
+/// message's id (an object giving `event_id` twice is invalid, not routed
+/// by one copy and counted by the other); an invalid message is never
+/// forwarded.
+pub fn routing_id(payload: Option<&[u8]>) -> Option<String> {
+    parse_event(payload).ok().map(|event| event.event_id)
 }
 
 /// The partition that aggregates a message read from `source_partition`:
-/// its event id's home, or where it was read when it has no readable id.
+/// its event id's home, or where it was read when it is not a valid event.
 pub fn route_partition(payload: Option<&[u8]>, source_partition: i32, partitions: i32) -> i32 {
-    target_partition(
-        event_id_of(payload).as_deref(),
-        source_partition,
-        partitions,
-    )
+    target_partition(routing_id(payload).as_deref(), source_partition, partitions)
 }
 
 /// Where a message with this `event_id` (if it has one) goes.
@@ -376,7 +369,7 @@ mod tests {
             (xxh3_64(b"evt-1") % 4) as i32,
             "hash of the event id modulo the partition count"
         );
-        // No readable id: the source partition's number.
+        // Not a valid event: the source partition's number.
         assert_eq!(route_partition(Some(b"{oops"), 6, partitions), 2);
         assert_eq!(route_partition(None, 1, partitions), 1);
         assert_eq!(
@@ -384,8 +377,47 @@ mod tests {
             3
         );
         assert_eq!(
-            event_id_of(Some(br#"{"event_id":"a b"}"#)).as_deref(),
+            routing_id(Some(
+                br#"{"event_id":"a b","event_time":"2026-11-26T10:00:00Z","pays":"FR","montant":1}"#
+            ))
+            .as_deref(),
             Some("a b")
+        );
+        // A readable id is not enough: the DLQ takes an invalid event where
+        // it was read.
+        assert_eq!(routing_id(Some(br#"{"event_id":"a b"}"#)), None);
+    }
+
+    /// Two ids whose homes differ among `partitions`.
+    fn ids_with_different_homes(partitions: i32) -> (String, String) {
+        let first = "zK".to_string();
+        let home = partition_of_event(&first, partitions);
+        let second = (0..)
+            .map(|i| format!("aK{i}"))
+            .find(|id| partition_of_event(id, partitions) != home)
+            .unwrap();
+        (first, second)
+    }
+
+    #[test]
+    fn an_object_giving_its_event_id_twice_stays_where_it_was_read() {
+        let partitions = 4;
+        let (first, second) = ids_with_different_homes(partitions);
+        let twice = format!(
+            r#"{{"event_id":"{first}","event_id":"{second}","event_time":"2026-11-26T10:00:00Z","pays":"France","montant":1}}"#
+        );
+        assert_eq!(routing_id(Some(twice.as_bytes())), None);
+        for source in 0..partitions {
+            // Neither id's home: where it was read, where the same parse
+            // rejects it.
+            assert_eq!(
+                route_partition(Some(twice.as_bytes()), source, partitions),
+                source
+            );
+        }
+        assert_eq!(
+            parse_event(Some(twice.as_bytes())).unwrap_err().reason,
+            crate::event::DlqReason::InvalidField
         );
     }
 }

@@ -21,7 +21,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 
 use crate::event::DlqReason;
-use crate::processor::{BatchReport, Processor, StreamConfig};
+use crate::processor::{BatchReport, DEFAULT_MAX_CLOCK_SKEW, Processor, StreamConfig};
 use crate::producer::ProducerReport;
 use crate::route::{Forwarder, ensure_internal_topic, internal_topic};
 pub use crate::source::embedded::EmbeddedOptions;
@@ -192,6 +192,11 @@ pub struct KafkaRunOptions {
     pub max_batch: usize,
     /// Available-now gives up when no partition is assigned within this.
     pub assignment_timeout: Duration,
+    /// Events more than this ahead of their batch's processing time go to
+    /// the DLQ as `future_time` (data contract, section 6). A run setting
+    /// beside the lateness of [`StreamConfig`], kept here because this
+    /// struct has a default.
+    pub max_clock_skew: Duration,
 }
 
 impl Default for KafkaRunOptions {
@@ -200,6 +205,7 @@ impl Default for KafkaRunOptions {
             trigger: Trigger::AvailableNow,
             max_batch: 50_000,
             assignment_timeout: Duration::from_secs(30),
+            max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
         }
     }
 }
@@ -232,7 +238,9 @@ pub fn run_kafka(
         );
     }
     let forwarder = Forwarder::new(settings, partitions)?;
-    let processor = Processor::new(lake, config).with_forwarder(forwarder);
+    let processor = Processor::new(lake, config)
+        .with_forwarder(forwarder)
+        .with_max_clock_skew(options.max_clock_skew);
     let mut source = KafkaSource::subscribe(processor, settings, options)?;
     let loop_options = LoopOptions {
         trigger: options.trigger,

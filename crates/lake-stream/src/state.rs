@@ -8,10 +8,15 @@
 //! - a message of the internal topic whose source offset is at or below
 //!   the last one this partition took from the same source partition is a
 //!   copy forwarded again after a crash: skipped (see [`crate::route`]);
+//! - an event more than the allowed clock skew ahead of its batch's
+//!   processing time is from the future ([`TimeBounds`]): never counted,
+//!   so it never moves the watermark (one event stamped 2099 would make
+//!   every later one late). The processing time is the batch's, recorded
+//!   with its commits, so a replay decides as the first attempt did;
 //! - the watermark is the latest event time counted so far in the partition
 //!   minus the allowed lateness, updated message by message;
-//! - an event older than the watermark is late (checked first, so pruning
-//!   old ids never changes an outcome);
+//! - an event older than the watermark is late (checked before duplicates,
+//!   so pruning old ids never changes an outcome);
 //! - an event id already counted is a duplicate. Ids are remembered while
 //!   the event they counted is not older than the watermark: a producer
 //!   retry resends the same event, with the same event time, so by the time
@@ -77,6 +82,38 @@ impl Totals {
     }
 }
 
+/// What the time of an event is checked against in one micro-batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeBounds {
+    /// Events older than the partition's latest event time minus this
+    /// (microseconds) are late.
+    pub lateness_micros: i64,
+    /// Events after this instant (microseconds since the epoch) are from
+    /// the future: the batch's processing time plus the allowed clock skew.
+    /// `None`: no bound (a batch first committed by a lake-stream that had
+    /// none, replayed as it was decided).
+    pub latest_event_time: Option<i64>,
+}
+
+impl TimeBounds {
+    /// Lateness only: no bound on the future.
+    pub fn lateness(lateness_micros: i64) -> Self {
+        TimeBounds {
+            lateness_micros,
+            latest_event_time: None,
+        }
+    }
+
+    /// Also refuses events more than `max_clock_skew_micros` ahead of
+    /// `processing_time_micros`.
+    pub fn not_after(self, processing_time_micros: i64, max_clock_skew_micros: i64) -> Self {
+        TimeBounds {
+            latest_event_time: Some(processing_time_micros.saturating_add(max_clock_skew_micros)),
+            ..self
+        }
+    }
+}
+
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -131,14 +168,9 @@ impl PartitionState {
 
     /// Processes the message at `offset` of the source partition, and
     /// returns its fate.
-    pub fn apply(
-        &mut self,
-        offset: i64,
-        payload: Option<&[u8]>,
-        allowed_lateness_micros: i64,
-    ) -> Outcome {
+    pub fn apply(&mut self, offset: i64, payload: Option<&[u8]>, bounds: TimeBounds) -> Outcome {
         self.next_offset = offset + 1;
-        self.take((self.partition, offset), payload, allowed_lateness_micros)
+        self.take((self.partition, offset), payload, bounds)
     }
 
     /// Passes the message at `offset` of the source partition, forwarded
@@ -155,18 +187,13 @@ impl PartitionState {
         offset: i64,
         origin: (i32, i64),
         payload: Option<&[u8]>,
-        allowed_lateness_micros: i64,
+        bounds: TimeBounds,
     ) -> Outcome {
         self.next_internal_offset = offset + 1;
-        self.take(origin, payload, allowed_lateness_micros)
+        self.take(origin, payload, bounds)
     }
 
-    fn take(
-        &mut self,
-        origin: (i32, i64),
-        payload: Option<&[u8]>,
-        allowed_lateness_micros: i64,
-    ) -> Outcome {
+    fn take(&mut self, origin: (i32, i64), payload: Option<&[u8]>, bounds: TimeBounds) -> Outcome {
         let (source_partition, source_offset) = origin;
         match self.routed_through.get(&source_partition) {
             Some(last) if source_offset <= *last => return Outcome::Replayed,
@@ -174,7 +201,7 @@ impl PartitionState {
                 self.routed_through.insert(source_partition, source_offset);
             }
         }
-        let outcome = self.classify(payload, allowed_lateness_micros);
+        let outcome = self.classify(payload, bounds);
         match &outcome {
             Outcome::Counted { event, country } => {
                 let time = event.event_time.timestamp_micros();
@@ -199,13 +226,28 @@ impl PartitionState {
         outcome
     }
 
-    fn classify(&self, payload: Option<&[u8]>, allowed_lateness_micros: i64) -> Outcome {
+    fn classify(&self, payload: Option<&[u8]>, bounds: TimeBounds) -> Outcome {
         let event = match parse_event(payload) {
             Ok(event) => event,
             Err(rejection) => return Outcome::Rejected(rejection),
         };
         let time = event.event_time.timestamp_micros();
-        if let Some(watermark) = self.watermark(allowed_lateness_micros)
+        // Before lateness: a future event must not be counted, whatever the
+        // watermark.
+        if let Some(latest) = bounds.latest_event_time
+            && time > latest
+        {
+            return Outcome::Rejected(Rejection {
+                reason: DlqReason::FutureTime,
+                detail: format!(
+                    "event_time {} is more than the allowed clock skew ahead of the processing \
+                     time (latest accepted {})",
+                    event.event_time.to_rfc3339(),
+                    micros_to_rfc3339(latest)
+                ),
+            });
+        }
+        if let Some(watermark) = self.watermark(bounds.lateness_micros)
             && time < watermark
         {
             return Outcome::Rejected(Rejection {
@@ -266,6 +308,11 @@ mod tests {
     use super::*;
 
     const LATENESS: i64 = 10 * MINUTE_MICROS;
+    /// Lateness only, as the tests of windows and duplicates need.
+    const BOUNDS: TimeBounds = TimeBounds {
+        lateness_micros: LATENESS,
+        latest_event_time: None,
+    };
 
     fn event(id: &str, time: &str, pays: &str, montant: f64) -> Vec<u8> {
         format!(
@@ -288,16 +335,16 @@ mod tests {
         let b = event("b", "2026-11-26T10:00:01Z", "France", 2.0);
         let outcomes = [
             // (internal offset, (source partition, source offset), payload)
-            state.apply_routed(0, (0, 5), Some(&a), LATENESS),
+            state.apply_routed(0, (0, 5), Some(&a), BOUNDS),
             // The producer's retry of "a", sent to source partition 1.
-            state.apply_routed(1, (1, 9), Some(&a), LATENESS),
-            state.apply_routed(2, (0, 6), Some(&b), LATENESS),
+            state.apply_routed(1, (1, 9), Some(&a), BOUNDS),
+            state.apply_routed(2, (0, 6), Some(&b), BOUNDS),
             // The owner of source partition 0 crashed after forwarding 5
             // and 6 and forwards them again: no effect at all.
-            state.apply_routed(3, (0, 5), Some(&a), LATENESS),
-            state.apply_routed(4, (0, 6), Some(&b), LATENESS),
+            state.apply_routed(3, (0, 5), Some(&a), BOUNDS),
+            state.apply_routed(4, (0, 6), Some(&b), BOUNDS),
             // Then goes on.
-            state.apply_routed(5, (0, 7), Some(b"{oops"), LATENESS),
+            state.apply_routed(5, (0, 7), Some(b"{oops"), BOUNDS),
         ];
         assert!(matches!(outcomes[0], Outcome::Counted { .. }));
         assert_eq!(reason(&outcomes[1]), Some(DlqReason::Duplicate));
@@ -317,7 +364,7 @@ mod tests {
         state.skip_forwarded(41);
         let c = event("c", "2026-11-26T10:00:02Z", "France", 1.0);
         assert!(matches!(
-            state.apply(42, Some(&c), LATENESS),
+            state.apply(42, Some(&c), BOUNDS),
             Outcome::Counted { .. }
         ));
         assert_eq!((state.next_offset, state.next_internal_offset), (43, 6));
@@ -340,7 +387,7 @@ mod tests {
         let reasons: Vec<Option<DlqReason>> = messages
             .iter()
             .enumerate()
-            .map(|(i, m)| reason(&state.apply(i as i64, Some(m), LATENESS)))
+            .map(|(i, m)| reason(&state.apply(i as i64, Some(m), BOUNDS)))
             .collect();
         assert_eq!(
             reasons,
@@ -367,7 +414,7 @@ mod tests {
     fn windows_close_once_the_watermark_passes_their_end() {
         let mut state = PartitionState::new(0);
         let apply = |state: &mut PartitionState, offset: i64, id: &str, time: &str| {
-            state.apply(offset, Some(&event(id, time, "France", 1.0)), LATENESS);
+            state.apply(offset, Some(&event(id, time, "France", 1.0)), BOUNDS);
         };
         apply(&mut state, 0, "a", "2026-11-26T10:00:30Z");
         apply(&mut state, 1, "b", "2026-11-26T10:01:10Z");
@@ -422,9 +469,9 @@ mod tests {
         let mut pruned = PartitionState::new(1);
         let mut kept = PartitionState::new(1);
         for (offset, message) in messages.iter().enumerate() {
-            let a = pruned.apply(offset as i64, Some(message), LATENESS);
+            let a = pruned.apply(offset as i64, Some(message), BOUNDS);
             pruned.prune(LATENESS);
-            let b = kept.apply(offset as i64, Some(message), LATENESS);
+            let b = kept.apply(offset as i64, Some(message), BOUNDS);
             assert_eq!(reason(&a), reason(&b), "message {offset}");
         }
         assert_eq!(pruned.by_country, kept.by_country);
@@ -449,11 +496,166 @@ mod tests {
         state.apply(
             41,
             Some(&event("z", "2026-11-26T10:00:00Z", "Brasil", 3.0)),
-            LATENESS,
+            BOUNDS,
         );
-        state.apply(42, Some(b"{oops"), LATENESS);
+        state.apply(42, Some(b"{oops"), BOUNDS);
+        state.apply(
+            43,
+            Some(&event("f", "2099-01-01T00:00:00Z", "Brasil", 3.0)),
+            BOUNDS.not_after(micros("2026-11-26T10:00:00Z"), 5 * MINUTE_MICROS),
+        );
+        assert_eq!(state.rejected[&DlqReason::FutureTime], 1);
         let bytes = postcard::to_allocvec(&state).unwrap();
         let back: PartitionState = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(back, state);
+    }
+
+    fn micros(rfc3339: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(rfc3339)
+            .unwrap()
+            .timestamp_micros()
+    }
+
+    /// Processing time 10:00:00, the default skew of 5 minutes.
+    fn at_ten() -> TimeBounds {
+        BOUNDS.not_after(micros("2026-11-26T10:00:00Z"), 5 * MINUTE_MICROS)
+    }
+
+    #[test]
+    fn the_future_bound_is_the_processing_time_plus_the_skew() {
+        let mut state = PartitionState::new(0);
+        let messages = [
+            // One second inside the bound, on it, one second past it.
+            event("a", "2026-11-26T10:04:59Z", "France", 1.0),
+            event("b", "2026-11-26T10:05:00Z", "France", 2.0),
+            event("c", "2026-11-26T10:05:01Z", "France", 4.0),
+            // A fraction past it.
+            event("d", "2026-11-26T10:05:00.000001Z", "France", 8.0),
+            // Another offset: the same instant as b.
+            event("e", "2026-11-26T12:05:00+02:00", "France", 16.0),
+        ];
+        let reasons: Vec<Option<DlqReason>> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| reason(&state.apply(i as i64, Some(m), at_ten())))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                None,
+                None,
+                Some(DlqReason::FutureTime),
+                Some(DlqReason::FutureTime),
+                None
+            ]
+        );
+        assert_eq!(state.by_country["France"].amount.value(), 19.0);
+        // Without a bound (a replay of a batch decided before there was
+        // one), the same event counts.
+        let mut unbounded = PartitionState::new(0);
+        assert!(matches!(
+            unbounded.apply(0, Some(&messages[2]), BOUNDS),
+            Outcome::Counted { .. }
+        ));
+    }
+
+    #[test]
+    fn a_future_event_never_moves_the_watermark_and_later_events_count() {
+        let mut state = PartitionState::new(0);
+        state.apply(
+            0,
+            Some(&event("a", "2026-11-26T09:58:00Z", "France", 1.0)),
+            at_ten(),
+        );
+        let before = (state.max_event_time, state.watermark(LATENESS));
+        let future = state.apply(
+            1,
+            Some(&event("far", "2099-01-01T00:00:00Z", "France", 1000.0)),
+            at_ten(),
+        );
+        assert_eq!(reason(&future), Some(DlqReason::FutureTime));
+        let leap = state.apply(
+            2,
+            Some(&event("leap", "2026-11-26T23:59:60Z", "France", 1000.0)),
+            at_ten(),
+        );
+        assert_eq!(reason(&leap), Some(DlqReason::InvalidTime));
+        assert_eq!((state.max_event_time, state.watermark(LATENESS)), before);
+        // The real events after it are counted, none late.
+        for (i, second) in (3..13).zip(0..10) {
+            let outcome = state.apply(
+                i,
+                Some(&event(
+                    &format!("ok{i}"),
+                    &format!("2026-11-26T09:59:{second:02}Z"),
+                    "France",
+                    2.5,
+                )),
+                at_ten(),
+            );
+            assert!(matches!(outcome, Outcome::Counted { .. }), "{outcome:?}");
+        }
+        let france = &state.by_country["France"];
+        assert_eq!((france.amount.value(), france.count), (26.0, 11));
+        assert_eq!(
+            state.max_event_time,
+            Some(micros("2026-11-26T09:59:09Z")),
+            "the latest real event"
+        );
+        assert_eq!(state.rejected.get(&DlqReason::Late), None);
+        // The future event's id was not remembered: a correct copy later
+        // (once its time has come) is not a duplicate.
+        assert!(!state.seen.contains_key(&xxh3_128(b"far")));
+    }
+
+    #[test]
+    fn amounts_beyond_one_sale_are_refused_and_totals_stay_finite() {
+        let mut state = PartitionState::new(0);
+        let raw = |id: &str, montant: &str| {
+            format!(
+                r#"{{"event_id":"{id}","event_time":"2026-11-26T10:00:00Z","pays":"France","montant":{montant}}}"#
+            )
+            .into_bytes()
+        };
+        let messages = [
+            raw("a", "1e308"),
+            raw("b", "1e308"),
+            raw("c", "1e400"),
+            raw("d", "1000000001"),
+            raw("e", "1e9"),
+            raw("f", "1e9"),
+            raw("g", "0.5"),
+            // The key given twice: neither copy is taken.
+            br#"{"event_id":"h","event_time":"2026-11-26T10:00:00Z","pays":"France","montant":1,"montant":1000}"#
+                .to_vec(),
+        ];
+        for (offset, message) in messages.iter().enumerate() {
+            state.apply(offset as i64, Some(message), at_ten());
+        }
+        assert_eq!(state.rejected[&DlqReason::InvalidField], 5);
+        let france = &state.by_country["France"];
+        assert_eq!((france.amount.value(), france.count), (2e9 + 0.5, 3));
+        // The most a partition can sum stays finite: a million sales at
+        // the bound, exactly.
+        let mut sum = Sum::default();
+        for _ in 0..1_000_000 {
+            sum.add(crate::event::MAX_AMOUNT);
+        }
+        assert_eq!(sum.value(), 1e15);
+    }
+
+    #[test]
+    fn checkpointed_reasons_keep_their_index() {
+        // postcard stores a reason by its variant's index: a new reason
+        // must not renumber those already in checkpoints.
+        let indexes: Vec<Vec<u8>> = [
+            DlqReason::NotJson,
+            DlqReason::Duplicate,
+            DlqReason::FutureTime,
+        ]
+        .iter()
+        .map(|r| postcard::to_allocvec(r).unwrap())
+        .collect();
+        assert_eq!(indexes, vec![vec![0], vec![6], vec![7]]);
     }
 }

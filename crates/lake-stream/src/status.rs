@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use lake_table::{Lake, Layer};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -12,6 +12,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use crate::checkpoint::CheckpointStore;
 use crate::processor::{DLQ_TABLE, EVENTS_TABLE, LIVE_BY_COUNTRY, LIVE_BY_MINUTE};
 use crate::run::KafkaSettings;
+use crate::state::micros_to_rfc3339;
 
 /// One partition's position.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,12 +23,23 @@ pub struct PartitionStatus {
     pub checkpointed: Option<i64>,
     /// Messages not yet checkpointed.
     pub lag: i64,
+    /// The event-time watermark the partition's checkpoint holds: its
+    /// latest event time counted less the allowed lateness (events older
+    /// than it are late); `None` before its first event.
+    pub watermark: Option<DateTime<Utc>>,
     pub checkpoint_age: Option<Duration>,
 }
 
 /// Positions of every partition of the source topic for the query: how far
-/// the query has checkpointed each.
-pub fn status(lake: &Lake, settings: &KafkaSettings, query: &str) -> Result<Vec<PartitionStatus>> {
+/// the query has checkpointed each, and its watermark for an allowed
+/// lateness of `lateness` (the query's, which checkpoints do not hold).
+pub fn status(
+    lake: &Lake,
+    settings: &KafkaSettings,
+    query: &str,
+    lateness: Duration,
+) -> Result<Vec<PartitionStatus>> {
+    let lateness_micros = i64::try_from(lateness.as_micros()).unwrap_or(i64::MAX);
     let consumer: BaseConsumer = settings
         .client_config()
         .create()
@@ -61,6 +73,9 @@ pub fn status(lake: &Lake, settings: &KafkaSettings, query: &str) -> Result<Vec<
             committed,
             checkpointed,
             lag: high - checkpointed.unwrap_or(0),
+            watermark: checkpoint
+                .and_then(|c| c.state.watermark(lateness_micros))
+                .and_then(DateTime::from_timestamp_micros),
             checkpoint_age: checkpoint
                 .map(|c| (Utc::now() - c.written_at).to_std().unwrap_or_default()),
         });
@@ -74,21 +89,32 @@ pub fn render(statuses: &[PartitionStatus]) -> String {
     let show = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
     let _ = writeln!(
         out,
-        "{:>9} {:>14} {:>12} {:>14} {:>10} {:>16}",
-        "partition", "high watermark", "committed", "checkpointed", "lag", "last checkpoint"
+        "{:>9} {:>14} {:>12} {:>14} {:>10} {:>32} {:>16}",
+        "partition",
+        "high watermark",
+        "committed",
+        "checkpointed",
+        "lag",
+        "watermark",
+        "last checkpoint"
     );
     for s in statuses {
         let age = s.checkpoint_age.map_or("never".to_string(), |a| {
             format!("{:.1} s ago", a.as_secs_f64())
         });
+        // As the DLQ's errors write event times.
+        let watermark = s
+            .watermark
+            .map_or("-".to_string(), |w| micros_to_rfc3339(w.timestamp_micros()));
         let _ = writeln!(
             out,
-            "{:>9} {:>14} {:>12} {:>14} {:>10} {:>16}",
+            "{:>9} {:>14} {:>12} {:>14} {:>10} {:>32} {:>16}",
             s.partition,
             s.high_watermark,
             show(s.committed),
             show(s.checkpointed),
             s.lag,
+            watermark,
             age
         );
     }
@@ -120,4 +146,43 @@ pub fn reset(lake: &Lake, query: &str) -> Result<u64> {
         }
     }
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_shows_each_partitions_watermark() {
+        let at = |s: &str| Some(DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc));
+        let row = |partition, watermark| PartitionStatus {
+            partition,
+            high_watermark: 10,
+            committed: Some(10),
+            checkpointed: Some(10),
+            lag: 0,
+            watermark,
+            checkpoint_age: Some(Duration::from_millis(1500)),
+        };
+        let table = render(&[row(0, at("2026-12-07T19:30:00.25Z")), row(1, None)]);
+        let lines: Vec<Vec<&str>> = table
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(lines[0][6], "watermark", "{table}");
+        assert_eq!(
+            lines[1][..7],
+            [
+                "0",
+                "10",
+                "10",
+                "10",
+                "0",
+                "2026-12-07T19:30:00.250+00:00",
+                "1.5"
+            ],
+            "{table}"
+        );
+        assert_eq!(lines[2][5], "-", "{table}");
+    }
 }

@@ -152,6 +152,7 @@ mod tests {
     use lake_core::display::render;
 
     use super::*;
+    use crate::state::TimeBounds;
 
     fn state(partition: i32, events: &[(&str, &str, &str, f64)]) -> PartitionState {
         let mut state = PartitionState::new(partition);
@@ -159,7 +160,11 @@ mod tests {
             let json = format!(
                 r#"{{"event_id":"{id}","event_time":"{time}","pays":"{pays}","montant":{montant}}}"#
             );
-            state.apply(offset as i64, Some(json.as_bytes()), 600_000_000);
+            state.apply(
+                offset as i64,
+                Some(json.as_bytes()),
+                TimeBounds::lateness(600_000_000),
+            );
         }
         state
     }

@@ -168,3 +168,27 @@ fn an_open_date_is_compacted_while_batches_append_to_it() {
     assert!(files <= 51, "{files} files");
     assert_eq!(snapshot.rows_of(date), Some(3000));
 }
+
+#[test]
+fn a_run_dated_in_the_future_simulates_that_date() {
+    // The built-in producer stamps such a run's events at the start of its
+    // day: its clock is that simulated time, so they are not events from
+    // the future of the stream it makes.
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let options = EmbeddedOptions {
+        events: 500,
+        partitions: 2,
+        seed: 13,
+        mix: EventMix {
+            malformed: 0.0,
+            duplicate: 0.0,
+            late: 0.0,
+        },
+        batch_size: 100,
+        date: chrono::Utc::now().date_naive() + chrono::Days::new(3),
+    };
+    let (summary, report) = run_embedded(&lake, config(), &options).unwrap();
+    assert_eq!(summary.rejected, std::collections::BTreeMap::new());
+    assert_eq!((summary.counted, report.counted), (500, 500));
+}

@@ -4,12 +4,22 @@
 //! same messages: the same outcomes, its outputs not written twice, and
 //! what came after it held for the next batch.
 //!
-//! Its own test binary: fault injection is process-wide.
+//! A replayed batch also judges events from the future by the processing
+//! time its first attempt recorded, not by the replay's own.
+//!
+//! Its own test binary: fault injection is process-wide (the tests take
+//! turns).
 
-use chrono::{DateTime, NaiveDate};
+use std::sync::Mutex;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use lake_stream::event::DlqReason;
 use lake_stream::processor::{Processor, Resume, SourceMessage, StreamConfig};
 use lake_stream::route::Envelope;
 use lake_table::{Lake, Layer, Table, TableRef};
+
+/// Held by each test while it injects a fault.
+static FAULTS: Mutex<()> = Mutex::new(());
 
 fn config(run_id: &str) -> StreamConfig {
     StreamConfig {
@@ -74,6 +84,7 @@ fn rows(lake: &Lake, table: &str) -> usize {
 
 #[test]
 fn a_replay_takes_the_recorded_messages_of_both_lanes() {
+    let _turn = FAULTS.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
     let all = messages();
@@ -127,4 +138,78 @@ fn a_replay_takes_the_recorded_messages_of_both_lanes() {
         .unwrap();
     let france = &live.by_country["France"];
     assert_eq!((france.count, france.amount), (5, 18.0));
+}
+
+fn time(rfc3339: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// An event of 2026-11-26 at `hh_mm_ss`, read at source offset `offset`.
+fn at_offset(offset: i64, id: &str, hh_mm_ss: &str, montant: f64) -> SourceMessage {
+    let payload = format!(
+        r#"{{"event_id":"{id}","event_time":"2026-11-26T{hh_mm_ss}Z","pays":"France","montant":{montant}}}"#
+    );
+    SourceMessage::direct(0, offset, at(), Some(payload.into_bytes()))
+}
+
+#[test]
+fn a_replay_judges_future_events_by_the_clock_its_batch_recorded() {
+    let _turn = FAULTS.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    // The default skew, 5 minutes: at 10:01:00, b (4:59 ahead) is on
+    // time and c (5:30 ahead) from the future; at 10:20, both would be.
+    let batch = vec![
+        at_offset(0, "a", "10:00:01", 1.0),
+        at_offset(1, "b", "10:05:59", 2.0),
+        at_offset(2, "c", "10:06:30", 4.0),
+    ];
+    let mut first = Processor::new(&lake, config("first"));
+    first.assign(0).unwrap();
+    lake_table::fault::inject(Some("before_checkpoint@replay"));
+    let crashed = first.process_at(batch.clone(), time("2026-11-26T10:01:00Z"));
+    lake_table::fault::inject(None);
+    assert!(
+        crashed.is_err(),
+        "the injected fault did not stop the batch"
+    );
+    assert_eq!(rows(&lake, "ventes_temps_reel"), 2);
+    assert_eq!(rows(&lake, "_dlq/ventes_temps_reel"), 1);
+
+    // The replay runs 19 minutes later: it decides as the batch did.
+    let mut second = Processor::new(&lake, config("second"));
+    second.assign(0).unwrap();
+    let replayed = second
+        .process_at(batch, time("2026-11-26T10:20:00Z"))
+        .unwrap();
+    assert_eq!(replayed.counted, 2, "{replayed:?}");
+    assert_eq!(
+        replayed.rejected.into_iter().collect::<Vec<_>>(),
+        vec![(DlqReason::FutureTime, 1)]
+    );
+    assert_eq!(rows(&lake, "ventes_temps_reel"), 2, "written twice");
+    assert_eq!(rows(&lake, "_dlq/ventes_temps_reel"), 1, "written twice");
+    let state = second.owned().next().unwrap();
+    assert_eq!(state.batches, 1);
+    assert_eq!(
+        state.max_event_time,
+        Some(time("2026-11-26T10:05:59Z").timestamp_micros()),
+        "the event from the future moved the watermark"
+    );
+
+    // A new batch goes by its own clock: c sent again now counts.
+    let next = second
+        .process_at(
+            vec![at_offset(3, "c", "10:06:30", 4.0)],
+            time("2026-11-26T10:20:00Z"),
+        )
+        .unwrap();
+    assert_eq!((next.counted, next.rejected.len()), (1, 0), "{next:?}");
+    let live = second
+        .refresh_live_totals_for(NaiveDate::from_ymd_opt(2026, 11, 26).unwrap())
+        .unwrap();
+    let france = &live.by_country["France"];
+    assert_eq!((france.count, france.amount), (3, 7.0));
 }

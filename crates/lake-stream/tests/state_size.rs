@@ -4,7 +4,7 @@
 
 use lake_stream::checkpoint::CheckpointStore;
 use lake_stream::route::partition_of_event;
-use lake_stream::state::{MINUTE_MICROS, PartitionState};
+use lake_stream::state::{MINUTE_MICROS, PartitionState, TimeBounds};
 use lake_table::{Lake, Layer};
 
 const PARTITIONS: i32 = 4;
@@ -39,7 +39,11 @@ fn checkpoint_bytes_after(events: u64) -> (u64, Vec<PartitionState>) {
             i % 100
         );
         let p = partition_of_event(&id, PARTITIONS) as usize;
-        states[p].apply(offsets[p], Some(payload.as_bytes()), LATENESS);
+        states[p].apply(
+            offsets[p],
+            Some(payload.as_bytes()),
+            TimeBounds::lateness(LATENESS),
+        );
         offsets[p] += 1;
         if (i + 1) % BATCH == 0 || i + 1 == events {
             for state in &mut states {

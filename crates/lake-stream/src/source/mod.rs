@@ -19,6 +19,7 @@ use std::ops::DerefMut;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 
 use crate::processor::{BatchReport, Processor, SourceMessage};
 use crate::run::Trigger;
@@ -49,6 +50,13 @@ pub trait Source {
     /// After each micro-batch (offsets and lag reported to the source).
     fn after_batch(&mut self) -> Result<()> {
         Ok(())
+    }
+
+    /// The processing time of the micro-batch about to run, taken once per
+    /// batch: events more than the allowed clock skew ahead of it are from
+    /// the future. The wall clock, unless the source simulates time.
+    fn processing_time(&self) -> DateTime<Utc> {
+        Utc::now()
     }
 }
 
@@ -114,7 +122,10 @@ pub fn drive<S: Source>(
         };
         if due || stopping {
             batch_started = Instant::now();
-            let report = source.processor().process(std::mem::take(&mut buffer))?;
+            let processing_time = source.processing_time();
+            let report = source
+                .processor()
+                .process_at(std::mem::take(&mut buffer), processing_time)?;
             if report.messages + report.forwarded > 0 {
                 tracing::info!(
                     "{}: micro-batch of {} messages ({} forwarded) in {:.3} s",
