@@ -195,7 +195,7 @@ fn every_table_of_a_run_is_copied_at_one_snapshot() {
         count(&mut client, "orders"),
         count(&mut client, "order_details"),
     );
-    run.ingest(&lake, "orders", date, "run-a", &|_| {}).unwrap();
+    ingest(&run, &lake, "orders", "run-a");
     client
         .batch_execute(
             "INSERT INTO orders (order_id, customer_id, order_date) \
@@ -204,8 +204,7 @@ fn every_table_of_a_run_is_copied_at_one_snapshot() {
                SELECT max(order_id), 1, 10.0, 2, 0 FROM orders;",
         )
         .unwrap();
-    run.ingest(&lake, "order_details", date, "run-a", &|_| {})
-        .unwrap();
+    ingest(&run, &lake, "order_details", "run-a");
     assert_eq!(read(&lake, Layer::Bronze, "orders", date).height(), orders);
     assert_eq!(
         read(&lake, Layer::Bronze, "order_details", date).height(),
@@ -213,12 +212,20 @@ fn every_table_of_a_run_is_copied_at_one_snapshot() {
     );
     // The write did land between the two copies: a new run sees it.
     let next = BatchSource::Postgres(Box::new(PgSource::new(url)));
-    next.ingest(&lake, "order_details", date, "run-b", &|_| {})
-        .unwrap();
+    ingest(&next, &lake, "order_details", "run-b");
     assert_eq!(
         read(&lake, Layer::Bronze, "order_details", date).height(),
         lines + 1
     );
+}
+
+/// Copies `table` from `source` into the test date and commits it alone.
+fn ingest(source: &lake_bronze::BatchSource, lake: &lake_table::Lake, table: &str, run_id: &str) {
+    source
+        .copy(lake, table, test_date(), run_id, &|_| {})
+        .unwrap()
+        .commit()
+        .unwrap();
 }
 
 fn run_err(lake: &std::path::Path, url: &str) -> String {

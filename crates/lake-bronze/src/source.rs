@@ -135,18 +135,6 @@ impl BatchSource {
             BatchSource::Generated(nw) => copy_generated(nw, table, writer, progress),
         }
     }
-
-    /// Copies `table` and replaces its bronze table's `date` with the copy.
-    pub fn ingest(
-        &self,
-        lake: &Lake,
-        table: &str,
-        date: NaiveDate,
-        run_id: &str,
-        progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<Commit> {
-        self.copy(lake, table, date, run_id, progress)?.commit()
-    }
 }
 
 fn generator_location(nw: &Northwind) -> String {

@@ -210,19 +210,7 @@ fn assert_exact(lake_dir: &Path, reports: &[ProducerReport]) {
     );
 
     // The DLQ: counts by reason as sent.
-    let rejected = read_all(&lake, Layer::Bronze, "_dlq/ventes_temps_reel").expect("no DLQ");
-    let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();
-    for reason in rejected
-        .column("reason")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-    {
-        *by_reason.entry(reason.to_string()).or_default() += 1;
-    }
-    assert_eq!(by_reason, dlq);
+    assert_eq!(dlq_reasons(&lake), dlq);
 }
 
 #[test]
