@@ -2,18 +2,19 @@
 //!
 //! Handlers that read the lake run on Tokio's blocking pool; the live
 //! endpoints answer from the current [`LiveSnapshot`]'s pre-encoded bodies.
-//! Every error is `{"error": "...", "status": N}`: 4xx for what the client
-//! sent, 5xx for what went wrong here; the server stays up either way.
-//! With API keys, every route but the dashboard's files and `/health`
-//! needs one ([`crate::auth`]).
+//! Every error is `{"error": "...", "status": N}`, the ones axum answers by
+//! itself included ([`errors`]): 4xx for what the client sent, 5xx for what
+//! went wrong here; the server stays up either way. `POST /api/sql` is in
+//! [`query`]. With API keys, every route but the dashboard's files and
+//! `/health` needs one ([`crate::auth`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
@@ -22,15 +23,20 @@ use lake_core::error::one_line;
 use lake_core::run::RunManifest;
 use lake_table::Layer;
 use polars::prelude::*;
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::auth::{self, ApiKeys};
 use crate::cache::ByteLru;
-use crate::catalog::{Catalog, DATA_LAYERS, sql_name, valid_table_name};
+use crate::catalog::{Catalog, DATA_LAYERS, valid_table_name};
 use crate::live::{LiveSnapshot, LiveSource};
 use crate::server::Tls;
-use crate::{dashboard, json, metrics, sql};
+use crate::{dashboard, json, metrics};
+
+mod errors;
+mod query;
+
+use query::SqlStats;
+pub use query::{RETRY_AFTER_SECONDS, SQL_BODY_LIMIT, SqlCounts};
 
 /// Bound of the cache of encoded gold pages.
 const GOLD_BODY_CACHE_BYTES: u64 = 32 * 1024 * 1024;
@@ -40,10 +46,13 @@ const GOLD_BODY_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 pub struct SqlLimits {
     /// Most rows a result may have (a client may ask for fewer).
     pub max_rows: usize,
-    /// Longest a query may run.
+    /// Longest a query may run; past it, it is stopped.
     pub timeout: Duration,
     /// Queries running at once; more are refused until one ends.
     pub concurrent: usize,
+    /// Most the process's resident memory may grow while a query runs
+    /// before it is stopped (see [`crate::sql::exec`]).
+    pub memory_bytes: u64,
 }
 
 impl Default for SqlLimits {
@@ -52,6 +61,7 @@ impl Default for SqlLimits {
             max_rows: 10_000,
             timeout: Duration::from_secs(10),
             concurrent: 2,
+            memory_bytes: 1024 * 1024 * 1024,
         }
     }
 }
@@ -61,6 +71,8 @@ impl Default for SqlLimits {
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds to wait before trying again (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -68,7 +80,13 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     fn internal(err: &anyhow::Error) -> Self {
@@ -79,7 +97,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": self.message, "status": self.status.as_u16()}));
-        (self.status, body).into_response()
+        let mut response = (self.status, body).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -98,6 +122,7 @@ struct Inner {
     query: String,
     sql_limits: SqlLimits,
     sql_slots: Arc<tokio::sync::Semaphore>,
+    sql_stats: SqlStats,
     gold_bodies: Mutex<ByteLru<(String, NaiveDate), EncodedPartition>>,
 }
 
@@ -133,6 +158,7 @@ impl AppState {
                 query: query.to_string(),
                 sql_slots: Arc::new(tokio::sync::Semaphore::new(sql_limits.concurrent.max(1))),
                 sql_limits,
+                sql_stats: SqlStats::default(),
                 gold_bodies: Mutex::new(ByteLru::new(GOLD_BODY_CACHE_BYTES)),
             }),
             keys: None,
@@ -186,10 +212,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/live/sales-by-country", get(live_by_country))
         .route("/api/live/sales-by-minute", get(live_by_minute))
         .route("/api/unified/sales-by-country", get(unified_by_country))
-        .route("/api/sql", post(run_sql))
+        .route(
+            "/api/sql",
+            post(query::run_sql).layer(DefaultBodyLimit::max(SQL_BODY_LIMIT)),
+        )
         .route("/api/runs", get(runs))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(guarded, auth::require_key))
+        // Outermost: what axum answers by itself (a rejected body or path, a
+        // method a route does not take) is a JSON error too.
+        .layer(middleware::from_fn(errors::json_errors))
         .with_state(state)
 }
 
@@ -229,11 +261,13 @@ async fn snapshot(state: &AppState) -> ApiResult<Arc<LiveSnapshot>> {
         .map_err(|err| ApiError::internal(&err))
 }
 
-/// Liveness: no I/O at all.
+/// Liveness: no I/O at all. Open to anyone (a probe has no key), so it
+/// tells nothing about the lake (not where it is): only that the server
+/// answers, where its live views come from, and whether the rest of the
+/// API needs a key.
 async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": "ok",
-        "lake": state.inner.catalog.lake().url(),
         "live_source": state.inner.live.origin(),
         "api_key_required": state.keys.is_some(),
     }))
@@ -254,6 +288,7 @@ async fn prometheus(State(state): State<AppState>) -> ApiResult<Response> {
         .unwrap_or_else(|p| p.into_inner())
         .stats();
     metrics::render_caches(&mut text, state.inner.catalog.cache_stats(), bodies);
+    metrics::render_sql(&mut text, &state.inner.sql_stats.counts());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
@@ -462,139 +497,4 @@ async fn runs(
         Ok(Json(json!({ "runs": runs })))
     })
     .await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SqlRequest {
-    query: String,
-    max_rows: Option<usize>,
-}
-
-fn refused(refusal: sql::Refusal) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, refusal.to_string())
-}
-
-async fn run_sql(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
-    let request: SqlRequest = serde_json::from_slice(&body).map_err(|err| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "the body must be JSON like {{\"query\": \"SELECT ...\", \"max_rows\": 100}}: {err}"
-            ),
-        )
-    })?;
-    // Refused before taking a slot when the statement alone says so (a
-    // parse, no I/O); the whole check, which needs the lake's table names,
-    // runs with the query.
-    sql::check_shape(&request.query).map_err(refused)?;
-    let limits = state.inner.sql_limits.clone();
-    let max_rows = request
-        .max_rows
-        .unwrap_or(limits.max_rows)
-        .min(limits.max_rows);
-    let permit = state
-        .inner
-        .sql_slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "{} SQL queries are already running: try again when one ends",
-                    limits.concurrent
-                ),
-            )
-        })?;
-    let started = Instant::now();
-    let catalog = state.inner.catalog.clone();
-    let hook = state.sql_hook.clone();
-    // The permit goes with the work: a query past its time limit still
-    // holds its slot until Polars is done with it (or it panics).
-    let work = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        if let Some(hook) = hook {
-            hook(&request.query);
-        }
-        sql_result(&catalog, &request.query, max_rows)
-    });
-    let frame = match tokio::time::timeout(limits.timeout, work).await {
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "the query ran past the time limit of {} s: narrow it or aggregate",
-                    limits.timeout.as_secs_f64()
-                ),
-            ));
-        }
-        Ok(Err(join_error)) => {
-            let message = match join_error.try_into_panic() {
-                Ok(panic) => lake_core::error::panic_message(&*panic).to_string(),
-                Err(other) => other.to_string(),
-            };
-            tracing::error!("a SQL query panicked: {message}");
-            return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!(
-                    "the SQL engine failed on this query (a fault here, not in the query): {message}"
-                ),
-            ));
-        }
-        Ok(Ok(result)) => result?,
-    };
-    if frame.height() > max_rows {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the result has more than {max_rows} rows: add a LIMIT or aggregate"),
-        ));
-    }
-    let mut fields = Map::new();
-    fields.insert(
-        "elapsed_ms".into(),
-        json!(started.elapsed().as_millis() as u64),
-    );
-    Ok(Json(json::frame(&frame, fields)))
-}
-
-/// Checks, plans and runs a query; at most `max_rows + 1` rows.
-fn sql_result(catalog: &Catalog, query: &str, max_rows: usize) -> ApiResult<DataFrame> {
-    // Names only: a table's log is read when the query names it.
-    let mut known: BTreeMap<String, (Layer, String)> = BTreeMap::new();
-    for layer in DATA_LAYERS {
-        for table in catalog
-            .table_names(layer)
-            .map_err(|err| ApiError::internal(&err))?
-        {
-            known.insert(sql_name(layer, &table), (layer, table));
-        }
-    }
-    let names: BTreeSet<String> = known.keys().cloned().collect();
-    let prepared = sql::prepare(query, &names).map_err(refused)?;
-    let mut tables = Vec::new();
-    for name in &prepared.tables {
-        let Some((layer, table)) = known.get(name) else {
-            return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the SQL check named {name}, which is not a lake table"),
-            ));
-        };
-        let data = catalog
-            .read(*layer, table, None)
-            .map_err(|err| ApiError::internal(&err))?
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("{name} has no committed version yet"),
-                )
-            })?;
-        tables.push((name.clone(), data.frame.as_ref().clone().lazy()));
-    }
-    let sql_error =
-        |err: PolarsError| ApiError::new(StatusCode::BAD_REQUEST, format!("SQL error: {err}"));
-    let plan = sql::plan(&prepared, tables).map_err(sql_error)?;
-    plan.limit(max_rows as IdxSize + 1)
-        .collect()
-        .map_err(sql_error)
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use lake_table::Lake;
 
@@ -29,9 +29,14 @@ pub struct ServeArgs {
     /// Most rows a SQL result may have.
     #[arg(long, default_value_t = 10_000)]
     pub sql_max_rows: usize,
-    /// Longest a SQL query may run, in seconds.
+    /// Longest a SQL query may run, in seconds; past it the query is
+    /// stopped.
     #[arg(long, default_value_t = 10.0)]
     pub sql_timeout: f64,
+    /// Most the server's resident memory may grow while a SQL query runs,
+    /// in MiB; past it the query is stopped.
+    #[arg(long, env = "LAKE_SQL_MEMORY_MB", default_value_t = 1024)]
+    pub sql_memory_mb: u64,
     /// Most memory the frames read for SQL and the pages may take, in MiB
     /// (least recently used evicted first).
     #[arg(long, env = "LAKE_SQL_CACHE_MB", default_value_t = 256)]
@@ -67,7 +72,9 @@ impl ServeArgs {
         ));
         let limits = SqlLimits {
             max_rows: self.sql_max_rows,
-            timeout: Duration::from_secs_f64(self.sql_timeout.max(0.001)),
+            timeout: Duration::try_from_secs_f64(self.sql_timeout.max(0.001))
+                .with_context(|| format!("--sql-timeout {} is not a duration", self.sql_timeout))?,
+            memory_bytes: self.sql_memory_mb.max(1).saturating_mul(1024 * 1024),
             ..SqlLimits::default()
         };
         let mut state = AppState::new(catalog, live, &self.query, limits);

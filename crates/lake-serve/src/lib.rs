@@ -10,8 +10,9 @@
 //! It is safe to expose: SQL reads only the lake's registered tables
 //! ([`sql`]), API keys protect everything but the dashboard's files and
 //! `/health` ([`auth`]), an address other machines can reach needs a key,
-//! TLS is built in ([`server`]), no lake read blocks an async worker, and
-//! the frame cache is bounded by bytes ([`cache`]).
+//! TLS is built in ([`server`]), no lake read blocks an async worker, the
+//! frame cache is bounded by bytes ([`cache`]), and a SQL query is stopped
+//! at its time limit or memory budget ([`sql::exec`]).
 
 pub mod api;
 pub mod auth;

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 use lake_stream::stream_status::StreamStatus;
 
+use crate::api::SqlCounts;
 use crate::cache::CacheStats;
 
 fn escape(value: &str) -> String {
@@ -202,6 +203,42 @@ pub fn render_caches(out: &mut String, frames: CacheStats, pages: CacheStats) {
     *out = w.out;
 }
 
+/// Appends the SQL queries' figures to `out`.
+pub fn render_sql(out: &mut String, counts: &SqlCounts) {
+    let mut w = Writer {
+        out: std::mem::take(out),
+    };
+    w.family(
+        "lake_serve_sql_queries_running",
+        "gauge",
+        "SQL queries whose work has not ended, including those asked to stop: each holds a slot.",
+    );
+    w.sample("lake_serve_sql_queries_running", &[], counts.running as f64);
+    w.family(
+        "lake_serve_sql_queries_stopped_total",
+        "counter",
+        "SQL queries asked to stop, by reason.",
+    );
+    for (reason, count) in &counts.stopped {
+        w.sample(
+            "lake_serve_sql_queries_stopped_total",
+            &[("reason", *reason)],
+            *count as f64,
+        );
+    }
+    w.family(
+        "lake_serve_sql_refused_busy_total",
+        "counter",
+        "SQL queries refused with 429 because every slot was taken.",
+    );
+    w.sample(
+        "lake_serve_sql_refused_busy_total",
+        &[],
+        counts.refused_busy as f64,
+    );
+    *out = w.out;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +289,26 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }
         assert_eq!(text.matches("# TYPE lake_serve_cache_bytes ").count(), 1);
+    }
+
+    #[test]
+    fn sql_figures_are_one_family_each() {
+        let mut text = String::new();
+        let counts = SqlCounts {
+            running: 2,
+            stopped: vec![("time_limit", 3), ("memory_limit", 0), ("client_gone", 1)],
+            refused_busy: 4,
+        };
+        render_sql(&mut text, &counts);
+        for line in [
+            "# TYPE lake_serve_sql_queries_running gauge",
+            "lake_serve_sql_queries_running 2",
+            "lake_serve_sql_queries_stopped_total{reason=\"time_limit\"} 3",
+            "lake_serve_sql_queries_stopped_total{reason=\"client_gone\"} 1",
+            "lake_serve_sql_refused_busy_total 4",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
     }
 
     #[test]

@@ -224,6 +224,24 @@ async fn sql(app: &axum::Router, body: &str) -> (StatusCode, Value) {
     (status, serde_json::from_str(&body).unwrap())
 }
 
+/// Status, headers and JSON body of a `POST /api/sql`.
+async fn sql_response(
+    app: &axum::Router,
+    body: &str,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let request = Request::post("/api/sql")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    let value = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("{status}: the body is not JSON: {text:?}"));
+    (status, headers, value)
+}
+
 fn query(text: &str) -> String {
     json!({ "query": text }).to_string()
 }
@@ -551,22 +569,39 @@ async fn sql_past_its_time_limit_is_cut_off_and_holds_its_slot() {
             max_rows: 10,
             timeout: Duration::from_millis(50),
             concurrent: 1,
+            ..SqlLimits::default()
         },
         gate.hook.clone(),
     );
     // Held by the hook until released: past any time limit, whatever the
-    // machine's speed.
+    // machine's speed, and outside Polars, where no stop reaches it.
     assert_client_error(
         &sql(&app, &query("SELECT 'HOLD' AS held")).await,
         StatusCode::REQUEST_TIMEOUT,
         "time limit of 0.05 s",
     );
-    // The first query still runs: the one slot is taken.
+    // Its work has not ended: the one slot stays taken, and the refusal
+    // says when to try again.
+    let (status, headers, body) = sql_response(&app, &query("SELECT 1 AS one")).await;
     assert_client_error(
-        &sql(&app, &query("SELECT 1 AS one")).await,
+        &(status, body),
         StatusCode::TOO_MANY_REQUESTS,
         "1 SQL queries are already running",
     );
+    assert_eq!(
+        headers.get("retry-after").map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    let text = metrics_text(&app).await;
+    assert_eq!(metric(&text, "lake_serve_sql_queries_running "), 1.0);
+    assert_eq!(
+        metric(
+            &text,
+            "lake_serve_sql_queries_stopped_total{reason=\"time_limit\"} "
+        ),
+        1.0
+    );
+    assert_eq!(metric(&text, "lake_serve_sql_refused_busy_total "), 1.0);
     assert_eq!(get(&app, "/health").await.0, StatusCode::OK);
     // Released, it ends and frees its slot.
     gate.release.send(()).unwrap();
@@ -575,6 +610,49 @@ async fn sql_past_its_time_limit_is_cut_off_and_holds_its_slot() {
         status == StatusCode::OK && body["rows"][0]["one"] == 1
     })
     .await;
+    let text = metrics_text(&app).await;
+    assert_eq!(metric(&text, "lake_serve_sql_queries_running "), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_goes_away_stops_its_query() {
+    let fixture = fixture();
+    let gate = gate("HOLD");
+    let app = app_with(
+        &fixture,
+        SqlLimits {
+            concurrent: 1,
+            ..SqlLimits::default()
+        },
+        gate.hook.clone(),
+    );
+    let waiting = {
+        let app = app.clone();
+        tokio::spawn(async move { sql(&app, &query("SELECT 'HOLD' AS held")).await })
+    };
+    eventually("the query to run", || async {
+        metric(&metrics_text(&app).await, "lake_serve_sql_queries_running ") == 1.0
+    })
+    .await;
+    // The client goes away: its handler is dropped before it answered.
+    waiting.abort();
+    let stopped = "lake_serve_sql_queries_stopped_total{reason=\"client_gone\"} ";
+    eventually("the query to be asked to stop", || async {
+        metric(&metrics_text(&app).await, stopped) == 1.0
+    })
+    .await;
+    // Held outside Polars by the hook, it ends when released, and gives
+    // its slot back then.
+    gate.release.send(()).unwrap();
+    eventually("the slot to come back", || async {
+        let (status, _) = sql(&app, &query("SELECT 1 AS one")).await;
+        status == StatusCode::OK
+    })
+    .await;
+    assert_eq!(
+        metric(&metrics_text(&app).await, "lake_serve_sql_queries_running "),
+        0.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -902,4 +980,110 @@ async fn lake_live_serves_its_snapshot_while_it_rereads_the_lake() {
         body["rows"][0]["total_ventes_live"] == 2.5
     })
     .await;
+}
+
+/// Status and raw body of a request, with the body's JSON error checked:
+/// `{"error": <text containing needle>, "status": <the status>}`.
+async fn assert_json_error(
+    app: &axum::Router,
+    request: Request<Body>,
+    status: StatusCode,
+    needle: &str,
+) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), status);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    assert_eq!(content_type.as_deref(), Some("application/json"), "{text}");
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text:?}"));
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    let message = body["error"].as_str().unwrap_or_else(|| panic!("{body}"));
+    assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_axum_refuses_by_itself_is_a_json_error_too() {
+    let fixture = fixture();
+    let app = app(&fixture, SqlLimits::default());
+    // A body over the limit: axum's rejection, plain text until now.
+    let big = format!(
+        "{{\"query\": \"SELECT '{}'\"}}",
+        "x".repeat(lake_serve::api::SQL_BODY_LIMIT)
+    );
+    assert_json_error(
+        &app,
+        Request::post("/api/sql")
+            .header("content-type", "application/json")
+            .body(Body::from(big))
+            .unwrap(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "the body is larger than 2 MiB: a query is at most 64 KiB",
+    )
+    .await;
+    // A method the route does not take: 405 with an empty body until now.
+    assert_json_error(
+        &app,
+        Request::get("/api/sql").body(Body::empty()).unwrap(),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "GET is not allowed on /api/sql",
+    )
+    .await;
+    // A path that is not UTF-8 once decoded: the path extractor's rejection.
+    assert_json_error(
+        &app,
+        Request::get("/api/gold/%FF").body(Body::empty()).unwrap(),
+        StatusCode::BAD_REQUEST,
+        "UTF-8",
+    )
+    .await;
+    // A body that is not JSON, and one of the wrong shape: the handler's
+    // own 400, whatever the content type says.
+    for (content_type, body) in [
+        ("text/plain", "SELECT 1"),
+        ("application/json", "{\"query\": 1}"),
+        ("application/x-www-form-urlencoded", "query=SELECT+1"),
+    ] {
+        assert_json_error(
+            &app,
+            Request::post("/api/sql")
+                .header("content-type", content_type)
+                .body(Body::from(body))
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "the body must be JSON",
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_says_nothing_about_where_the_lake_is() {
+    let fixture = fixture();
+    let app = app(&fixture, SqlLimits::default());
+    let (status, body) = call(&app, Request::get("/health").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let health: Value = serde_json::from_str(&body).unwrap();
+    // What a liveness probe needs, and whether the API needs a key.
+    let mut keys: Vec<&str> = health
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["api_key_required", "live_source", "status"],
+        "{body}"
+    );
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["api_key_required"], false);
+    let lake_dir = fixture._dir.path().display().to_string();
+    assert!(!body.contains(&lake_dir), "{body} shows {lake_dir}");
+    assert!(!body.contains("file://"), "{body}");
 }
