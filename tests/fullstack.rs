@@ -26,7 +26,7 @@ fn postgres_kafka_and_s3_together() {
         unsafe { std::env::set_var(name, value) };
     }
     let db = pg_server().create_db("lake_fullstack");
-    lake_tasks::seed::seed(&db.url.parse().unwrap(), 1, DEFAULT_GENERATOR_SEED).unwrap();
+    lake_tasks::seed::seed(&db.url.parse().unwrap(), 1, DEFAULT_GENERATOR_SEED, false).unwrap();
     let topic = kafka_server().create_topic("fullstack", 3);
     let kafka = KafkaSettings {
         brokers: kafka_server().brokers.clone(),

@@ -164,6 +164,7 @@ fn reruns_are_idempotent_and_failures_leave_the_previous_version() {
         &TableRef::new(Layer::Silver, "sales_master"),
         Duration::ZERO,
         false,
+        true,
     )
     .unwrap();
     assert!(report.files.len() >= orphans.len(), "{report:?}");

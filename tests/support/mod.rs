@@ -44,7 +44,13 @@ pub fn run(
 pub fn seeded(scale: u32) -> lake_testkit::TestDb {
     let db = lake_testkit::pg_server().create_db("lake_seed");
     let url: lake_core::pg::PgUrl = db.url.parse().unwrap();
-    lake_tasks::seed::seed(&url, scale, lake_core::config::DEFAULT_GENERATOR_SEED).unwrap();
+    lake_tasks::seed::seed(
+        &url,
+        scale,
+        lake_core::config::DEFAULT_GENERATOR_SEED,
+        false,
+    )
+    .unwrap();
     db
 }
 

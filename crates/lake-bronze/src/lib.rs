@@ -63,15 +63,17 @@ impl Copies {
     /// (see [`lake_table::replace_all`]), and records the versions in
     /// `pins` for the run's later steps.
     fn commit(&self, tables: &[String], pins: &RunPins) -> Result<StepOutput> {
-        let mut staged = self.lock();
+        let staged = self.lock();
         let mut writers = Vec::new();
         let mut rows = 0;
         for table in tables {
-            let copy = staged.remove(table).ok_or_else(|| {
+            let copy = staged.get(table).ok_or_else(|| {
                 anyhow::anyhow!("{}: no complete copy to commit", step_name(table))
             })?;
             rows += copy.rows;
-            writers.push(copy.writer);
+            // Cloned, not taken: an attempt that fails transiently (its
+            // commits undone) leaves the copies for the runner's retry.
+            writers.push(copy.writer.clone());
         }
         drop(staged);
         let commits = lake_table::replace_all(writers)?;

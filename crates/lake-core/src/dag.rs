@@ -18,7 +18,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use lake_table::Lake;
 
-use crate::error::{is_transient, one_line, panic_message};
+use crate::error::{backtrace_of, is_transient, one_line, panic_message, say};
 use crate::run::{Outcome, PROJECT_VERSION, RunManifest, StepRecord, TableVersion};
 
 /// What a step reports when it succeeds.
@@ -109,11 +109,24 @@ impl RunResult {
     /// Turns a failed run into an error naming the failed step.
     pub fn into_result(self) -> Result<RunManifest> {
         match self.failure {
-            Some(failure) => bail!("{failure}"),
+            Some(failure) => Err(RunFailed(failure).into()),
             None => Ok(self.manifest),
         }
     }
 }
+
+/// The error of a run a step failed, as the runner reported it (its
+/// backtrace, if asked for, was printed with the step's failure).
+#[derive(Debug)]
+pub struct RunFailed(pub String);
+
+impl std::fmt::Display for RunFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RunFailed {}
 
 /// Runs `steps` as a DAG and records the run in `_runs/{run_id}.json`.
 pub fn run_steps(
@@ -162,15 +175,21 @@ pub fn run_steps(
                     let step_ref = by_name[step.name.as_str()];
                     let records = &records;
                     scope.spawn(move || {
+                        // The scheduler waits for this report: it is sent
+                        // when the guard drops, even if what follows panics.
+                        let mut report = Report {
+                            tx,
+                            name: step_ref.name.clone(),
+                            ok: false,
+                        };
                         // A panicking step must fail the run, not leave the
                         // scheduler waiting for it forever.
                         let record = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             run_one(step_ref, bar, options)
                         }))
                         .unwrap_or_else(|panic| panicked_record(step_ref, panic.as_ref()));
-                        let ok = record.outcome == Outcome::Succeeded;
+                        report.ok = record.outcome == Outcome::Succeeded;
                         lock(records).insert(step_ref.name.clone(), record);
-                        let _ = tx.send((step_ref.name.clone(), ok));
                     });
                 }
             }
@@ -186,7 +205,11 @@ pub fn run_steps(
             } else {
                 if failure.is_none() {
                     let record = lock(&records).get(&name).cloned();
-                    let reason = record.and_then(|r| r.error).unwrap_or_default();
+                    // A worker that died before recording (it cannot
+                    // happen short of a bug in the runner) still fails.
+                    let reason = record
+                        .and_then(|r| r.error)
+                        .unwrap_or_else(|| "the step's worker stopped without a result".into());
                     failure = Some(format!("step {name} failed: {reason}"));
                 }
                 failed.insert(name);
@@ -216,8 +239,34 @@ pub fn run_steps(
         outcome,
         steps: ordered,
     };
-    manifest.save(lake)?;
+    if let Err(err) = manifest.save(lake) {
+        // A failed step is what the run reports; that its manifest could
+        // not be written either is a warning beside it, not a replacement.
+        if failure.is_none() {
+            return Err(err.context(format!(
+                "every step succeeded, but the run manifest _runs/{run_id}.json was not saved"
+            )));
+        }
+        say(format_args!(
+            "warning: the run manifest _runs/{run_id}.json was not saved: {}",
+            one_line(&err)
+        ));
+    }
     Ok(RunResult { manifest, failure })
+}
+
+/// A worker's report to the scheduler, sent when dropped: on return and on
+/// unwinding alike, so the scheduler never waits for a worker that died.
+struct Report {
+    tx: mpsc::Sender<(String, bool)>,
+    name: String,
+    ok: bool,
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        let _ = self.tx.send((std::mem::take(&mut self.name), self.ok));
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -295,31 +344,37 @@ fn run_one(step: &Step, bar: ProgressBar, options: &RunOptions) -> StepRecord {
                     outcome: Outcome::Succeeded,
                     error: None,
                 };
-                eprintln!(
+                say(format_args!(
                     "  ok  {:<30} {:>12} rows in {:>12} rows out  {:>7.2} s",
                     step.name,
                     group_digits(record.rows_in),
                     group_digits(record.rows_out),
                     started.elapsed().as_secs_f64()
-                );
+                ));
                 return record;
             }
             Err(err) if is_transient(&err) && attempt < options.max_attempts => {
                 let wait = options.first_backoff * 2u32.pow(attempt - 1);
-                eprintln!(
+                say(format_args!(
                     "  retry {} (attempt {attempt} of {}) in {:.1} s: {}",
                     step.name,
                     options.max_attempts,
                     wait.as_secs_f64(),
                     one_line(&err)
-                );
+                ));
                 std::thread::sleep(wait);
                 attempt += 1;
             }
             Err(err) => {
                 bar.finish_and_clear();
                 let message = one_line(&err);
-                eprintln!("  FAILED {}: {message}", step.name);
+                say(format_args!("  FAILED {}: {message}", step.name));
+                // A backtrace, when RUST_LIB_BACKTRACE asks for one, goes
+                // on lines of its own after the one-line error, never into
+                // it or the manifest.
+                if let Some(backtrace) = backtrace_of(&err) {
+                    say(format_args!("  backtrace of {}:\n{backtrace}", step.name));
+                }
                 return StepRecord {
                     name: step.name.clone(),
                     sources: Vec::new(),
@@ -341,7 +396,7 @@ fn run_one(step: &Step, bar: ProgressBar, options: &RunOptions) -> StepRecord {
 fn panicked_record(step: &Step, panic: &(dyn std::any::Any + Send)) -> StepRecord {
     let message = panic_message(panic);
     let error = format!("panicked: {}", message.replace('\n', " "));
-    eprintln!("  FAILED {}: {error}", step.name);
+    say(format_args!("  FAILED {}: {error}", step.name));
     StepRecord {
         outcome: Outcome::Failed,
         error: Some(error),
@@ -462,6 +517,27 @@ mod tests {
             .collect();
         assert_eq!(outcomes, vec![(1, Outcome::Failed), (0, Outcome::Skipped)]);
         assert_eq!(result.manifest.outcome, Outcome::Failed);
+    }
+
+    #[test]
+    fn a_manifest_that_cannot_be_saved_does_not_hide_the_failed_step() {
+        let (dir, lake) = lake();
+        // `_runs` is a file: no manifest can be written under it.
+        std::fs::write(dir.path().join("_runs"), b"not a folder").unwrap();
+        let failing = vec![Step::new("a", vec![], |_| bail!("the source is gone"))];
+        let result = run_steps(&lake, "run-5", date(), "test", failing, &quiet()).unwrap();
+        let err = result.into_result().unwrap_err();
+        assert_eq!(one_line(&err), "step a failed: the source is gone");
+        // A run whose steps all succeeded fails on its missing manifest.
+        let fine = vec![Step::new("a", vec![], |_| Ok(StepOutput::default()))];
+        let err = match run_steps(&lake, "run-6", date(), "test", fine, &quiet()) {
+            Ok(_) => panic!("a run without its manifest succeeded"),
+            Err(err) => one_line(&err),
+        };
+        assert!(
+            err.starts_with("every step succeeded, but the run manifest _runs/run-6.json"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -65,8 +65,17 @@ impl FromStr for PgUrl {
     type Err = anyhow::Error;
 
     fn from_str(raw: &str) -> Result<Self> {
+        let raw = raw.trim();
+        // libpq's `key=value ...` form is not accepted; said so without
+        // echoing it, since its `password=` would be shown.
+        if !raw.contains("://") && raw.contains('=') {
+            bail!(
+                "invalid PostgreSQL URL (not shown, it may hold a password): a libpq \
+                 key=value connection string; give a postgresql://user@host:port/db URL"
+            );
+        }
         // The url crate's messages never echo the input, so no password leaks.
-        let mut url = Url::parse(raw.trim()).map_err(|err| {
+        let mut url = Url::parse(raw).map_err(|err| {
             anyhow!("invalid PostgreSQL URL (not shown, it may hold a password): {err}")
         })?;
         if !matches!(url.scheme(), "postgres" | "postgresql") {
@@ -75,6 +84,9 @@ impl FromStr for PgUrl {
                 url.scheme()
             );
         }
+        // Redacted before anything else can fail, so every message below
+        // shows the URL masked as it was given (its sslmode included).
+        let redacted = redact(&url);
         // sslmode and sslrootcert are handled here: tokio-postgres knows only
         // disable/prefer/require and does no certificate configuration.
         let mut tls = TlsMode::Prefer;
@@ -102,7 +114,7 @@ impl FromStr for PgUrl {
             url.query_pairs_mut().clear().extend_pairs(kept);
         }
         let mut config = tokio_postgres::Config::from_str(url.as_str())
-            .map_err(|err| anyhow!("invalid PostgreSQL URL {}: {err}", redact(&url)))?;
+            .map_err(|err| anyhow!("invalid PostgreSQL URL {redacted}: {err}"))?;
         config.ssl_mode(match tls {
             TlsMode::Disable => SslMode::Disable,
             TlsMode::Prefer => SslMode::Prefer,
@@ -125,18 +137,73 @@ impl FromStr for PgUrl {
             config,
             tls,
             root_cert,
-            redacted: redact(&url),
+            redacted,
             location: format!("postgresql://{host}:{port}/{db}"),
             connector: Arc::default(),
         })
     }
 }
 
-/// The URL with its password replaced by `***`.
+/// Query parameters whose values messages show: libpq's settings that
+/// hold no secret. Every other parameter keeps its name but shows `***`:
+/// an allow-list, so `password`, `sslpassword`, `passfile`, `sslkey`,
+/// `options` (free text), a misspelt name or one libpq adds later are
+/// masked until someone judges them harmless.
+const SHOWN_PARAMETERS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "application_name",
+    "fallback_application_name",
+    "connect_timeout",
+    "tcp_user_timeout",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "keepalives_retries",
+    "sslmode",
+    "sslnegotiation",
+    "sslrootcert",
+    "sslcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "gssencmode",
+    "channel_binding",
+    "target_session_attrs",
+    "load_balance_hosts",
+    "client_encoding",
+];
+
+/// The URL as messages show it: the password of its user info replaced by
+/// `***`, every query parameter outside [`SHOWN_PARAMETERS`] too (names
+/// compared as the server reads them, percent-decoded), no fragment.
 fn redact(url: &Url) -> String {
     let mut shown = url.clone();
     if shown.password().is_some() {
         let _ = shown.set_password(Some("***"));
+    }
+    shown.set_fragment(None);
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(key, value)| {
+            let value = if SHOWN_PARAMETERS.contains(&key.as_ref()) {
+                value.into_owned()
+            } else {
+                "***".to_string()
+            };
+            (key.into_owned(), value)
+        })
+        .collect();
+    if pairs.is_empty() {
+        shown.set_query(None);
+    } else {
+        shown.query_pairs_mut().clear().extend_pairs(pairs);
     }
     shown.to_string()
 }
@@ -373,6 +440,65 @@ mod tests {
         let plain: PgUrl = "postgresql://u@h".parse().unwrap();
         assert_eq!(plain.tls_mode(), TlsMode::Prefer);
         assert_eq!(plain.location(), "postgresql://h:5432/u");
+    }
+
+    /// Every credential-bearing part of a URL, however it is given, is
+    /// masked in `Display`, `Debug`, parse errors and connection errors.
+    #[test]
+    fn no_credential_form_is_shown() {
+        // A port where nothing listens: the connection error path runs too.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let base = format!("postgresql://lake:pw-userinfo@127.0.0.1:{port}/northwind");
+        let forms = [
+            format!("{base}?sslmode=disable&connect_timeout=2"),
+            format!("{base}?password=pw-query&sslmode=disable"),
+            format!("{base}?pass%77ord=pw-encoded&sslmode=disable"),
+            format!("{base}?options=-c%20x%3Dpw-options&sslmode=disable"),
+            format!("{base}?sslmode=disable#pw-fragment"),
+        ];
+        for raw in &forms {
+            let url: PgUrl = raw.parse().unwrap();
+            let err = format!("{:#}", url.connect().err().expect("nothing listens"));
+            let shown = format!("{url} {url:?} {err}");
+            assert!(!shown.contains("pw-"), "{raw} shown as {shown}");
+            // Harmless settings stay visible, masked ones keep their name.
+            assert!(shown.contains("sslmode=disable"), "{shown}");
+            assert!(shown.contains("lake:***@127.0.0.1"), "{shown}");
+        }
+        let url: PgUrl = forms[1].parse().unwrap();
+        assert!(
+            url.to_string().ends_with("?password=***&sslmode=disable"),
+            "{url}"
+        );
+        assert_eq!(
+            url.location(),
+            format!("postgresql://127.0.0.1:{port}/northwind")
+        );
+        // Parameters tokio-postgres refuses fail the parse, masked too.
+        for unsupported in [
+            "sslpassword=pw-sslpassword",
+            "passfile=/home/pw-passfile",
+            "sslkey=/keys/pw-sslkey",
+            "PASSWORD=pw-upper",
+        ] {
+            let err = format!("{base}?sslmode=require&{unsupported}")
+                .parse::<PgUrl>()
+                .expect_err("unknown option accepted")
+                .to_string();
+            assert!(err.contains("invalid PostgreSQL URL"), "{err}");
+            assert!(!err.contains("pw-"), "{err}");
+            assert!(err.contains("sslmode=require"), "{err}");
+        }
+        // libpq's key=value form is refused without echoing it.
+        let err = format!("host=127.0.0.1 port={port} user=lake password=pw-keyvalue")
+            .parse::<PgUrl>()
+            .expect_err("key=value accepted")
+            .to_string();
+        assert!(err.contains("key=value") && !err.contains("pw-"), "{err}");
     }
 
     #[test]

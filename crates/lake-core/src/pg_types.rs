@@ -278,9 +278,8 @@ impl<R: Read> CopyDecoder<R> {
         match self.reader.read(&mut rest) {
             Ok(0) => Ok(()),
             Ok(_) => bail!("{}: data after the end of the COPY", self.table),
-            Err(err) => Err(err).with_context(|| {
-                format!("{}: completing the COPY after its last row", self.table)
-            }),
+            Err(err) => Err(err)
+                .with_context(|| format!("{}: completing the COPY after its last row", self.table)),
         }
     }
 

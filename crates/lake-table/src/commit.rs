@@ -37,6 +37,7 @@ const MAX_ATTEMPTS: u32 = 30;
 pub const STREAM_LOG_RETENTION: &str = "interval 2 days";
 
 /// A data file written and not yet committed.
+#[derive(Clone)]
 pub(crate) struct NewFile {
     /// Relative to the table root.
     pub path: String,

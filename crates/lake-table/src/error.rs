@@ -27,6 +27,11 @@ pub fn is_transient(err: &anyhow::Error) -> bool {
 /// missing or existing object, a failed precondition, an unsupported
 /// request, a bad path or refused credentials.
 pub fn may_pass_when_retried(err: &object_store::Error) -> bool {
+    if let object_store::Error::Generic { source, .. } = err
+        && source.is::<crate::s3::NoCredentials>()
+    {
+        return false;
+    }
     !matches!(
         err,
         object_store::Error::NotFound { .. }

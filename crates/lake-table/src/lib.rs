@@ -38,5 +38,7 @@ pub use layer::Layer;
 pub use read::{read_date, read_latest_date, tables};
 pub use snapshot::{DateSummary, FileEntry, Snapshot};
 pub use storage::Lake;
-pub use table::{At, PARTITION_COLUMN, Table, TableRef, is_not_a_table, valid_table_name};
+pub use table::{
+    At, NotYetCreated, PARTITION_COLUMN, Table, TableRef, is_not_a_table, valid_table_name,
+};
 pub use writer::{AppendOutcome, DateWriter, ParquetFileWriter, Txn};

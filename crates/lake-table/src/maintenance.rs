@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use deltalake_core::DeltaTable;
 use deltalake_core::operations::vacuum::VacuumMode;
@@ -80,19 +80,35 @@ pub struct VacuumReport {
 /// Deletes the files of `table` that no version within `retain` needs:
 /// files removed by a commit older than that, and files no commit ever
 /// added (left by writers that crashed before committing) older than that.
+///
+/// A retention shorter than the table's (`delta.deletedFileRetentionDuration`,
+/// 7 days by default) deletes files that readers of recent older versions
+/// still need: refused unless `allow_short_retention` (Delta's
+/// `retentionDurationCheck` turned off).
 pub fn vacuum(
     lake: &Lake,
     table: &TableRef,
     retain: Duration,
     dry_run: bool,
+    allow_short_retention: bool,
 ) -> Result<VacuumReport> {
     let handle = Table::open(lake, table.clone())?;
-    if handle.latest()?.is_none() {
+    let Some(latest) = handle.latest()? else {
         return Ok(VacuumReport {
             table: table.clone(),
             files: Vec::new(),
             dry_run,
         });
+    };
+    let table_retention = latest.deleted_file_retention();
+    if retain < table_retention && !allow_short_retention {
+        bail!(
+            "refusing to vacuum {table} with a retention of {} shorter than the table's {} \
+             (delta.deletedFileRetentionDuration): readers of versions from that time would \
+             lose their files; pass --allow-short-retention to do it anyway",
+            describe_duration(retain),
+            describe_duration(table_retention)
+        );
     }
     let retain = chrono::Duration::from_std(retain).context("retention period out of range")?;
     let (_, metrics) = block_on(async {
@@ -115,6 +131,18 @@ pub fn vacuum(
         files,
         dry_run,
     })
+}
+
+/// `604800s` as `7d`, `90s` as `90s`: the largest unit that divides it.
+pub fn describe_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        0 => "0s".into(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// Parses a retention such as `7d`, `12h`, `30m`, `90s` or `0s`.

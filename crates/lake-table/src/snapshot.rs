@@ -106,6 +106,44 @@ impl Snapshot {
             .and_then(DateTime::from_timestamp_millis)
     }
 
+    /// The first data file of `date` (of every date when `None`) that is
+    /// no longer in storage: a vacuum deleted it after a later version
+    /// removed it. One HEAD per file: for reading an older version, or
+    /// explaining a failed read.
+    pub fn vacuumed_file(&self, date: Option<NaiveDate>) -> Result<Option<&FileEntry>> {
+        let table = self.table_ref();
+        for file in self
+            .files
+            .iter()
+            .filter(|f| date.is_none_or(|d| f.date == d))
+        {
+            let key = format!("{}/{}", table.name, file.path);
+            if self.table.lake().head(table.layer, &key)?.is_none() {
+                return Ok(Some(file));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The error of reading `file` of this version after a vacuum deleted it.
+    pub fn vacuumed_error(&self, file: &FileEntry) -> anyhow::Error {
+        anyhow!(
+            "{}@v{}: its data file {} was deleted by vacuum (vacuum deletes the files \
+             removed longer ago than its retention, {} days by default for this table)",
+            self.table_ref(),
+            self.version(),
+            file.path,
+            self.deleted_file_retention().as_secs() / 86_400
+        )
+    }
+
+    /// How long removed files stay before vacuum may delete them: the
+    /// table's `delta.deletedFileRetentionDuration`, 7 days by default.
+    pub fn deleted_file_retention(&self) -> std::time::Duration {
+        use deltalake_core::table::config::TablePropertiesExt;
+        self.state.table_config().deleted_file_retention_duration()
+    }
+
     /// The data columns (the partition column aside), in table order.
     pub fn columns(&self) -> &[ColumnSpec] {
         &self.columns

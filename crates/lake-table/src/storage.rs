@@ -153,6 +153,24 @@ impl Lake {
         Self::open_local(FsPath::new(url))
     }
 
+    /// Opens a lake that must already be there: for the commands that
+    /// only read, which never create one (a mistyped local folder is an
+    /// error, not a new empty lake). On S3, as [`Lake::open`].
+    pub fn open_existing(url: &str) -> Result<Lake> {
+        let trimmed = url.trim();
+        let local = match trimmed.strip_prefix("file://") {
+            Some(rest) => Some(rest),
+            None if !trimmed.is_empty() && !trimmed.contains("://") => Some(trimmed),
+            None => None,
+        };
+        if let Some(path) = local
+            && !FsPath::new(path).is_dir()
+        {
+            bail!("the lake {path} does not exist (no such folder)");
+        }
+        Self::open(url)
+    }
+
     fn open_local(root: &FsPath) -> Result<Lake> {
         std::fs::create_dir_all(root)
             .with_context(|| format!("creating the lake folder {}", root.display()))?;

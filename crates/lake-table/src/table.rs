@@ -177,9 +177,49 @@ impl Table {
         }
     }
 
-    /// The snapshot at `at`; an error naming the table when there is none.
+    /// The snapshot at `at`; an error naming the table when there is none:
+    /// a time before its first commit is a [`NotYetCreated`] error (as
+    /// Delta's readers answer, not version 0), a version past the latest
+    /// names the versions there are.
     pub fn at(&self, at: At) -> Result<Snapshot> {
-        self.load(at)
+        if let At::Version(version) = at
+            && version < 0
+        {
+            bail!(
+                "{} has no version {version} (versions start at 0)",
+                self.table
+            );
+        }
+        let snapshot = match self.load(at) {
+            Ok(snapshot) => snapshot,
+            Err(err) => {
+                if let At::Version(version) = at
+                    && !is_not_a_table(&err)
+                    && let Ok(Some(latest)) = self.latest()
+                    && version > latest.version()
+                {
+                    bail!(
+                        "{} has no version {version}: versions 0-{}",
+                        self.table,
+                        latest.version()
+                    );
+                }
+                return Err(err);
+            }
+        };
+        // delta-rs answers the first version for a time before it.
+        if let At::Timestamp(asked) = at
+            && snapshot.version() == 0
+            && let Some(first_commit) = snapshot.committed_at()
+            && asked < first_commit
+        {
+            return Err(anyhow!(NotYetCreated {
+                table: self.table.to_string(),
+                asked,
+                first_commit,
+            }));
+        }
+        Ok(snapshot)
     }
 
     fn load(&self, at: At) -> Result<Snapshot> {
@@ -260,6 +300,30 @@ impl std::error::Error for NotATable {}
 pub fn is_not_a_table(err: &anyhow::Error) -> bool {
     err.downcast_ref::<NotATable>().is_some()
 }
+
+/// The error of a time before a table's first commit.
+#[derive(Debug, Clone)]
+pub struct NotYetCreated {
+    pub table: String,
+    pub asked: DateTime<Utc>,
+    pub first_commit: DateTime<Utc>,
+}
+
+impl fmt::Display for NotYetCreated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} did not exist yet at {}: its first commit (version 0) was at {}",
+            self.table,
+            self.asked
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            self.first_commit
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        )
+    }
+}
+
+impl std::error::Error for NotYetCreated {}
 
 /// A delta-rs error as an anyhow error; storage failures that may pass
 /// when retried carry the [`crate::error::Transient`] marker.

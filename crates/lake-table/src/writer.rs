@@ -27,7 +27,10 @@ pub struct Txn {
     pub version: i64,
 }
 
-/// Writes the data files of one date of a table, then commits them.
+/// Writes the data files of one date of a table, then commits them. A
+/// clone commits the same files (a commit step retried after a transient
+/// failure commits again what it was handed).
+#[derive(Clone)]
 pub struct DateWriter {
     table: Table,
     date: NaiveDate,

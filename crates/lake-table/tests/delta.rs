@@ -376,22 +376,52 @@ fn vacuum_keeps_what_the_retention_window_needs() {
     assert_eq!(files_on_disk(&lake, &t).len(), 3);
 
     // Within the default week: nothing goes.
-    let kept = vacuum(&lake, &t, Duration::from_secs(7 * 86_400), false).unwrap();
+    let kept = vacuum(&lake, &t, Duration::from_secs(7 * 86_400), false, false).unwrap();
     assert!(kept.files.is_empty(), "{kept:?}");
     assert_eq!(xs(&lake, &t, At::Version(0), day(1)), vec![1]);
 
+    // Shorter than the table's retention (7 days): refused unless asked.
+    let refused = vacuum(&lake, &t, Duration::ZERO, true, false).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("retention of 0s shorter than the table's 7d"),
+        "{refused:#}"
+    );
+    assert_eq!(files_on_disk(&lake, &t).len(), 3);
+
     // With no retention: the removed file and the orphan go, the live one stays.
-    let dry = vacuum(&lake, &t, Duration::ZERO, true).unwrap();
+    let dry = vacuum(&lake, &t, Duration::ZERO, true, true).unwrap();
     assert_eq!(dry.files.len(), 2, "{dry:?}");
     assert_eq!(
         files_on_disk(&lake, &t).len(),
         3,
         "a dry run deletes nothing"
     );
-    let done = vacuum(&lake, &t, Duration::ZERO, false).unwrap();
+    let done = vacuum(&lake, &t, Duration::ZERO, false, true).unwrap();
     assert_eq!(done.files, dry.files);
     assert_eq!(files_on_disk(&lake, &t).len(), 1);
     assert_eq!(xs(&lake, &t, At::Latest, day(1)), vec![2]);
+    // Version 0 names its vacuumed file; the latest has none missing.
+    let table = Table::open(&lake, t.clone()).unwrap();
+    let v0 = table.at(At::Version(0)).unwrap();
+    let gone = v0.vacuumed_file(None).unwrap().expect("a vacuumed file");
+    assert!(
+        v0.vacuumed_error(gone)
+            .to_string()
+            .starts_with("gold/vacuumed@v0: its data file "),
+        "{}",
+        v0.vacuumed_error(gone)
+    );
+    assert!(
+        table
+            .latest()
+            .unwrap()
+            .unwrap()
+            .vacuumed_file(None)
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]

@@ -167,7 +167,7 @@ fn replaces_failures_time_travel_and_vacuum_on_s3() {
             .count()
     };
     assert_eq!(data_files(&lake), 4);
-    let report = lake_table::maintenance::vacuum(&lake, &t, Duration::ZERO, false).unwrap();
+    let report = lake_table::maintenance::vacuum(&lake, &t, Duration::ZERO, false, true).unwrap();
     assert_eq!(report.files.len(), 3, "{report:?}");
     assert_eq!(data_files(&lake), 1);
     assert_eq!(values(&lake, &t, At::Latest), vec![6]);

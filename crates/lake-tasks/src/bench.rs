@@ -359,7 +359,8 @@ fn batch(args: BatchArgs) -> Result<()> {
 /// child's figure to its own.
 fn seed_in_child(url: &str, scale: u32) -> Result<()> {
     let status = Command::new(std::env::current_exe()?)
-        .args(["seed", "--scale", &scale.to_string()])
+        // The bench seeds afresh (--no-seed reuses what is there).
+        .args(["seed", "--replace", "--scale", &scale.to_string()])
         .env("LAKE_PG_URL", url)
         .stdout(std::io::stderr())
         .status()

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use lake_core::config::{LakeArgs, SourceArgs, init_tracing, parse_date};
 use lake_core::dag::RunOptions;
-use lake_core::error::exit_code;
+use lake_core::error::{exit_code, print_out};
 use lake_tasks::pipeline::{PipelineOptions, Stage, run_pipeline};
 
 #[derive(Parser)]
@@ -63,6 +63,10 @@ enum Command {
         scale: u32,
         #[arg(long, env = "LAKE_SEED", default_value_t = lake_core::config::DEFAULT_GENERATOR_SEED)]
         seed: u64,
+        /// Drop and recreate the six tables when the database already holds
+        /// any of them (refused otherwise).
+        #[arg(long)]
+        replace: bool,
     },
     /// Run one layer of the pipeline (used by the benchmarks).
     #[command(hide = true)]
@@ -192,6 +196,11 @@ enum LakeCommand {
         /// List what would be deleted, delete nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Allow a retention shorter than the table's
+        /// (delta.deletedFileRetentionDuration, 7 days by default): readers
+        /// of the versions of that time lose their files.
+        #[arg(long)]
+        allow_short_retention: bool,
     },
 }
 
@@ -231,7 +240,7 @@ fn run(cli: Cli) -> Result<()> {
                 ..RunOptions::default()
             };
             let run = run_pipeline(&options)?;
-            print!("{}", lake_tasks::summary::render(&run)?);
+            print_out(&lake_tasks::summary::render(&run)?)?;
         }
         Command::Stage {
             stage,
@@ -249,7 +258,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => lake_tasks::serve::serve(&args)?,
         Command::Up => lake_tasks::services::up(&repo_root())?,
         Command::Down => lake_tasks::services::down(&repo_root())?,
-        Command::Lake(command) => print!("{}", lake_command(command)?),
+        Command::Lake(command) => print_out(&lake_command(command)?)?,
         Command::Seed {
             sql_out: Some(path),
             scale,
@@ -260,11 +269,15 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {}", path.display());
         }
         Command::Seed {
-            pg, scale, seed, ..
+            pg,
+            scale,
+            seed,
+            replace,
+            ..
         } => {
             let pg = pg.ok_or_else(|| anyhow::anyhow!("--pg is required"))?;
             let url: lake_core::pg::PgUrl = pg.parse()?;
-            for (table, rows) in lake_tasks::seed::seed(&url, scale, seed)? {
+            for (table, rows) in lake_tasks::seed::seed(&url, scale, seed, replace)? {
                 println!("{table:<15} {rows:>10} rows");
             }
             println!("seeded {} at scale {scale}", url.location());
@@ -286,13 +299,28 @@ fn lake_command(command: LakeCommand) -> Result<String> {
                 Some(layer) => vec![layer.parse()?],
                 None => vec![Layer::Bronze, Layer::Silver, Layer::Gold],
             };
-            lake::ls::list(&Lake::open(&url.lake)?, &layers, version.at())
+            let listing = lake::ls::list(&Lake::open_existing(&url.lake)?, &layers, version.at())?;
+            if listing.broken.is_empty() {
+                return Ok(listing.text);
+            }
+            // Every table that can be read is listed; then a failure, so
+            // scripts notice the broken ones.
+            print_out(&listing.text)?;
+            anyhow::bail!(
+                "{} table(s) could not be read: {}",
+                listing.broken.len(),
+                listing.broken.join(", ")
+            )
         }
         LakeCommand::History {
             lake: url,
             table,
             limit,
-        } => lake::history::render(&Lake::open(&url.lake)?, &TableRef::parse(&table)?, limit),
+        } => lake::history::render(
+            &Lake::open_existing(&url.lake)?,
+            &TableRef::parse(&table)?,
+            limit,
+        ),
         LakeCommand::Show {
             lake: url,
             table,
@@ -300,7 +328,7 @@ fn lake_command(command: LakeCommand) -> Result<String> {
             version,
             limit,
         } => lake::show::show(
-            &Lake::open(&url.lake)?,
+            &Lake::open_existing(&url.lake)?,
             &TableRef::parse(&table)?,
             version.at(),
             date,
@@ -321,10 +349,11 @@ fn lake_command(command: LakeCommand) -> Result<String> {
             table,
             retain,
             dry_run,
+            allow_short_retention,
         } => {
             let lake = Lake::open(&url.lake)?;
             let tables = lake::tables_or_all(&lake, table.as_deref())?;
-            lake::maintenance::vacuum_tables(&lake, &tables, retain, dry_run)
+            lake::maintenance::vacuum_tables(&lake, &tables, retain, dry_run, allow_short_retention)
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `cargo xtask seed`: loads the generated Northwind into PostgreSQL.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use lake_core::pg::PgUrl;
 
 /// Writes the generated Northwind as a SQL script (the DDL, then one
@@ -29,14 +29,42 @@ pub fn write_sql(path: &std::path::Path, scale: u32, seed: u64) -> Result<()> {
     Ok(())
 }
 
-/// Generates Northwind at `scale` and loads it into the database at `url`
-/// (dropping the six tables first). Returns rows per table.
-pub fn seed(url: &PgUrl, scale: u32, seed: u64) -> Result<Vec<(&'static str, u64)>> {
-    let nw = lake_northwind::generate(scale, seed).context("generating Northwind")?;
+/// Generates Northwind at `scale` and loads it into the database at `url`.
+/// When any of the six tables is already there, refused unless `replace`
+/// (then the six are dropped and created again). Returns rows per table.
+pub fn seed(url: &PgUrl, scale: u32, seed: u64, replace: bool) -> Result<Vec<(&'static str, u64)>> {
     let mut client = url.connect()?;
+    if !replace {
+        let found = existing_tables(&mut client)
+            .with_context(|| format!("listing the tables of {}", url.location()))?;
+        if !found.is_empty() {
+            bail!(
+                "{} already holds {}: seeding drops and recreates the six Northwind tables; \
+                 pass --replace to do it",
+                url.location(),
+                found.join(", ")
+            );
+        }
+    }
+    let nw = lake_northwind::generate(scale, seed).context("generating Northwind")?;
     let report = lake_northwind::seed_postgres(&mut client, &nw)
         .with_context(|| format!("seeding {}", url.location()))?;
     Ok(report.rows)
+}
+
+/// Which of the six Northwind tables the database's current schema holds.
+fn existing_tables(client: &mut postgres::Client) -> Result<Vec<String>> {
+    let names: Vec<String> = lake_northwind::TABLES
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    let rows = client.query(
+        "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = current_schema() AND table_name = ANY($1)",
+        &[&names],
+    )?;
+    let found: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+    Ok(names.into_iter().filter(|n| found.contains(n)).collect())
 }
 
 #[cfg(test)]

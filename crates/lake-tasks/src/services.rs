@@ -187,7 +187,12 @@ fn start_native(state: &Path, pids: &mut Vec<u32>) -> Result<Vec<(String, String
     if !exists {
         client.batch_execute("CREATE DATABASE northwind")?;
         let url = format!("postgresql://lake:{PG_PASSWORD}@127.0.0.1:{pg_port}/northwind");
-        crate::seed::seed(&url.parse()?, 1, lake_core::config::DEFAULT_GENERATOR_SEED)?;
+        crate::seed::seed(
+            &url.parse()?,
+            1,
+            lake_core::config::DEFAULT_GENERATOR_SEED,
+            false,
+        )?;
     }
 
     // Kafka (tansu) with the topic.

@@ -8,7 +8,21 @@ use lake_table::{Lake, Table, TableRef};
 
 /// The history as text.
 pub fn render(lake: &Lake, table: &TableRef, limit: usize) -> Result<String> {
-    let entries = lake_table::history::history(&Table::open(lake, table.clone())?, limit)?;
+    let handle = Table::open(lake, table.clone())?;
+    let entries = lake_table::history::history(&handle, limit)?;
+    if entries.is_empty() && handle.latest()?.is_none() {
+        let tables = super::tables_or_all(lake, None)?;
+        let names: Vec<String> = tables.iter().map(ToString::to_string).collect();
+        anyhow::bail!(
+            "{table} is not a table of the lake {}; its tables: {}",
+            lake.url(),
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+    }
     let mut out = String::new();
     writeln!(out, "{table}")?;
     writeln!(

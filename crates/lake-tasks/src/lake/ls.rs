@@ -1,39 +1,72 @@
 //! `cargo xtask lake ls [layer]`: each table's version, then its dates with
 //! rows, files and size, as the latest snapshot (or the one at `--as-of`)
-//! lists them.
+//! lists them. A table that cannot be read is listed as broken, naming its
+//! unreadable log entry when one is, and the others are listed all the same.
 
 use std::fmt::Write;
 
 use anyhow::Result;
 use lake_core::dag::group_digits;
-use lake_table::{At, Lake, Layer, Table, TableRef};
+use lake_core::error::one_line;
+use lake_table::{At, Lake, Layer, Snapshot, Table, TableRef};
 
 use super::human_bytes;
 
-/// The listing as text.
-pub fn list(lake: &Lake, layers: &[Layer], at: At) -> Result<String> {
+/// The listing as text, and the tables that could not be read.
+pub struct Listing {
+    pub text: String,
+    /// `layer/table` of each table listed as broken.
+    pub broken: Vec<String>,
+}
+
+/// Lists the tables of `layers`.
+pub fn list(lake: &Lake, layers: &[Layer], at: At) -> Result<Listing> {
     let mut out = String::new();
+    let mut broken = Vec::new();
     writeln!(out, "lake {}", lake.url())?;
     for layer in layers {
         writeln!(out, "\n{layer}  ({})", lake.describe(*layer, ""))?;
         for table in lake_table::tables(lake, *layer)? {
-            let handle = Table::open(lake, TableRef::new(*layer, &table))?;
-            let snapshot = match at {
-                At::Latest => handle.latest()?,
-                at => match handle.at(at) {
-                    Ok(snapshot) => Some(snapshot),
-                    Err(err) if lake_table::is_not_a_table(&err) => None,
-                    Err(err) => return Err(err),
-                },
-            };
-            let Some(snapshot) = snapshot else {
-                continue;
+            let table_ref = TableRef::new(*layer, &table);
+            let snapshot = match snapshot(lake, &table_ref, at) {
+                Ok(Some(snapshot)) => snapshot,
+                Ok(None) => continue,
+                Err(err) => {
+                    // Not there yet at that time: listed as such, not broken.
+                    if let Some(later) = err.downcast_ref::<lake_table::NotYetCreated>() {
+                        writeln!(
+                            out,
+                            "  {table}  not yet created (first commit {})",
+                            later.first_commit.format("%Y-%m-%d %H:%M:%S UTC")
+                        )?;
+                        continue;
+                    }
+                    let why = match unreadable_log_entry(lake, &table_ref) {
+                        Some(entry) => format!("{entry}: {}", one_line(&err)),
+                        None => one_line(&err),
+                    };
+                    writeln!(out, "  {table}  BROKEN  {why}")?;
+                    broken.push(table_ref.to_string());
+                    continue;
+                }
             };
             let committed = snapshot
                 .committed_at()
                 .map(|t| format!("  committed {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
                 .unwrap_or_default();
-            writeln!(out, "  {table}  v{}{committed}", snapshot.version())?;
+            // An older version whose files a vacuum deleted cannot be read.
+            let vacuumed = match at {
+                At::Latest => None,
+                _ => snapshot
+                    .vacuumed_file(None)?
+                    .map(|file| format!("  UNREADABLE: data file {} deleted by vacuum", file.path)),
+            };
+            writeln!(
+                out,
+                "  {table}  v{}{committed}{}",
+                snapshot.version(),
+                vacuumed.unwrap_or_default()
+            )?;
             for (date, summary) in snapshot.date_summaries() {
                 writeln!(
                     out,
@@ -45,7 +78,50 @@ pub fn list(lake: &Lake, layers: &[Layer], at: At) -> Result<String> {
             }
         }
     }
-    Ok(out)
+    Ok(Listing { text: out, broken })
+}
+
+/// The table's snapshot at `at`; `None` when it has no commit (then).
+fn snapshot(lake: &Lake, table: &TableRef, at: At) -> Result<Option<Snapshot>> {
+    let handle = Table::open(lake, table.clone())?;
+    match at {
+        At::Latest => handle.latest(),
+        at => match handle.at(at) {
+            Ok(snapshot) => Ok(Some(snapshot)),
+            Err(err) if lake_table::is_not_a_table(&err) => Ok(None),
+            Err(err) => Err(err),
+        },
+    }
+}
+
+/// The first JSON log entry of `table` (`_delta_log/NNN.json`) that is not
+/// one JSON object per line, as `_delta_log/NNN.json line L`: delta-rs'
+/// parse errors do not say which file they read.
+fn unreadable_log_entry(lake: &Lake, table: &TableRef) -> Option<String> {
+    let prefix = format!("{}/_delta_log/", table.name);
+    let mut entries: Vec<String> = lake
+        .list(table.layer, &prefix)
+        .ok()?
+        .into_iter()
+        .map(|object| object.key)
+        .filter(|key| key.ends_with(".json"))
+        .collect();
+    entries.sort();
+    entries.into_iter().find_map(|key| {
+        let bytes = lake.get(table.layer, &key).ok()??;
+        let name = key
+            .strip_prefix(&format!("{}/", table.name))
+            .unwrap_or(&key);
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Some(format!("{name} is empty"));
+        }
+        let bad_line = bytes.split(|b| *b == b'\n').position(|line| {
+            !line.iter().all(u8::is_ascii_whitespace)
+                && !serde_json::from_slice::<serde_json::Value>(line)
+                    .is_ok_and(|value| value.is_object())
+        })?;
+        Some(format!("{name} line {}", bad_line + 1))
+    })
 }
 
 #[cfg(test)]
@@ -69,7 +145,9 @@ mod tests {
                 writer.replace().unwrap();
             }
         }
-        let text = list(&lake, &[Layer::Silver], At::Latest).unwrap();
+        let listing = list(&lake, &[Layer::Silver], At::Latest).unwrap();
+        assert!(listing.broken.is_empty());
+        let text = listing.text;
         // Two commits (versions 0 and 1): the second replaced the date.
         assert!(text.contains("  orders  v1  committed "), "{text}");
         assert!(
@@ -77,7 +155,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("  _rejects/sales_master  v1"), "{text}");
-        let first = list(&lake, &[Layer::Silver], At::Version(0)).unwrap();
+        let first = list(&lake, &[Layer::Silver], At::Version(0)).unwrap().text;
         assert!(first.contains("  orders  v0"), "{first}");
     }
 }

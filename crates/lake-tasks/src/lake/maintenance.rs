@@ -45,11 +45,12 @@ pub fn vacuum_tables(
     tables: &[TableRef],
     retain: Duration,
     dry_run: bool,
+    allow_short_retention: bool,
 ) -> Result<String> {
     let mut out = String::new();
     let verb = if dry_run { "would delete" } else { "deleted" };
     for table in tables {
-        let report = vacuum(lake, table, retain, dry_run)?;
+        let report = vacuum(lake, table, retain, dry_run, allow_short_retention)?;
         writeln!(out, "{table}: {verb} {} files", report.files.len())?;
         for file in &report.files {
             writeln!(out, "  {file}")?;

@@ -21,6 +21,13 @@ pub fn show(
             .latest_date()
             .ok_or_else(|| anyhow!("{table}@v{} holds no row", snapshot.version()))?,
     };
+    // An older version whose files a vacuum deleted: say so, not Polars'
+    // "No such file or directory".
+    if at != At::Latest
+        && let Some(file) = snapshot.vacuumed_file(Some(date))?
+    {
+        return Err(snapshot.vacuumed_error(file));
+    }
     let frame = snapshot
         .scan(date)?
         .limit(limit as IdxSize)

@@ -1,0 +1,124 @@
+//! `cargo xtask lake ...` (the `lake-tasks` binary) over a lake with one
+//! table whose log is corrupt: `ls` lists the others and names the broken
+//! entry, then fails; an error stays one line whatever `RUST_BACKTRACE`
+//! says, its backtrace printed after it only when `RUST_LIB_BACKTRACE`
+//! asks.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use chrono::NaiveDate;
+use lake_table::{DateWriter, Lake, Layer, TableRef};
+use polars::prelude::*;
+
+/// A lake with `silver/customers` and `silver/orders` at version 1 each,
+/// the second log entry of `orders` overwritten with something not JSON.
+fn lake_with_a_corrupt_log() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let date = NaiveDate::from_ymd_opt(2026, 2, 3).unwrap();
+    for table in ["customers", "orders"] {
+        for run in ["r1", "r2"] {
+            let mut writer =
+                DateWriter::new(&lake, TableRef::new(Layer::Silver, table), date, run).unwrap();
+            writer
+                .write_frame(&mut df!("x" => [1i64, 2, 3]).unwrap())
+                .unwrap();
+            writer.replace().unwrap();
+        }
+    }
+    let entry = dir
+        .path()
+        .join("silver/orders/_delta_log/00000000000000000001.json");
+    assert!(entry.exists());
+    std::fs::write(&entry, b"{\"commitInfo\": {\"truncated").unwrap();
+    dir
+}
+
+fn lake_tasks(lake: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lake-tasks"));
+    command
+        .arg("lake")
+        .args(args)
+        .args(["--lake", lake.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+/// No line of `text` is a backtrace's frame or overlong.
+fn assert_no_backtrace(text: &str) {
+    for line in text.lines() {
+        assert!(line.len() < 1000, "an overlong line: {line}");
+        let trimmed = line.trim_start();
+        assert!(
+            !trimmed.starts_with("0: ") && !trimmed.starts_with("at "),
+            "a backtrace: {text}"
+        );
+    }
+}
+
+#[test]
+fn ls_lists_the_readable_tables_and_names_the_broken_log_entry() {
+    let lake = lake_with_a_corrupt_log();
+    let output = lake_tasks(lake.path(), &["ls", "silver"], &[("RUST_BACKTRACE", "1")]);
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    // Listed, then a failure so scripts notice.
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("  customers  v1  committed "), "{stdout}");
+    assert!(
+        stdout.contains("    2026-02-03             3 rows     1 files"),
+        "{stdout}"
+    );
+    let broken = stdout
+        .lines()
+        .find(|line| line.starts_with("  orders  "))
+        .unwrap_or_else(|| panic!("orders is not listed: {stdout}"));
+    assert!(
+        broken.starts_with("  orders  BROKEN  _delta_log/00000000000000000001.json line 1: "),
+        "{broken}"
+    );
+    assert_eq!(
+        stderr.lines().last(),
+        Some("error: 1 table(s) could not be read: silver/orders"),
+        "{stderr}"
+    );
+    assert_no_backtrace(&stdout);
+    assert_no_backtrace(&stderr);
+}
+
+#[test]
+fn an_error_is_one_line_and_its_backtrace_comes_after_only_when_asked() {
+    let lake = lake_with_a_corrupt_log();
+    let show = ["show", "silver/orders"];
+    // RUST_BACKTRACE=1 (often set for panics): the error alone, on one line.
+    let output = lake_tasks(lake.path(), &show, &[("RUST_BACKTRACE", "1")]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert_no_backtrace(&stderr);
+
+    // RUST_LIB_BACKTRACE=1 asks for error backtraces: the same line first,
+    // then the backtrace on lines of its own.
+    let output = lake_tasks(
+        lake.path(),
+        &show,
+        &[("RUST_BACKTRACE", "1"), ("RUST_LIB_BACKTRACE", "1")],
+    );
+    let asked = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{asked}");
+    let mut lines = asked.lines();
+    assert_eq!(lines.next(), stderr.lines().next(), "{asked}");
+    assert_eq!(lines.next(), Some("backtrace:"), "{asked}");
+    assert!(lines.count() > 3, "{asked}");
+}
