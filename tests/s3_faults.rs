@@ -129,13 +129,24 @@ fn a_stopped_server_fails_the_run_cleanly_and_a_rerun_recovers() {
     assert!(!err.contains(&server.secret_key), "{err}");
     // The run stopped before it could commit silver.
     server.start().unwrap();
-    assert_eq!(
-        Table::open(&first.lake, TableRef::new(Layer::Silver, "sales_master"))
+    // SeaweedFS answers some reads with 500 "please try again" for a moment
+    // after a restart, past the client's retries: poll for the first read.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let silver_after = loop {
+        match Table::open(&first.lake, TableRef::new(Layer::Silver, "sales_master"))
             .unwrap()
             .latest()
-            .unwrap()
-            .map(|s| s.version()),
-        silver_before,
+        {
+            Ok(snapshot) => break snapshot.map(|s| s.version()),
+            Err(err) if Instant::now() < deadline => {
+                eprintln!("the restarted server is not serving reads yet: {err:#}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(err) => panic!("the restarted server never served silver's log: {err:#}"),
+        }
+    };
+    assert_eq!(
+        silver_after, silver_before,
         "silver was committed: the server stopped too late to test a failure mid-run"
     );
 
