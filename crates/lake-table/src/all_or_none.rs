@@ -39,7 +39,8 @@ pub fn replace_all(writers: Vec<DateWriter>) -> Result<Vec<Commit>> {
                 let undone = undo(&committed);
                 return Err(err.context(format!(
                     "replacing {} {} failed{undone}",
-                    parts.table_name, parts.date
+                    parts.table.table_ref(),
+                    parts.date
                 )));
             }
         }
@@ -50,7 +51,6 @@ pub fn replace_all(writers: Vec<DateWriter>) -> Result<Vec<Commit>> {
 /// What undoing a commit needs of its writer.
 struct DateWriterParts {
     table: crate::table::Table,
-    table_name: String,
     date: chrono::NaiveDate,
     run_id: String,
 }
@@ -59,7 +59,6 @@ impl DateWriterParts {
     fn of(writer: &DateWriter) -> DateWriterParts {
         DateWriterParts {
             table: writer.table().clone(),
-            table_name: writer.table_ref().to_string(),
             date: writer.date(),
             run_id: writer.run_id().to_string(),
         }
