@@ -10,8 +10,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 use crate::generator::{EventGenerator, EventMix, ProducerReport};
 use crate::message::SourceMessage;
-use crate::source::Source;
-use crate::source::context::SourceContext;
+use crate::source::context::{Source, SourceContext};
 
 /// Options of the in-process source.
 #[derive(Debug, Clone)]

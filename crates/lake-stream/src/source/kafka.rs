@@ -22,8 +22,7 @@ use rdkafka::types::RDKafkaRespErr;
 use crate::config::{KafkaRunOptions, KafkaSettings};
 use crate::message::{Lane, SourceMessage};
 use crate::route::internal_topic;
-use crate::source::context::{SharedContext, SourceContext, lock};
-use crate::source::{Lag, Source};
+use crate::source::context::{Lag, SharedContext, Source, SourceContext, lock};
 
 /// The two topics a query reads.
 #[derive(Debug, Clone)]

@@ -1,12 +1,17 @@
 //! Sources and the one loop that runs micro-batches over them.
 //!
 //! A [`Source`] hands over messages one poll at a time; it sees the
-//! processor it feeds only through [`context::SourceContext`] (a Kafka
+//! processor it feeds only through [`SourceContext`] (a Kafka
 //! consumer's rebalance callback takes over and gives up partitions
 //! through it). [`drive`] is the loop every source runs under: it buffers
 //! what is polled, runs a micro-batch when the trigger says so, writes the
 //! status once per batch, and stops on the stop signal or, available-now,
-//! when the source says its end is processed.
+//! when the source says its end is processed. Both sides of that
+//! boundary, [`Source`] and [`SourceContext`], are in [`context`], below
+//! the sources, the loop and the processor.
+//!
+//! [`Source`]: context::Source
+//! [`SourceContext`]: context::SourceContext
 //!
 //! - [`kafka::KafkaSource`]: a consumer in a consumer group reading both
 //!   lanes of each owned partition.
@@ -21,48 +26,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use chrono::{DateTime, Utc};
 
 use crate::config::Trigger;
 use crate::message::SourceMessage;
 use crate::processor::{BatchReport, Processor};
-use context::lock;
-
-/// Messages behind the source's ends, when it knows them.
-pub type Lag = Option<i64>;
-
-/// Where micro-batches' messages come from.
-pub trait Source {
-    /// Names the source in logs and errors.
-    fn name(&self) -> &str;
-
-    /// The next message, or `None` when none came within `wait`.
-    fn poll(&mut self, wait: Duration) -> Result<Option<SourceMessage>>;
-
-    /// Every owned partition's messages up to the source's end (as far as
-    /// it knows it now) are processed or in `buffer`.
-    fn at_end(&mut self, buffer: &[SourceMessage]) -> bool;
-
-    /// For available-now, between batches: the run is complete. May move
-    /// the end on (a source whose processing produces more input). `carried`:
-    /// the messages the processor holds back for a later batch; when it
-    /// holds none and `buffer` is empty, every message forwarded is
-    /// acknowledged.
-    fn finished(&mut self, buffer: &[SourceMessage], carried: usize) -> Result<bool>;
-
-    /// After each micro-batch (offsets reported to the source); the lag
-    /// when the source has a new reading of it.
-    fn after_batch(&mut self) -> Result<Option<Lag>> {
-        Ok(None)
-    }
-
-    /// The processing time of the micro-batch about to run, taken once per
-    /// batch: events more than the allowed clock skew ahead of it are from
-    /// the future. The wall clock, unless the source simulates time.
-    fn processing_time(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+use context::{Source, lock};
 
 /// When micro-batches run over a source.
 #[derive(Debug, Clone, Copy)]
