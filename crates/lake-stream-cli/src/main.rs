@@ -14,11 +14,10 @@ use clap::{Args, Parser, Subcommand};
 use lake_core::config::init_tracing;
 use lake_core::error::exit_code;
 use lake_core::run::new_run_id;
-use lake_stream::config::KafkaArgs;
-use lake_stream::processor::StreamConfig;
+use lake_stream::config::{KafkaArgs, KafkaRunOptions, StreamConfig, Trigger, parse_duration};
+use lake_stream::generator::EventMix;
 use lake_stream::produce::{ProduceOptions, produce};
-use lake_stream::producer::EventMix;
-use lake_stream::run::{KafkaRunOptions, Trigger, parse_duration, run_kafka};
+use lake_stream::runner::run_kafka;
 
 /// Sales events of Kafka into the lake: bronze events, a DLQ, live gold views.
 #[derive(Parser)]
@@ -226,8 +225,8 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let lake = lake_table::Lake::open(&query.lake)?;
             let statuses =
-                lake_stream::status::status(&lake, &kafka.required()?, &query.query, lateness)?;
-            print!("{}", lake_stream::status::render(&statuses));
+                lake_stream::admin::status(&lake, &kafka.required()?, &query.query, lateness)?;
+            print!("{}", lake_stream::admin::render(&statuses));
         }
         Command::Reset { query, yes } => {
             if !yes {
@@ -237,7 +236,7 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
             let lake = lake_table::Lake::open(&query.lake)?;
-            let deleted = lake_stream::status::reset(&lake, &query.query)?;
+            let deleted = lake_stream::admin::reset(&lake, &query.query)?;
             println!("deleted {deleted} objects");
         }
     }

@@ -8,10 +8,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use lake_stream::checkpoint::CheckpointStore;
+use lake_stream::config::KafkaSettings;
+use lake_stream::generator::{EventMix, ProducerReport};
 use lake_stream::produce::{ProduceOptions, produce};
-use lake_stream::producer::{EventMix, ProducerReport};
 use lake_stream::route::{Envelope, internal_topic};
-use lake_stream::run::KafkaSettings;
 use lake_table::{Lake, Layer, Table, TableRef};
 use lake_testkit::{free_port, kafka_server};
 use polars::prelude::*;

@@ -6,7 +6,6 @@
 //!   source topic and in the internal topic, and its aggregation state.
 
 use std::collections::BTreeMap;
-use std::marker::PhantomData;
 
 use anyhow::{Result, anyhow, bail};
 use bytes::Bytes;
@@ -20,52 +19,32 @@ use crate::state::PartitionState;
 /// Format 2 added the forwarded copies' positions to the aggregating state;
 /// format 3 reads the source partition directly, with the internal
 /// partition's offset beside it.
-const MAGIC: &[u8; 8] = b"LAKECKP3";
-const OLDER_MAGICS: [(&[u8; 8], u32); 2] = [(b"LAKECKP1", 1), (b"LAKECKP2", 2)];
+const CHECKPOINT: Framing = Framing {
+    magic: b"LAKECKP3",
+    older: &[(b"LAKECKP1", "format 1"), (b"LAKECKP2", "format 2")],
+    what: "checkpoint",
+};
+/// The object name before the partition number.
+const FILE_PREFIX: &str = "partition-";
 
-/// A partition's state that a stage checkpoints.
-pub trait PartitionCheckpoint: Serialize + DeserializeOwned {
-    /// The object name before the partition number.
-    const FILE_PREFIX: &'static str;
-    fn partition(&self) -> i32;
-}
-
-impl PartitionCheckpoint for PartitionState {
-    const FILE_PREFIX: &'static str = "partition-";
-    fn partition(&self) -> i32 {
-        self.partition
-    }
-}
-
-/// The checkpoints of one stage of a streaming query.
-pub struct CheckpointStore<S = PartitionState> {
+/// The checkpoints of a streaming query.
+#[derive(Clone)]
+pub struct CheckpointStore {
     lake: Lake,
     query: String,
-    state: PhantomData<fn() -> S>,
-}
-
-impl<S> Clone for CheckpointStore<S> {
-    fn clone(&self) -> Self {
-        CheckpointStore {
-            lake: self.lake.clone(),
-            query: self.query.clone(),
-            state: PhantomData,
-        }
-    }
 }
 
 /// A partition's checkpoint and when it was written.
-pub struct Checkpoint<S = PartitionState> {
-    pub state: S,
+pub struct Checkpoint {
+    pub state: PartitionState,
     pub written_at: DateTime<Utc>,
 }
 
-impl<S: PartitionCheckpoint> CheckpointStore<S> {
+impl CheckpointStore {
     pub fn new(lake: &Lake, query: &str) -> Self {
         CheckpointStore {
             lake: lake.clone(),
             query: query.to_string(),
-            state: PhantomData,
         }
     }
 
@@ -74,7 +53,7 @@ impl<S: PartitionCheckpoint> CheckpointStore<S> {
     }
 
     fn key(&self, partition: i32) -> String {
-        format!("{}/{}{partition}.ckpt", self.query, S::FILE_PREFIX)
+        format!("{}/{FILE_PREFIX}{partition}.ckpt", self.query)
     }
 
     /// Where the checkpoints live, for messages.
@@ -84,18 +63,18 @@ impl<S: PartitionCheckpoint> CheckpointStore<S> {
     }
 
     /// Writes a partition's state (one atomic put).
-    pub fn save(&self, state: &S) -> Result<()> {
+    pub fn save(&self, state: &PartitionState) -> Result<()> {
         self.lake.put(
             Layer::Checkpoints,
-            &self.key(state.partition()),
-            encode(state)?,
+            &self.key(state.partition),
+            CHECKPOINT.encode(state)?,
         )
     }
 
     /// A partition's last checkpoint; `None` when it has none. A checkpoint
     /// that cannot be read is an error naming the object and how to reset:
     /// never a silent restart from zero.
-    pub fn load(&self, partition: i32) -> Result<Option<Checkpoint<S>>> {
+    pub fn load(&self, partition: i32) -> Result<Option<Checkpoint>> {
         let key = self.key(partition);
         let Some(info) = self.lake.head(Layer::Checkpoints, &key)? else {
             return Ok(None);
@@ -103,7 +82,7 @@ impl<S: PartitionCheckpoint> CheckpointStore<S> {
         let Some(bytes) = self.lake.get(Layer::Checkpoints, &key)? else {
             return Ok(None);
         };
-        let state: S = decode(&bytes).map_err(|why| {
+        let state: PartitionState = CHECKPOINT.decode(&bytes).map_err(|why| {
             anyhow!(
                 "checkpoint {} is corrupt ({why}); refusing to start. To reprocess the topic from the \
                  beginning, stop every `lake-stream run` of query {q}, then run `lake-stream reset --query {q}` \
@@ -113,11 +92,11 @@ impl<S: PartitionCheckpoint> CheckpointStore<S> {
                 q = self.query
             )
         })?;
-        if state.partition() != partition {
+        if state.partition != partition {
             bail!(
                 "checkpoint {} holds partition {} instead of {partition}",
                 self.lake.describe(Layer::Checkpoints, &key),
-                state.partition()
+                state.partition
             );
         }
         Ok(Some(Checkpoint {
@@ -147,7 +126,7 @@ impl<S: PartitionCheckpoint> CheckpointStore<S> {
                     .key
                     .rsplit('/')
                     .next()?
-                    .strip_prefix(S::FILE_PREFIX)?
+                    .strip_prefix(FILE_PREFIX)?
                     .strip_suffix(".ckpt")?
                     .parse::<i32>()
                     .ok()
@@ -156,7 +135,7 @@ impl<S: PartitionCheckpoint> CheckpointStore<S> {
     }
 
     /// Every partition's checkpoint.
-    pub fn load_all(&self) -> Result<BTreeMap<i32, Checkpoint<S>>> {
+    pub fn load_all(&self) -> Result<BTreeMap<i32, Checkpoint>> {
         let mut all = BTreeMap::new();
         for partition in self.partitions()? {
             if let Some(checkpoint) = self.load(partition)? {
@@ -167,32 +146,47 @@ impl<S: PartitionCheckpoint> CheckpointStore<S> {
     }
 }
 
-/// The magic, a CRC-32 of the body, the body (postcard).
-pub(crate) fn encode<S: Serialize>(state: &S) -> Result<Bytes> {
-    let body =
-        postcard::to_allocvec(state).map_err(|err| anyhow!("encoding a checkpoint: {err}"))?;
-    let mut bytes = Vec::with_capacity(body.len() + 12);
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    bytes.extend_from_slice(&body);
-    Ok(Bytes::from(bytes))
+/// How a kind of object of the checkpoints' root is framed: its magic, a
+/// CRC-32 of the body, the body (postcard).
+pub(crate) struct Framing {
+    pub magic: &'static [u8; 8],
+    /// The magics older lake-streams framed it with, refused with what
+    /// they were.
+    pub older: &'static [(&'static [u8; 8], &'static str)],
+    /// The object's name in errors.
+    pub what: &'static str,
 }
 
-pub(crate) fn decode<S: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<S, String> {
-    for (magic, format) in OLDER_MAGICS {
-        if bytes.len() >= 8 && &bytes[..8] == magic {
-            return Err(format!("written by an older lake-stream, format {format}"));
+impl Framing {
+    pub(crate) fn encode<S: Serialize>(&self, state: &S) -> Result<Bytes> {
+        let body = postcard::to_allocvec(state)
+            .map_err(|err| anyhow!("encoding a {}: {err}", self.what))?;
+        let mut bytes = Vec::with_capacity(body.len() + 12);
+        bytes.extend_from_slice(self.magic);
+        bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        Ok(Bytes::from(bytes))
+    }
+
+    pub(crate) fn decode<S: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+    ) -> std::result::Result<S, String> {
+        for (magic, format) in self.older {
+            if bytes.len() >= 8 && &bytes[..8] == *magic {
+                return Err(format!("written by an older lake-stream, {format}"));
+            }
         }
+        if bytes.len() < 12 || &bytes[..8] != self.magic {
+            return Err(format!("not a lake {}", self.what));
+        }
+        let crc = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        let body = &bytes[12..];
+        if crc32fast::hash(body) != crc {
+            return Err("checksum mismatch".into());
+        }
+        postcard::from_bytes(body).map_err(|err| format!("undecodable state: {err}"))
     }
-    if bytes.len() < 12 || &bytes[..8] != MAGIC {
-        return Err("not a lake checkpoint".into());
-    }
-    let crc = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    let body = &bytes[12..];
-    if crc32fast::hash(body) != crc {
-        return Err("checksum mismatch".into());
-    }
-    postcard::from_bytes(body).map_err(|err| format!("undecodable state: {err}"))
 }
 
 #[cfg(test)]

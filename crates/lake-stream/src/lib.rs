@@ -13,21 +13,34 @@
 //! other partitions forwarded to it ([`route`]). The processor validates,
 //! deduplicates and aggregates, and writes bronze, the DLQ and the live
 //! views. Transforms are pure ([`event`], [`state`], [`views`]); sinks are
-//! Delta commits carrying the stream's transactions, and [`checkpoint`]
-//! holds where each partition resumes.
+//! Delta commits carrying the stream's transactions ([`sink`]), which
+//! record what a crash must replay ([`replay`]), and [`checkpoint`] holds
+//! where each partition resumes. A source sees the processor only through
+//! [`source::context`].
+//!
+//! The run settings are in [`config`], the input's messages in
+//! [`message`], the loops that run a query in [`runner`];
+//! [`stream_status`] is the status a query writes for serving and
+//! monitoring, [`admin`] the operator's `status` and `reset`;
+//! [`generator`] makes sales events and [`produce`] sends them to Kafka.
 
+pub mod admin;
 pub mod checkpoint;
 pub mod closed;
 pub mod config;
 pub mod event;
+pub mod generator;
+mod live;
+pub mod message;
 pub mod processor;
 pub mod produce;
-pub mod producer;
+pub mod replay;
 pub mod route;
-pub mod run;
+pub mod runner;
+pub mod sink;
 pub mod source;
 pub mod state;
-pub mod status;
 pub mod step;
 pub mod stream_status;
+mod timer;
 pub mod views;

@@ -11,8 +11,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::producer::{EventGenerator, EventMix, ProducerReport};
-use crate::run::KafkaSettings;
+use crate::config::KafkaSettings;
+use crate::generator::{EventGenerator, EventMix, ProducerReport};
 
 /// How much to send.
 #[derive(Debug, Clone)]

@@ -42,8 +42,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::config::KafkaSettings;
 use crate::event::parse_event;
-use crate::run::KafkaSettings;
 
 /// The internal topic of a source topic.
 pub fn internal_topic(topic: &str) -> String {
@@ -67,17 +67,28 @@ pub fn routing_id(payload: Option<&[u8]>) -> Option<String> {
     parse_event(payload).ok().map(|event| event.event_id)
 }
 
-/// The partition that aggregates a message read from `source_partition`:
-/// its event id's home, or where it was read when it is not a valid event.
-pub fn route_partition(payload: Option<&[u8]>, source_partition: i32, partitions: i32) -> i32 {
-    target_partition(routing_id(payload).as_deref(), source_partition, partitions)
+/// Where a message read from a source partition is aggregated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Its event id's home, or where it was read when it is not a valid
+    /// event.
+    pub partition: i32,
+    /// The id it is routed by ([`routing_id`]); `None` for a message the
+    /// DLQ takes.
+    pub event_id: Option<String>,
 }
 
-/// Where a message with this `event_id` (if it has one) goes.
-fn target_partition(event_id: Option<&str>, source_partition: i32, partitions: i32) -> i32 {
-    match event_id {
+/// The partition that aggregates a message read from `source_partition`
+/// among `partitions`, and the event id that decides it.
+pub fn route(payload: Option<&[u8]>, source_partition: i32, partitions: i32) -> Route {
+    let event_id = routing_id(payload);
+    let partition = match &event_id {
         Some(id) => partition_of_event(id, partitions),
         None => source_partition.rem_euclid(partitions.max(1)),
+    };
+    Route {
+        partition,
+        event_id,
     }
 }
 
@@ -358,10 +369,10 @@ mod tests {
         let expected = partition_of_event("evt-1", partitions);
         for source in 0..partitions {
             assert_eq!(
-                route_partition(Some(original), source, partitions),
+                route(Some(original), source, partitions).partition,
                 expected
             );
-            assert_eq!(route_partition(Some(copy), source, partitions), expected);
+            assert_eq!(route(Some(copy), source, partitions).partition, expected);
         }
         // The same hash as the built-in producer's keyed partitioner.
         assert_eq!(
@@ -370,10 +381,10 @@ mod tests {
             "hash of the event id modulo the partition count"
         );
         // Not a valid event: the source partition's number.
-        assert_eq!(route_partition(Some(b"{oops"), 6, partitions), 2);
-        assert_eq!(route_partition(None, 1, partitions), 1);
+        assert_eq!(route(Some(b"{oops"), 6, partitions).partition, 2);
+        assert_eq!(route(None, 1, partitions).partition, 1);
         assert_eq!(
-            route_partition(Some(br#"{"event_id":12}"#), 3, partitions),
+            route(Some(br#"{"event_id":12}"#), 3, partitions).partition,
             3
         );
         assert_eq!(
@@ -411,7 +422,7 @@ mod tests {
             // Neither id's home: where it was read, where the same parse
             // rejects it.
             assert_eq!(
-                route_partition(Some(twice.as_bytes()), source, partitions),
+                route(Some(twice.as_bytes()), source, partitions).partition,
                 source
             );
         }

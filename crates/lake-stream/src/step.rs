@@ -10,11 +10,12 @@ use lake_core::dag::{Step, StepOutput};
 use lake_core::run::{TableVersion, new_run_id};
 use lake_table::{Lake, Layer, Table, TableRef};
 
-use crate::processor::{DLQ_TABLE, EVENTS_TABLE, LIVE_BY_COUNTRY, LIVE_BY_MINUTE, StreamConfig};
-use crate::producer::EventMix;
-use crate::run::{
-    EmbeddedOptions, KafkaRunOptions, KafkaSettings, RunSummary, run_embedded, run_kafka,
+use crate::config::{
+    DLQ_TABLE, EVENTS_TABLE, KafkaRunOptions, KafkaSettings, LIVE_BY_COUNTRY, LIVE_BY_MINUTE,
+    StreamConfig,
 };
+use crate::generator::EventMix;
+use crate::runner::{EmbeddedOptions, RunSummary, run_embedded, run_kafka};
 
 /// Name of the DAG step.
 pub const STEP: &str = "stream/ventes_temps_reel";

@@ -2,10 +2,10 @@
 //! the producer reports, and a rerun has nothing new to count.
 
 use chrono::NaiveDate;
-use lake_stream::processor::StreamConfig;
-use lake_stream::producer::EventMix;
-use lake_stream::run::{EmbeddedOptions, run_embedded};
-use lake_table::Lake;
+use lake_stream::config::{DLQ_TABLE, EVENTS_TABLE, LIVE_BY_COUNTRY, LIVE_BY_MINUTE, StreamConfig};
+use lake_stream::generator::EventMix;
+use lake_stream::runner::{EmbeddedOptions, run_embedded};
+use lake_table::{Lake, Layer, TableRef};
 
 fn config() -> StreamConfig {
     StreamConfig {
@@ -57,8 +57,51 @@ fn embedded_run_counts_what_the_producer_reports() {
 }
 
 #[test]
+fn every_table_the_stream_writes_keeps_its_log_two_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let options = EmbeddedOptions {
+        events: 500,
+        partitions: 2,
+        seed: 3,
+        mix: EventMix {
+            malformed: 0.1,
+            duplicate: 0.0,
+            late: 0.0,
+        },
+        batch_size: 100,
+        date: NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(),
+    };
+    run_embedded(&lake, config(), &options).unwrap();
+    // The live views are replaced every micro-batch: as many versions a
+    // day as the appended tables, and the same retention.
+    for table in [
+        TableRef::new(Layer::Bronze, EVENTS_TABLE),
+        TableRef::new(Layer::Bronze, DLQ_TABLE),
+        TableRef::new(Layer::Gold, LIVE_BY_COUNTRY),
+        TableRef::new(Layer::Gold, LIVE_BY_MINUTE),
+    ] {
+        let key = format!("{}/_delta_log/{:020}.json", table.name, 0);
+        let bytes = lake
+            .get(table.layer, &key)
+            .unwrap()
+            .expect("no first commit");
+        let metadata = std::str::from_utf8(&bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find_map(|a| a.get("metaData").cloned())
+            .expect("no metadata in the first commit");
+        assert_eq!(
+            metadata["configuration"]["delta.logRetentionDuration"],
+            lake_table::STREAM_LOG_RETENTION,
+            "{table}"
+        );
+    }
+}
+
+#[test]
 fn a_run_dated_today_has_no_event_from_the_future() {
-    use lake_table::{Layer, TableRef};
     use polars::prelude::ChunkAgg;
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();

@@ -13,9 +13,12 @@
 use std::sync::Mutex;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use lake_stream::config::StreamConfig;
 use lake_stream::event::DlqReason;
-use lake_stream::processor::{Processor, Resume, SourceMessage, StreamConfig};
+use lake_stream::message::SourceMessage;
+use lake_stream::processor::Processor;
 use lake_stream::route::Envelope;
+use lake_stream::source::context::{Resume, SourceContext};
 use lake_table::{Lake, Layer, Table, TableRef};
 
 /// Held by each test while it injects a fault.

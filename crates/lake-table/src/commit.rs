@@ -36,6 +36,13 @@ const MAX_ATTEMPTS: u32 = 30;
 /// so) are kept this long; batch tables keep Delta's default (30 days).
 pub const STREAM_LOG_RETENTION: &str = "interval 2 days";
 
+/// Who commits: the run, and whether it is the stream (a table it creates
+/// keeps its log [`STREAM_LOG_RETENTION`]).
+pub(crate) struct CommitBy<'a> {
+    pub run_id: &'a str,
+    pub streaming: bool,
+}
+
 /// A data file written and not yet committed.
 #[derive(Clone)]
 pub(crate) struct NewFile {
@@ -93,7 +100,7 @@ pub(crate) enum Outcome {
 pub(crate) fn commit(
     table: &Table,
     date: NaiveDate,
-    run_id: &str,
+    by: &CommitBy<'_>,
     schema: Option<&Schema>,
     files: Vec<NewFile>,
     change: Change,
@@ -122,7 +129,7 @@ pub(crate) fn commit(
         let mut plan = Plan::new(
             &name,
             date,
-            run_id,
+            by,
             stored.as_ref(),
             &files,
             &change,
@@ -294,7 +301,7 @@ impl Plan {
     fn new(
         table: &TableRef,
         date: NaiveDate,
-        run_id: &str,
+        by: &CommitBy<'_>,
         stored: Option<&Schema>,
         files: &[NewFile],
         change: &Change,
@@ -307,13 +314,12 @@ impl Plan {
             (Change::Replace, None) => true,
             _ => false,
         };
-        let streaming = matches!(change, Change::Append(txns) if !txns.is_empty());
         actions.extend(schema_actions(
             table,
             stored,
             snapshot,
             removes_all,
-            streaming,
+            by.streaming,
         )?);
 
         let (mut removed_rows, mut removed_files) = (0u64, 0usize);
@@ -403,7 +409,7 @@ impl Plan {
         };
         let bytes: u64 = files.iter().map(|f| f.bytes).sum();
         let metadata = HashMap::from([
-            ("runId".to_string(), json!(run_id)),
+            ("runId".to_string(), json!(by.run_id)),
             ("lakeChange".to_string(), json!(kind)),
             ("lakeDate".to_string(), json!(day)),
             (

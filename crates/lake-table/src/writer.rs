@@ -40,6 +40,8 @@ pub struct DateWriter {
     schema: Option<Schema>,
     /// Extra entries of the commit's info.
     metadata: serde_json::Map<String, serde_json::Value>,
+    /// The stream writes the table ([`DateWriter::for_stream`]).
+    streaming: bool,
 }
 
 /// What an append did.
@@ -62,7 +64,16 @@ impl DateWriter {
             files: Vec::new(),
             schema: None,
             metadata: Default::default(),
+            streaming: false,
         })
+    }
+
+    /// The stream writes this table: created by this writer, it keeps its
+    /// log [`crate::STREAM_LOG_RETENTION`] (the stream commits every
+    /// second or so), not Delta's default.
+    pub fn for_stream(mut self) -> Self {
+        self.streaming = true;
+        self
     }
 
     /// Adds an entry to the commit's info (`commitInfo` in the log).
@@ -213,17 +224,13 @@ impl DateWriter {
             files,
             metadata,
             schema,
-            ..
+            streaming,
         } = self;
-        commit::commit(
-            &table,
-            date,
-            &run_id,
-            schema.as_ref(),
-            files,
-            change,
-            &metadata,
-        )
+        let by = commit::CommitBy {
+            run_id: &run_id,
+            streaming,
+        };
+        commit::commit(&table, date, &by, schema.as_ref(), files, change, &metadata)
     }
 }
 

@@ -41,7 +41,9 @@ fn append(
     batch: i64,
     x: &[i64],
 ) -> AppendOutcome {
-    let mut writer = DateWriter::new(lake, table.clone(), date, "stream").unwrap();
+    let mut writer = DateWriter::new(lake, table.clone(), date, "stream")
+        .unwrap()
+        .for_stream();
     writer.write_frame(&mut df!("x" => x).unwrap()).unwrap();
     writer
         .append(vec![Txn {

@@ -19,9 +19,9 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use lake_core::config::{LakeArgs, SourceArgs};
 use lake_core::dag::group_digits;
+use lake_stream::config::KafkaSettings;
+use lake_stream::generator::EventMix;
 use lake_stream::produce::{ProduceOptions, produce};
-use lake_stream::producer::EventMix;
-use lake_stream::run::KafkaSettings;
 
 use crate::pipeline::{PipelineOptions, run_pipeline};
 
@@ -37,7 +37,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 5_000.0)]
     events_rate: f64,
     /// Length of each run.
-    #[arg(long, default_value = "15s", value_parser = lake_stream::run::parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = lake_stream::config::parse_duration)]
     duration: Duration,
     /// Use this broker instead of starting tansu.
     #[arg(long, env = "LAKE_BENCH_KAFKA")]

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use lake_core::dag::group_digits;
+use lake_stream::config::KafkaSettings;
+use lake_stream::generator::EventMix;
 use lake_stream::produce::{ProduceOptions, produce, produce_with};
-use lake_stream::producer::EventMix;
-use lake_stream::run::KafkaSettings;
 use lake_table::{Lake, Layer, Table, TableRef};
 use rdkafka::Message;
 use rdkafka::config::ClientConfig;
@@ -34,7 +34,7 @@ pub struct StreamArgs {
     #[arg(long, value_delimiter = ',', default_value = "5000,20000")]
     rates: Vec<f64>,
     /// Length of each latency run.
-    #[arg(long, default_value = "20s", value_parser = lake_stream::run::parse_duration)]
+    #[arg(long, default_value = "20s", value_parser = lake_stream::config::parse_duration)]
     duration: Duration,
     /// Trigger of the latency runs.
     #[arg(long, default_value = "interval=200ms")]

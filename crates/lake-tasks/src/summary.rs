@@ -92,7 +92,7 @@ pub fn render(run: &PipelineRun) -> Result<String> {
 
 /// Live sales by country and the unified view (batch + live).
 fn live_section(out: &mut String, run: &PipelineRun) -> Result<()> {
-    let live_table = TableRef::new(Layer::Gold, lake_stream::processor::LIVE_BY_COUNTRY);
+    let live_table = TableRef::new(Layer::Gold, lake_stream::config::LIVE_BY_COUNTRY);
     let Some((_, live)) = lake_table::read_latest_date(&run.lake, &live_table)? else {
         return Ok(());
     };

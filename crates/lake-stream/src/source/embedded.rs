@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
-use crate::processor::{Processor, SourceMessage};
-use crate::producer::{EventGenerator, EventMix, ProducerReport};
-use crate::source::Source;
+use crate::generator::{EventGenerator, EventMix, ProducerReport};
+use crate::message::SourceMessage;
+use crate::source::context::{Source, SourceContext};
 
 /// Options of the in-process source.
 #[derive(Debug, Clone)]
@@ -25,7 +25,8 @@ pub struct EmbeddedOptions {
 }
 
 pub struct EmbeddedSource {
-    processor: Processor,
+    /// Names the source: the `_source` of its events.
+    name: String,
     generator: EventGenerator,
     events: u64,
     /// Events generated so far.
@@ -40,11 +41,16 @@ pub struct EmbeddedSource {
 }
 
 impl EmbeddedSource {
-    /// Feeds `processor`, which is given every partition.
-    pub fn new(mut processor: Processor, options: &EmbeddedOptions) -> Result<Self> {
+    /// Feeds the processor behind `context`, which is given every
+    /// partition; `name` is the `_source` of the events.
+    pub fn new(
+        context: &mut dyn SourceContext,
+        name: &str,
+        options: &EmbeddedOptions,
+    ) -> Result<Self> {
         let generator = EventGenerator::new(options.seed, options.partitions, options.mix)?;
         for partition in 0..options.partitions {
-            processor.assign(partition)?;
+            context.assign(partition)?;
         }
         // Events spread over the run date up to now: the live view of a run
         // dated today never shows events from the future. (A run dated in
@@ -55,7 +61,7 @@ impl EmbeddedSource {
             .num_milliseconds()
             .clamp(1, 86_400_000);
         Ok(EmbeddedSource {
-            processor,
+            name: name.to_string(),
             generator,
             events: options.events,
             sent: 0,
@@ -70,21 +76,15 @@ impl EmbeddedSource {
         self.sent >= self.events
     }
 
-    /// The processor and what the producer says a correct consumer counts.
-    pub fn finish(self) -> (Processor, ProducerReport) {
-        (self.processor, self.generator.report().clone())
+    /// What the producer says a correct consumer counts.
+    pub fn finish(self) -> ProducerReport {
+        self.generator.report().clone()
     }
 }
 
 impl Source for EmbeddedSource {
-    type Guard<'a> = &'a mut Processor;
-
     fn name(&self) -> &str {
-        &self.processor.config().source
-    }
-
-    fn processor(&mut self) -> &mut Processor {
-        &mut self.processor
+        &self.name
     }
 
     fn poll(&mut self, _wait: Duration) -> Result<Option<SourceMessage>> {
@@ -110,8 +110,8 @@ impl Source for EmbeddedSource {
         self.exhausted()
     }
 
-    fn finished(&mut self, buffer: &[SourceMessage]) -> Result<bool> {
-        Ok(self.exhausted() && buffer.is_empty() && self.processor.carried() == 0)
+    fn finished(&mut self, buffer: &[SourceMessage], carried: usize) -> Result<bool> {
+        Ok(self.exhausted() && buffer.is_empty() && carried == 0)
     }
 
     /// The simulated clock: the time of the latest event generated, or the

@@ -8,8 +8,7 @@
 //! of its internal partition found once its forwards were acknowledged.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -20,10 +19,10 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
-use crate::processor::{Lane, Processor, SourceMessage};
+use crate::config::{KafkaRunOptions, KafkaSettings};
+use crate::message::{Lane, SourceMessage};
 use crate::route::internal_topic;
-use crate::run::{KafkaRunOptions, KafkaSettings};
-use crate::source::Source;
+use crate::source::context::{Lag, SharedContext, Source, SourceContext, lock};
 
 /// The two topics a query reads.
 #[derive(Debug, Clone)]
@@ -52,7 +51,6 @@ impl Topics {
 /// Shared between the poll loop and the rebalance callback (which runs
 /// inside `poll`, on the same thread).
 struct Shared {
-    processor: Processor,
     /// For available-now: the offset each lane of each owned partition must
     /// reach (the high watermark of its source when it was assigned; of its
     /// internal partition once the internal targets are taken).
@@ -67,6 +65,8 @@ struct QueryContext {
     topics: Topics,
     group: String,
     shared: Arc<Mutex<Shared>>,
+    /// The processor the partitions are assigned to and revoked from.
+    processor: SharedContext,
     watermark_timeout: Duration,
 }
 
@@ -101,7 +101,7 @@ impl QueryContext {
             );
         }
         for partition in source {
-            let resume = shared.processor.assign(partition)?;
+            let resume = lock(&self.processor).assign(partition)?;
             for (lane, next) in [
                 (Lane::Source, resume.source),
                 (Lane::Internal, resume.internal),
@@ -153,8 +153,9 @@ impl ConsumerContext for QueryContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let partitions: BTreeSet<i32> =
                     tpl.elements().iter().map(|e| e.partition()).collect();
+                let mut processor = lock(&self.processor);
                 for partition in partitions {
-                    shared.processor.revoke(partition);
+                    processor.revoke(partition);
                     shared.targets.remove(&(Lane::Source, partition));
                     shared.targets.remove(&(Lane::Internal, partition));
                 }
@@ -171,21 +172,18 @@ impl ConsumerContext for QueryContext {
     }
 }
 
-fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// True when the processor owns partitions and has, or the buffer holds,
-/// every one's messages of `lane` up to its target.
-fn reached(lane: Lane, buffer: &[SourceMessage], shared: &Shared) -> bool {
-    let mut next: BTreeMap<i32, i64> = shared
-        .processor
-        .positions()
-        .into_iter()
+/// True when the processor owns partitions (at `positions`) and has, or
+/// the buffer holds, every one's messages of `lane` up to its target.
+fn reached(
+    lane: Lane,
+    buffer: &[SourceMessage],
+    shared: &Shared,
+    positions: &[(Lane, i32, i64)],
+) -> bool {
+    let mut next: BTreeMap<i32, i64> = positions
+        .iter()
         .filter(|(l, _, _)| *l == lane)
-        .map(|(_, p, n)| (p, n))
+        .map(|(_, p, n)| (*p, *n))
         .collect();
     for message in buffer.iter().filter(|m| m.lane == lane) {
         if let Some(n) = next.get_mut(&message.partition) {
@@ -202,26 +200,9 @@ fn reached(lane: Lane, buffer: &[SourceMessage], shared: &Shared) -> bool {
 }
 
 /// Every lane that has targets is reached.
-fn at_targets(buffer: &[SourceMessage], shared: &Shared) -> bool {
-    reached(Lane::Source, buffer, shared)
-        && (!shared.internal_targets || reached(Lane::Internal, buffer, shared))
-}
-
-/// The processor, locked away from the rebalance callback.
-pub struct Locked<'a>(MutexGuard<'a, Shared>);
-
-impl Deref for Locked<'_> {
-    type Target = Processor;
-
-    fn deref(&self) -> &Processor {
-        &self.0.processor
-    }
-}
-
-impl DerefMut for Locked<'_> {
-    fn deref_mut(&mut self) -> &mut Processor {
-        &mut self.0.processor
-    }
+fn at_targets(buffer: &[SourceMessage], shared: &Shared, positions: &[(Lane, i32, i64)]) -> bool {
+    reached(Lane::Source, buffer, shared, positions)
+        && (!shared.internal_targets || reached(Lane::Internal, buffer, shared, positions))
 }
 
 /// The query's two topics, read by one consumer of its group.
@@ -229,6 +210,7 @@ pub struct KafkaSource {
     // Dropped first: its rebalance callback holds `shared`.
     consumer: BaseConsumer<QueryContext>,
     shared: Arc<Mutex<Shared>>,
+    processor: SharedContext,
     topics: Topics,
     settings: KafkaSettings,
     assignment_timeout: Duration,
@@ -242,7 +224,7 @@ impl KafkaSource {
     /// Subscribes to the query's topics; partitions come with the group's
     /// assignments, as `processor` takes them over.
     pub fn subscribe(
-        processor: Processor,
+        processor: SharedContext,
         settings: &KafkaSettings,
         options: &KafkaRunOptions,
     ) -> Result<Self> {
@@ -251,7 +233,6 @@ impl KafkaSource {
             internal: internal_topic(&settings.topic),
         };
         let shared = Arc::new(Mutex::new(Shared {
-            processor,
             targets: BTreeMap::new(),
             internal_targets: false,
             error: None,
@@ -260,6 +241,7 @@ impl KafkaSource {
             topics: topics.clone(),
             group: settings.group.clone(),
             shared: shared.clone(),
+            processor: processor.clone(),
             watermark_timeout: settings.connect_timeout,
         };
         let mut config = settings.client_config();
@@ -275,6 +257,7 @@ impl KafkaSource {
         Ok(KafkaSource {
             consumer,
             shared,
+            processor,
             topics,
             settings: settings.clone(),
             assignment_timeout: options.assignment_timeout,
@@ -285,34 +268,17 @@ impl KafkaSource {
         })
     }
 
-    /// Leaves the group and gives the processor back.
-    pub fn close(self) -> Result<Processor> {
-        let KafkaSource {
-            consumer,
-            shared,
-            topics,
-            ..
-        } = self;
-        drop(consumer);
-        let shared = Arc::try_unwrap(shared)
-            .map_err(|_| {
-                anyhow!(
-                    "the consumer of {} still holds its processor",
-                    topics.source
-                )
-            })?
-            .into_inner()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(shared.processor)
-    }
-
     /// Every source message is processed and its forwards are acknowledged
-    /// (each batch flushes them): the internal partitions' high watermarks
+    /// (each batch flushes them, and the loop once nothing is pending,
+    /// [`crate::source::drive`]): the internal partitions' high watermarks
     /// now are the ends to reach (partitions assigned later take theirs
     /// when assigned).
-    fn take_internal_targets(&self, shared: &mut Shared) -> Result<()> {
-        shared.processor.flush_forwards()?;
-        for (lane, partition, _) in shared.processor.positions() {
+    fn take_internal_targets(
+        &self,
+        shared: &mut Shared,
+        positions: &[(Lane, i32, i64)],
+    ) -> Result<()> {
+        for &(lane, partition, _) in positions {
             if lane != Lane::Internal {
                 continue;
             }
@@ -337,14 +303,8 @@ impl KafkaSource {
 }
 
 impl Source for KafkaSource {
-    type Guard<'a> = Locked<'a>;
-
     fn name(&self) -> &str {
         &self.topics.source
-    }
-
-    fn processor(&mut self) -> Locked<'_> {
-        Locked(lock(&self.shared))
     }
 
     fn poll(&mut self, wait: Duration) -> Result<Option<SourceMessage>> {
@@ -379,18 +339,21 @@ impl Source for KafkaSource {
     }
 
     fn at_end(&mut self, buffer: &[SourceMessage]) -> bool {
-        at_targets(buffer, &lock(&self.shared))
+        let shared = lock(&self.shared);
+        at_targets(buffer, &shared, &lock(&self.processor).positions())
     }
 
-    fn finished(&mut self, buffer: &[SourceMessage]) -> Result<bool> {
+    fn finished(&mut self, buffer: &[SourceMessage], carried: usize) -> Result<bool> {
         let shared = self.shared.clone();
         let mut shared = lock(&shared);
-        let settled = buffer.is_empty() && shared.processor.carried() == 0;
-        if !shared.internal_targets && settled && reached(Lane::Source, buffer, &shared) {
-            self.take_internal_targets(&mut shared)?;
+        let positions = lock(&self.processor).positions();
+        let settled = buffer.is_empty() && carried == 0;
+        if !shared.internal_targets && settled && reached(Lane::Source, buffer, &shared, &positions)
+        {
+            self.take_internal_targets(&mut shared, &positions)?;
         }
-        self.ever_assigned = self.ever_assigned || !shared.processor.positions().is_empty();
-        if shared.internal_targets && settled && at_targets(buffer, &shared) {
+        self.ever_assigned = self.ever_assigned || !positions.is_empty();
+        if shared.internal_targets && settled && at_targets(buffer, &shared, &positions) {
             return Ok(true);
         }
         if !self.ever_assigned && self.started.elapsed() > self.assignment_timeout {
@@ -405,14 +368,13 @@ impl Source for KafkaSource {
     }
 
     /// Commits the checkpointed offsets to Kafka too (for lag monitoring),
-    /// and records the messages left behind, at most once a second, from
+    /// and reads the messages left behind, at most once a second, from
     /// the high watermarks another thread asks the brokers for (a request
     /// per partition that takes a while on some brokers: never on a batch's
     /// path).
-    fn after_batch(&mut self) -> Result<()> {
-        let shared = self.shared.clone();
-        let mut shared = lock(&shared);
-        let positions = lane_positions(&self.topics, &shared.processor);
+    fn after_batch(&mut self) -> Result<Option<Lag>> {
+        let positions = lane_positions(&self.topics, &*lock(&self.processor));
+        let mut lag = None;
         if self
             .last_lag_at
             .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
@@ -420,19 +382,15 @@ impl Source for KafkaSource {
             self.highs
                 .watch_partitions(positions.iter().map(|(t, p, _)| (t.clone(), *p)).collect());
             self.last_lag_at = Some(Instant::now());
-            let lag = self.highs.lag_behind(&positions);
-            if lag != shared.processor.status().lag {
-                shared.processor.set_lag(lag);
-                shared.processor.save_status()?;
-            }
+            lag = Some(self.highs.lag_behind(&positions));
         }
         commit_offsets(&self.consumer, &positions);
-        Ok(())
+        Ok(lag)
     }
 }
 
 /// The next offset of each lane of each owned partition, by topic.
-fn lane_positions(topics: &Topics, processor: &Processor) -> Vec<(String, i32, i64)> {
+fn lane_positions(topics: &Topics, processor: &dyn SourceContext) -> Vec<(String, i32, i64)> {
     processor
         .positions()
         .into_iter()

@@ -1,64 +1,36 @@
 //! Sources and the one loop that runs micro-batches over them.
 //!
-//! A [`Source`] hands over messages one poll at a time and owns the
-//! processor it feeds (a Kafka consumer's rebalance callback must reach it
-//! to take over and give up partitions). [`drive`] is the loop every
-//! source runs under: it buffers what is polled, runs a micro-batch when
-//! the trigger says so, and stops on the stop signal or, available-now,
-//! when the source says its end is processed.
+//! A [`Source`] hands over messages one poll at a time; it sees the
+//! processor it feeds only through [`SourceContext`] (a Kafka
+//! consumer's rebalance callback takes over and gives up partitions
+//! through it). [`drive`] is the loop every source runs under: it buffers
+//! what is polled, runs a micro-batch when the trigger says so, writes the
+//! status once per batch, and stops on the stop signal or, available-now,
+//! when the source says its end is processed. Both sides of that
+//! boundary, [`Source`] and [`SourceContext`], are in [`context`], below
+//! the sources, the loop and the processor.
+//!
+//! [`Source`]: context::Source
+//! [`SourceContext`]: context::SourceContext
 //!
 //! - [`kafka::KafkaSource`]: a consumer in a consumer group reading both
 //!   lanes of each owned partition.
 //! - [`embedded::EmbeddedSource`]: the built-in producer in process, for
 //!   a lake with no Kafka.
 
+pub mod context;
 pub mod embedded;
 pub mod kafka;
 
-use std::ops::DerefMut;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use chrono::{DateTime, Utc};
 
-use crate::processor::{BatchReport, Processor, SourceMessage};
-use crate::run::Trigger;
-
-/// Where micro-batches' messages come from.
-pub trait Source {
-    /// Exclusive access to the processor the source feeds.
-    type Guard<'a>: DerefMut<Target = Processor>
-    where
-        Self: 'a;
-
-    /// Names the source in logs and errors.
-    fn name(&self) -> &str;
-
-    fn processor(&mut self) -> Self::Guard<'_>;
-
-    /// The next message, or `None` when none came within `wait`.
-    fn poll(&mut self, wait: Duration) -> Result<Option<SourceMessage>>;
-
-    /// Every owned partition's messages up to the source's end (as far as
-    /// it knows it now) are processed or in `buffer`.
-    fn at_end(&mut self, buffer: &[SourceMessage]) -> bool;
-
-    /// For available-now, between batches: the run is complete. May move
-    /// the end on (a source whose processing produces more input).
-    fn finished(&mut self, buffer: &[SourceMessage]) -> Result<bool>;
-
-    /// After each micro-batch (offsets and lag reported to the source).
-    fn after_batch(&mut self) -> Result<()> {
-        Ok(())
-    }
-
-    /// The processing time of the micro-batch about to run, taken once per
-    /// batch: events more than the allowed clock skew ahead of it are from
-    /// the future. The wall clock, unless the source simulates time.
-    fn processing_time(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+use crate::config::Trigger;
+use crate::message::SourceMessage;
+use crate::processor::{BatchReport, Processor};
+use context::{Source, lock};
 
 /// When micro-batches run over a source.
 #[derive(Debug, Clone, Copy)]
@@ -74,10 +46,13 @@ const POLL_WAIT: Duration = Duration::from_millis(100);
 /// what it has.
 const AVAILABLE_NOW_PAUSE: Duration = Duration::from_millis(300);
 
-/// Runs micro-batches over `source` until the trigger says stop (or
-/// `stop()` says so); returns the reports of its batches.
+/// Runs micro-batches of `processor` over `source` until the trigger says
+/// stop (or `stop()` says so); returns the reports of its batches. The
+/// processor is locked only between calls to the source: a Kafka source's
+/// rebalance callback, run inside its poll, locks it too.
 pub fn drive<S: Source>(
     source: &mut S,
+    processor: &Mutex<Processor>,
     options: LoopOptions,
     stop: &dyn Fn() -> bool,
     on_batch: &mut dyn FnMut(&BatchReport, &Processor),
@@ -90,7 +65,7 @@ pub fn drive<S: Source>(
         let idle = match source.poll(POLL_WAIT)? {
             Some(mut message) => {
                 last_message_at = Instant::now();
-                source.processor().accept(&mut message)?;
+                lock(processor).accept(&mut message)?;
                 buffer.push(message);
                 false
             }
@@ -107,7 +82,7 @@ pub fn drive<S: Source>(
             // a replayed batch) count too: the source may have nothing
             // more to say.
             Trigger::AvailableNow => {
-                let held = source.processor().carried() > 0;
+                let held = lock(processor).carried() > 0;
                 (!buffer.is_empty() || held)
                     && (full
                         || (idle
@@ -123,9 +98,8 @@ pub fn drive<S: Source>(
         if due || stopping {
             batch_started = Instant::now();
             let processing_time = source.processing_time();
-            let report = source
-                .processor()
-                .process_at(std::mem::take(&mut buffer), processing_time)?;
+            let report =
+                lock(processor).process_at(std::mem::take(&mut buffer), processing_time)?;
             if report.messages + report.forwarded > 0 {
                 tracing::info!(
                     "{}: micro-batch of {} messages ({} forwarded) in {:.3} s",
@@ -135,15 +109,29 @@ pub fn drive<S: Source>(
                     batch_started.elapsed().as_secs_f64()
                 );
             }
-            source.after_batch()?;
-            on_batch(&report, &source.processor());
+            let lag = source.after_batch()?;
+            let mut processor = lock(processor);
+            if let Some(lag) = lag {
+                processor.set_lag(lag);
+            }
+            processor.save_status()?;
+            on_batch(&report, &processor);
             reports.push(report);
         }
         if stopping {
             break;
         }
-        if options.trigger == Trigger::AvailableNow && source.finished(&buffer)? {
-            break;
+        if options.trigger == Trigger::AvailableNow {
+            let carried = lock(processor).carried();
+            if buffer.is_empty() && carried == 0 {
+                // Every message polled went through a batch, which
+                // flushed its forwards, or was dropped with its partition:
+                // those forwards are acknowledged here.
+                lock(processor).flush_forwards()?;
+            }
+            if source.finished(&buffer, carried)? {
+                break;
+            }
         }
     }
     Ok(reports)

@@ -10,8 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::checkpoint::CheckpointStore;
-use crate::processor::{DLQ_TABLE, EVENTS_TABLE, LIVE_BY_COUNTRY, LIVE_BY_MINUTE};
-use crate::run::KafkaSettings;
+use crate::config::{DLQ_TABLE, EVENTS_TABLE, KafkaSettings, LIVE_BY_COUNTRY, LIVE_BY_MINUTE};
 use crate::state::micros_to_rfc3339;
 
 /// One partition's position.
@@ -45,8 +44,7 @@ pub fn status(
         .create()
         .context("creating a Kafka client")?;
     let partitions = settings.check_topic(&consumer)?;
-    let checkpoints =
-        CheckpointStore::<crate::state::PartitionState>::new(lake, query).load_all()?;
+    let checkpoints = CheckpointStore::new(lake, query).load_all()?;
     let mut tpl = TopicPartitionList::new();
     for partition in &partitions {
         tpl.add_partition(&settings.topic, *partition);

@@ -378,7 +378,7 @@ mod tests {
         for i in 0..3000 {
             let message = generator.next_message(start + ChronoDuration::milliseconds(i * 50));
             let p = message.partition as usize;
-            let q = crate::route::route_partition(Some(&message.payload), message.partition, 3)
+            let q = crate::route::route(Some(&message.payload), message.partition, 3).partition
                 as usize;
             if p == q {
                 routed[q].apply(
