@@ -3,7 +3,7 @@
 //! effects (data contract, section 6).
 //!
 //! Sources feed micro-batches to the [`processor::Processor`] under one
-//! loop ([`source::drive`]): a Kafka consumer in a consumer group
+//! loop ([`drive`]): a Kafka consumer in a consumer group
 //! ([`source::kafka`]), or the built-in producer in process
 //! ([`source::embedded`]). Every copy of an event is aggregated
 //! by its home partition, the one its `event_id` hashes to: partition `p`
@@ -28,6 +28,7 @@ pub mod admin;
 pub mod checkpoint;
 pub mod closed;
 pub mod config;
+pub mod drive;
 pub mod event;
 pub mod generator;
 mod live;

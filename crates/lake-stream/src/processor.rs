@@ -38,7 +38,7 @@
 //! 6. [`Processor::flush_forwards`] waits until the broker acknowledged
 //!    every message forwarded; then [`Processor::checkpoint`] writes each
 //!    partition's state (one put), and the batch is recorded in the
-//!    status, which the loop writes once per batch ([`crate::source::drive`]).
+//!    status, which the loop writes once per batch ([`crate::drive::drive`]).
 //!
 //! A crash before 6 leaves batch `b` committed to some outputs and not
 //! checkpointed. On assignment the processor finds `b` in the outputs'
@@ -239,7 +239,7 @@ impl Processor {
 
     /// Writes the status to `checkpoints/{query}/_status.json` when it
     /// changed since last written: once per micro-batch, after the source
-    /// gave its lag ([`crate::source::drive`]).
+    /// gave its lag ([`crate::drive::drive`]).
     pub fn save_status(&mut self) -> Result<()> {
         if !self.status_changed {
             return Ok(());

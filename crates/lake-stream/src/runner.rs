@@ -27,7 +27,7 @@ use crate::source::context::lock;
 pub use crate::source::embedded::EmbeddedOptions;
 use crate::source::embedded::EmbeddedSource;
 use crate::source::kafka::KafkaSource;
-use crate::source::{LoopOptions, drive};
+use crate::drive::{LoopOptions, drive};
 use crate::views::LiveTotals;
 
 /// What a run did.

@@ -1,5 +1,5 @@
 //! The boundary between a source and the processor it feeds, both ways:
-//! [`Source`], what the loop ([`crate::source::drive`]) sees of a source,
+//! [`Source`], what the loop ([`crate::drive::drive`]) sees of a source,
 //! and [`SourceContext`], what a source sees of the processor: the
 //! partitions it takes over and gives up, and where each one's lanes are.
 //! A Kafka consumer's rebalance callback reaches the processor through
@@ -71,7 +71,7 @@ pub trait SourceContext: Send {
 }
 
 /// A source's handle on the processor it feeds, shared with the loop that
-/// runs the micro-batches ([`crate::source::drive`]) and, for Kafka, with
+/// runs the micro-batches ([`crate::drive::drive`]) and, for Kafka, with
 /// the consumer's rebalance callback.
 pub type SharedContext = Arc<Mutex<dyn SourceContext>>;
 

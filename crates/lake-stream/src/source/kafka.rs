@@ -270,7 +270,7 @@ impl KafkaSource {
 
     /// Every source message is processed and its forwards are acknowledged
     /// (each batch flushes them, and the loop once nothing is pending,
-    /// [`crate::source::drive`]): the internal partitions' high watermarks
+    /// [`crate::drive::drive`]): the internal partitions' high watermarks
     /// now are the ends to reach (partitions assigned later take theirs
     /// when assigned).
     fn take_internal_targets(
