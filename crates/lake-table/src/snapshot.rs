@@ -30,7 +30,7 @@ pub enum At {
     Timestamp(DateTime<Utc>),
 }
 
-/// Loading a version of a table: a snapshot is made only here.
+/// Loading a version of a table.
 impl Table {
     /// The latest snapshot, or `None` when the table has no commit yet.
     pub fn latest(&self) -> Result<Option<Snapshot>> {
@@ -255,7 +255,7 @@ impl std::fmt::Debug for Snapshot {
 }
 
 impl Snapshot {
-    pub(crate) fn from_state(table: Table, state: DeltaTableState) -> Result<Snapshot> {
+    fn from_state(table: Table, state: DeltaTableState) -> Result<Snapshot> {
         let name = table.table_ref().to_string();
         let (columns, schema) = polars_schema(&state.schema())
             .with_context(|| format!("reading the schema of {name}"))?;
