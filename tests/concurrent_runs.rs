@@ -145,7 +145,12 @@ fn a_run_reads_what_it_wrote_when_another_run_replaces_the_date_in_between() {
         "B replaced A's bronze before A's silver ran"
     );
     // ...and only then do A's silver and gold run.
-    let sales = Arc::new(lake_gold::SalesCache::new(&lake, pins.clone(), date, None));
+    let sales = Arc::new(lake_gold::SalesHandOver::new(
+        &lake,
+        pins.clone(),
+        date,
+        None,
+    ));
     let mut steps = lake_silver::steps(&lake, date, &run_a, vec![], Some(sales.clone()), pins);
     steps.extend(lake_gold::steps(
         &lake,

@@ -2,7 +2,7 @@
 //! rows(order_details) = rows(sales_master) + rows(rejects), and every way
 //! of adding up revenue gives the same total.
 
-use lake_gold::SalesCache;
+use lake_gold::SalesHandOver;
 use lake_silver::tap::SalesTap;
 use lake_table::Layer;
 use lake_tests::{close, read, run, snapshot, sum_f64, test_date};
@@ -177,7 +177,7 @@ fn gold_from_the_lines_silver_hands_over_equals_gold_read_back_from_the_lake() {
     }
 
     // Silver again, in ten slices handed over to gold as they are written.
-    let handed = SalesCache::new(lake, Default::default(), date, None);
+    let handed = SalesHandOver::new(lake, Default::default(), date, None);
     let tap: &dyn SalesTap = &handed;
     let sliced = lake_silver::build_sales_master_in_slices(
         lake,
@@ -189,7 +189,7 @@ fn gold_from_the_lines_silver_hands_over_equals_gold_read_back_from_the_lake() {
     )
     .unwrap();
     // Gold from the lake: a cache no silver step fed reads the table back.
-    let read_back = SalesCache::new(lake, Default::default(), date, None)
+    let read_back = SalesHandOver::new(lake, Default::default(), date, None)
         .get()
         .unwrap();
     assert_eq!(read_back.read, sliced.writes[0]);

@@ -7,6 +7,7 @@
 //! seconds: the test setup starts tansu's half-hour install before the
 //! workspace (Polars included) starts building, and the two overlap.
 
+mod cargo;
 mod setup;
 mod tansu_install;
 mod test;
@@ -28,7 +29,7 @@ fn lake_tasks(args: &[String]) -> Result<ExitCode> {
     eprintln!(
         "xtask: cargo run --release -p lake-tasks (the first build compiles Polars: about 30 minutes on 2 cores, with cargo's progress below)"
     );
-    let status = test::cargo()
+    let status = cargo::cargo()
         .args([
             "run",
             "--release",

@@ -40,7 +40,7 @@ impl TansuInstall {
         let output =
             fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let errors = output.try_clone()?;
-        let child = crate::test::cargo()
+        let child = crate::cargo::cargo()
             .current_dir(cache)
             .env("CARGO_TARGET_DIR", &target)
             .args(["install", "tansu", "--version", version, "--locked"])

@@ -18,7 +18,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use lake_table::Lake;
 
-use crate::error::{backtrace_of, is_transient, one_line, panic_message, say};
+use crate::error::{RunFailed, backtrace_of, is_transient, one_line, panic_message, say};
 use crate::run::{Outcome, PROJECT_VERSION, RunManifest, StepRecord, TableVersion};
 
 /// What a step reports when it succeeds.
@@ -114,19 +114,6 @@ impl RunResult {
         }
     }
 }
-
-/// The error of a run a step failed, as the runner reported it (its
-/// backtrace, if asked for, was printed with the step's failure).
-#[derive(Debug)]
-pub struct RunFailed(pub String);
-
-impl std::fmt::Display for RunFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for RunFailed {}
 
 /// Runs `steps` as a DAG and records the run in `_runs/{run_id}.json`.
 pub fn run_steps(

@@ -1,8 +1,11 @@
 //! Error classification shared by every layer.
 //!
 //! Errors travel as `anyhow::Error` with context naming the table, column,
-//! file or offset. The only extra knowledge the pipeline needs is whether a
-//! failure is worth retrying, which the [`Transient`] marker carries.
+//! file or offset. The pipeline needs to know two things more: whether a
+//! failure is worth retrying, which the [`Transient`] marker carries, and
+//! whether it is a run's failed step, which the runner reported already
+//! ([`RunFailed`]). How an error is shown (one line, its backtrace, the exit
+//! of a program) is here too.
 
 pub use lake_table::error::{Transient, is_transient};
 
@@ -110,6 +113,19 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("unknown panic")
 }
 
+/// The error of a run a step failed, as the runner reported it (its
+/// backtrace, if asked for, was printed with the step's failure).
+#[derive(Debug)]
+pub struct RunFailed(pub String);
+
+impl std::fmt::Display for RunFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RunFailed {}
+
 /// The exit of a command-line program: success, or its error as one line
 /// on stderr prefixed with `prefix` (e.g. `lake-bronze: error: `) and a
 /// non-zero status; its backtrace after that line when asked for (see
@@ -120,7 +136,7 @@ pub fn exit_code(prefix: &str, result: anyhow::Result<()>) -> std::process::Exit
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             say(format_args!("{prefix}{}", one_line(&err)));
-            if err.downcast_ref::<crate::dag::RunFailed>().is_none()
+            if err.downcast_ref::<RunFailed>().is_none()
                 && let Some(backtrace) = backtrace_of(&err)
             {
                 say(format_args!("backtrace:\n{backtrace}"));

@@ -8,7 +8,7 @@
 use anyhow::{Context, Result, anyhow};
 use chrono::NaiveDate;
 use lake_table::schema::{ColumnSpec, Expect, require_columns};
-use lake_table::{At, Lake, Table, TableRef};
+use lake_table::{At, DateAsked, Lake, Table, TableRef};
 use polars::prelude::*;
 
 use crate::pins::RunPins;
@@ -78,13 +78,15 @@ pub fn read_input(
             latest
         }
     };
-    let chosen = snapshot.resolve_date(date).ok_or_else(|| {
-        anyhow!(
-            "{table}@v{} holds no date on or before {date} in {}",
-            snapshot.version(),
-            lake.url()
-        )
-    })?;
+    let chosen = snapshot
+        .date_seen(DateAsked::RunDate(date))
+        .ok_or_else(|| {
+            anyhow!(
+                "{table}@v{} holds no date on or before {date} in {}",
+                snapshot.version(),
+                lake.url()
+            )
+        })?;
     require_columns(&table.to_string(), snapshot.columns(), needed)?;
     let mut wanted: Vec<String> = needed.iter().map(|(name, _)| name.to_string()).collect();
     let projection = match columns {

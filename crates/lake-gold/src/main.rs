@@ -30,7 +30,7 @@ fn run(cli: Cli) -> Result<()> {
     // Silver as it is now, whatever another run commits meanwhile.
     let pins = Arc::new(lake_core::pins::RunPins::new());
     pins.pin_latest(&lake, &[lake_silver::sales_master_table()])?;
-    let sales = Arc::new(lake_gold::SalesCache::new(&lake, pins, date, cli.as_of));
+    let sales = Arc::new(lake_gold::SalesHandOver::new(&lake, pins, date, cli.as_of));
     let steps = lake_gold::steps(&lake, date, &run_id, None, sales);
     run_steps(
         &lake,

@@ -180,3 +180,88 @@ pub fn compute_sales_figures(
     }
     merger.tables(as_of)
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use lake_silver::slices::order_key_bounds;
+
+    use super::*;
+    use crate::fixtures::{no_sales, sales};
+
+    /// Each table's own plan over all of `sales`, the reference the slices
+    /// must match.
+    pub(crate) fn one_pass(sales: LazyFrame, engine: Engine) -> BTreeMap<&'static str, DataFrame> {
+        let plans = [
+            ("kpi_summary", kpi_summary::kpi_summary(sales.clone())),
+            (
+                "revenue_by_country",
+                revenue_by_country::revenue_by_country(sales.clone()),
+            ),
+            (
+                "sales_by_category",
+                sales_by_category::sales_by_category(sales.clone()),
+            ),
+            ("rfm", rfm::rfm(sales, None)),
+        ];
+        plans
+            .into_iter()
+            .map(|(metric, plan)| {
+                let frame = plan.collect_with_engine(engine).unwrap().unwrap_single();
+                (metric, frame)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn slices_give_each_table_the_result_of_its_own_plan_over_all_sales() {
+        for (fixture, input) in [("sales", sales()), ("no sales", no_sales())] {
+            let expected = one_pass(input.clone(), Engine::InMemory);
+            // The streaming engine agrees bit for bit (exact sums).
+            for (metric, frame) in one_pass(input.clone(), Engine::Streaming) {
+                assert!(
+                    frame.equals_missing(&expected[metric]),
+                    "{fixture}: {metric}"
+                );
+            }
+            let keys = order_key_bounds(input.clone()).unwrap();
+            let lines = input.clone().collect().unwrap().height() as u64;
+            // One slice; a few orders a slice; an order a slice (the
+            // fixture's orders 1-11: ALFKI, BLONP and DRACD span slices).
+            for (lines_per_slice, count) in [(u64::MAX, 1), (5, 3), (2, 6), (1, 11)] {
+                let slices = OrderKeySlices::new(lines, keys, lines_per_slice);
+                if fixture == "sales" {
+                    assert_eq!(slices.count, count);
+                }
+                let tables = compute_sales_figures(&input, &slices, None).unwrap();
+                assert_eq!(tables.len(), 4);
+                for (metric, frame) in &tables {
+                    assert!(
+                        frame.equals_missing(&expected[metric]),
+                        "{fixture}, {} slices: gold/{metric} differs:\n{frame}\nvs\n{}",
+                        slices.count,
+                        expected[metric]
+                    );
+                }
+                if fixture == "sales" {
+                    // By hand: 415.0 of revenue in 12 lines, 11 orders, 7
+                    // customers, of which Germany has 2 (ALFKI, DRACD).
+                    let kpi = &tables["kpi_summary"];
+                    let number = |name: &str| kpi.column(name).unwrap().get(0).unwrap();
+                    assert_eq!(number("total_revenue"), AnyValue::Float64(415.0));
+                    assert_eq!(number("order_count"), AnyValue::Int64(11));
+                    assert_eq!(number("customer_count"), AnyValue::Int64(7));
+                    assert_eq!(tables["rfm"].height(), 7);
+                    let countries = &tables["revenue_by_country"];
+                    let germany = countries
+                        .clone()
+                        .lazy()
+                        .filter(col("country").eq(lit("Germany")))
+                        .collect()
+                        .unwrap();
+                    let count = germany.column("customer_count").unwrap().get(0).unwrap();
+                    assert_eq!(count, AnyValue::Int64(2));
+                }
+            }
+        }
+    }
+}

@@ -1,206 +1,43 @@
-//! The HTTP API: routes, handlers and their JSON errors.
+//! The HTTP API: routes and handlers.
 //!
 //! Handlers that read the lake run on Tokio's blocking pool; the live
 //! endpoints answer from the current [`LiveSnapshot`]'s pre-encoded bodies.
-//! Every error is `{"error": "...", "status": N}`, the ones axum answers by
-//! itself included ([`errors`]): 4xx for what the client sent, 5xx for what
-//! went wrong here; the server stays up either way. `POST /api/sql` is in
+//! Every error is `{"error": "...", "status": N}` ([`crate::error`]), the
+//! ones axum answers by itself included ([`errors`]): 4xx for what the
+//! client sent, 5xx for what went wrong here; the server stays up either
+//! way. `POST /api/sql` is in
 //! [`query`]. With API keys, every route but the dashboard's files and
 //! `/health` needs one ([`crate::auth`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use chrono::{NaiveDate, Utc};
-use lake_core::error::one_line;
 use lake_core::run::RunManifest;
 use lake_table::Layer;
 use polars::prelude::*;
 use serde_json::{Map, Value, json};
 
-use crate::auth::{self, ApiKeys};
-use crate::cache::ByteLru;
-use crate::catalog::{Catalog, DATA_LAYERS, valid_table_name};
-use crate::live::{LiveSnapshot, LiveSource};
-use crate::server::Tls;
-use crate::{dashboard, json, metrics};
+use crate::catalog::{DATA_LAYERS, valid_table_name};
+use crate::error::{ApiError, ApiResult};
+use crate::live::LiveSnapshot;
+use crate::state::{AppState, EncodedPartition};
+use crate::{auth, dashboard, json, metrics};
 
 mod errors;
 mod query;
 
-use query::SqlStats;
-pub use query::{RETRY_AFTER_SECONDS, SQL_BODY_LIMIT, SqlCounts};
-
-/// Bound of the cache of encoded gold pages.
-const GOLD_BODY_CACHE_BYTES: u64 = 32 * 1024 * 1024;
-
-/// Limits of `POST /api/sql`.
-#[derive(Debug, Clone)]
-pub struct SqlLimits {
-    /// Most rows a result may have (a client may ask for fewer).
-    pub max_rows: usize,
-    /// Longest a query may run; past it, it is stopped.
-    pub timeout: Duration,
-    /// Queries running at once; more are refused until one ends.
-    pub concurrent: usize,
-    /// Most the process's resident memory may grow while a query runs
-    /// before it is stopped (see [`crate::sql::exec`]).
-    pub memory_bytes: u64,
-}
-
-impl Default for SqlLimits {
-    fn default() -> Self {
-        SqlLimits {
-            max_rows: 10_000,
-            timeout: Duration::from_secs(10),
-            concurrent: 2,
-            memory_bytes: 1024 * 1024 * 1024,
-        }
-    }
-}
-
-/// An error as the API returns it.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-    /// Seconds to wait before trying again (`Retry-After`).
-    pub retry_after: Option<u64>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
-    pub fn with_retry_after(mut self, seconds: u64) -> Self {
-        self.retry_after = Some(seconds);
-        self
-    }
-
-    fn internal(err: &anyhow::Error) -> Self {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, one_line(err))
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = Json(json!({"error": self.message, "status": self.status.as_u16()}));
-        let mut response = (self.status, body).into_response();
-        if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        response
-    }
-}
-
-type ApiResult<T> = Result<T, ApiError>;
-
-/// Cached JSON body of one date of a gold table, valid for its version.
-#[derive(Clone)]
-struct EncodedPartition {
-    version: i64,
-    body: Bytes,
-}
-
-struct Inner {
-    catalog: Arc<Catalog>,
-    live: Arc<dyn LiveSource>,
-    query: String,
-    sql_limits: SqlLimits,
-    sql_slots: Arc<tokio::sync::Semaphore>,
-    sql_stats: SqlStats,
-    gold_bodies: Mutex<ByteLru<(String, NaiveDate), EncodedPartition>>,
-}
-
-/// A test seam: called with the query text on the blocking thread that
-/// runs each SQL query, before anything else (see
-/// [`AppState::with_sql_hook_for_tests`]).
-pub type SqlHook = Arc<dyn Fn(&str) + Send + Sync>;
-
-/// What the handlers share, and how the server is exposed (keys, TLS).
-#[derive(Clone)]
-pub struct AppState {
-    inner: Arc<Inner>,
-    keys: Option<Arc<ApiKeys>>,
-    tls: Option<Tls>,
-    sql_hook: Option<SqlHook>,
-}
-
-impl AppState {
-    /// `query` names the stream query whose status `/metrics` reports.
-    /// No keys and no TLS: [`crate::server::serve`] and
-    /// [`crate::server::spawn`] take them from the environment
-    /// (`LAKE_API_KEYS`, ...) unless `with_keys`/`with_tls` set them.
-    pub fn new(
-        catalog: Arc<Catalog>,
-        live: Arc<dyn LiveSource>,
-        query: &str,
-        sql_limits: SqlLimits,
-    ) -> Self {
-        AppState {
-            inner: Arc::new(Inner {
-                catalog,
-                live,
-                query: query.to_string(),
-                sql_slots: Arc::new(tokio::sync::Semaphore::new(sql_limits.concurrent.max(1))),
-                sql_limits,
-                sql_stats: SqlStats::default(),
-                gold_bodies: Mutex::new(ByteLru::new(GOLD_BODY_CACHE_BYTES)),
-            }),
-            keys: None,
-            tls: None,
-            sql_hook: None,
-        }
-    }
-
-    /// Requests need one of `keys` (all but the dashboard's files and
-    /// `/health`).
-    pub fn with_keys(mut self, keys: ApiKeys) -> Self {
-        self.keys = Some(Arc::new(keys));
-        self
-    }
-
-    /// Serve HTTPS.
-    pub fn with_tls(mut self, tls: Tls) -> Self {
-        self.tls = Some(tls);
-        self
-    }
-
-    pub fn keys(&self) -> Option<&ApiKeys> {
-        self.keys.as_deref()
-    }
-
-    pub fn tls(&self) -> Option<&Tls> {
-        self.tls.as_ref()
-    }
-
-    /// Test seam, for tests only: `hook` runs at the start of every SQL
-    /// query's work, on its blocking thread, so a test can hold a query
-    /// (past its time limit, keeping its slot) or make it panic.
-    #[doc(hidden)]
-    pub fn with_sql_hook_for_tests(mut self, hook: SqlHook) -> Self {
-        self.sql_hook = Some(hook);
-        self
-    }
-}
+pub use query::SQL_BODY_LIMIT;
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
-    let guarded = state.clone();
+    let guarded = state.shared_keys();
     Router::new()
         .route("/", get(dashboard::index))
         .route("/assets/{file}", get(dashboard::asset))
@@ -251,7 +88,7 @@ fn json_body(body: Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// The live snapshot, without blocking this worker (see [`LiveSource`]).
+/// The live snapshot, without blocking this worker (see [`crate::live::LiveSource`]).
 async fn snapshot(state: &AppState) -> ApiResult<Arc<LiveSnapshot>> {
     state
         .inner
@@ -269,7 +106,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": "ok",
         "live_source": state.inner.live.origin(),
-        "api_key_required": state.keys.is_some(),
+        "api_key_required": state.keys().is_some(),
     }))
 }
 

@@ -9,6 +9,7 @@
 //! no token a client sent, is ever logged or put in a message.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use axum::extract::{Request, State};
@@ -18,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::api::{ApiError, AppState};
+use crate::error::ApiError;
 
 /// Shortest key accepted.
 pub const MIN_KEY_LEN: usize = 16;
@@ -167,8 +168,12 @@ fn unauthorized(message: &str) -> Response {
 
 /// The middleware: a request for anything but an open path needs one of
 /// the keys, when the server has keys.
-pub async fn require_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(keys) = state.keys() else {
+pub async fn require_key(
+    State(keys): State<Option<Arc<ApiKeys>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(keys) = keys else {
         return next.run(request).await;
     };
     if open_path(request.uri().path()) {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use lake_core::run::{Outcome, RunManifest};
-use lake_table::{At, Lake, Layer, Snapshot, Table, TableRef};
+use lake_table::{At, DateAsked, Lake, Layer, Snapshot, Table, TableRef};
 use polars::prelude::DataFrame;
 use serde::Serialize;
 
@@ -236,13 +236,9 @@ impl Catalog {
         let Some(snapshot) = handle.latest()? else {
             return Ok(None);
         };
-        let date = match date {
-            Some(date) if snapshot.files_of(date).next().is_some() => date,
-            Some(_) => return Ok(None),
-            None => match snapshot.latest_date() {
-                Some(date) => date,
-                None => return Ok(None),
-            },
+        let asked = date.map_or(DateAsked::Latest, DateAsked::Exactly);
+        let Some(date) = snapshot.date_seen(asked) else {
+            return Ok(None);
         };
         Ok(Some(Resolved {
             snapshot,

@@ -9,11 +9,11 @@ use anyhow::{Context, Result};
 use clap::Args;
 use lake_table::Lake;
 
-use crate::api::{AppState, SqlLimits};
 use crate::auth::ApiKeys;
 use crate::catalog::Catalog;
 use crate::live::LakeLive;
-use crate::server::Tls;
+use crate::state::{AppState, SqlLimits};
+use crate::tls::Tls;
 
 #[derive(Args, Clone, Debug)]
 pub struct ServeArgs {

@@ -10,7 +10,7 @@
 //! It is safe to expose: SQL reads only the lake's registered tables
 //! ([`sql`]), API keys protect everything but the dashboard's files and
 //! `/health` ([`auth`]), an address other machines can reach needs a key,
-//! TLS is built in ([`server`]), no lake read blocks an async worker, the
+//! TLS is built in ([`tls`]), no lake read blocks an async worker, the
 //! frame cache is bounded by bytes ([`cache`]), and a SQL query is stopped
 //! at its time limit or memory budget ([`sql::exec`]).
 
@@ -20,15 +20,20 @@ pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod dashboard;
+pub mod error;
 pub mod json;
 pub mod live;
 pub mod metrics;
 pub mod server;
 pub mod sql;
+pub mod state;
+pub mod tls;
 
-pub use api::{AppState, SqlLimits, router};
+pub use api::router;
 pub use auth::ApiKeys;
 pub use catalog::Catalog;
 pub use config::ServeArgs;
 pub use live::{LakeLive, LiveSnapshot, LiveSource, MemoryLive};
-pub use server::{ServerHandle, Tls, serve, spawn};
+pub use server::{ServerHandle, serve, spawn};
+pub use state::{AppState, SqlLimits};
+pub use tls::Tls;

@@ -6,8 +6,8 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 use lake_stream::stream_status::StreamStatus;
 
-use crate::api::SqlCounts;
 use crate::cache::CacheStats;
+use crate::sql::stats::SqlCounts;
 
 fn escape(value: &str) -> String {
     value

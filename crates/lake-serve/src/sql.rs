@@ -42,6 +42,7 @@ use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::{Parser, ParserOptions};
 
 pub mod exec;
+pub mod stats;
 
 /// Longest query text accepted, in bytes.
 pub const MAX_QUERY_BYTES: usize = 64 * 1024;

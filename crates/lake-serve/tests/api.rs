@@ -517,13 +517,13 @@ async fn sql_reads_and_refuses() {
 /// test releases it, and panics on queries containing "PANIC".
 struct Gate {
     release: std::sync::mpsc::Sender<()>,
-    hook: lake_serve::api::SqlHook,
+    hook: lake_serve::state::SqlHook,
 }
 
 fn gate(marker: &'static str) -> Gate {
     let (release, released) = std::sync::mpsc::channel::<()>();
     let released = std::sync::Mutex::new(released);
-    let hook: lake_serve::api::SqlHook = Arc::new(move |query: &str| {
+    let hook: lake_serve::state::SqlHook = Arc::new(move |query: &str| {
         if query.contains("PANIC") {
             panic!("the test's hook panics on purpose");
         }
@@ -534,7 +534,11 @@ fn gate(marker: &'static str) -> Gate {
     Gate { release, hook }
 }
 
-fn app_with(fixture: &Fixture, limits: SqlLimits, hook: lake_serve::api::SqlHook) -> axum::Router {
+fn app_with(
+    fixture: &Fixture,
+    limits: SqlLimits,
+    hook: lake_serve::state::SqlHook,
+) -> axum::Router {
     let catalog = Arc::new(Catalog::new(fixture.lake.clone()));
     router(
         AppState::new(

@@ -13,7 +13,7 @@
 use anyhow::{Result, anyhow};
 
 use crate::commit::{Commit, restore_date};
-use crate::table::At;
+use crate::snapshot::At;
 use crate::writer::DateWriter;
 
 /// Replaces each writer's date in its table, in the order given; either

@@ -27,7 +27,6 @@ use crate::snapshot::{FileEntry, Snapshot};
 use crate::stats::FileStats;
 use crate::storage::block_on;
 use crate::table::{PARTITION_COLUMN, Table, TableRef, delta_error};
-use crate::writer::Txn;
 
 /// Attempts of a change that keeps meeting real conflicts.
 const MAX_ATTEMPTS: u32 = 30;
@@ -41,6 +40,15 @@ pub const STREAM_LOG_RETENTION: &str = "interval 2 days";
 pub(crate) struct CommitBy<'a> {
     pub run_id: &'a str,
     pub streaming: bool,
+}
+
+/// An application transaction: the stream's way to make a replayed
+/// micro-batch a no-op (Delta's `txn` action: an application id per query
+/// and source partition, and the micro-batch number as version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Txn {
+    pub app_id: String,
+    pub version: i64,
 }
 
 /// A data file written and not yet committed.

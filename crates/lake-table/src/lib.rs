@@ -33,12 +33,12 @@ mod view_dictionary;
 pub mod writer;
 
 pub use all_or_none::replace_all;
-pub use commit::{Commit, STREAM_LOG_RETENTION};
+pub use commit::{Commit, STREAM_LOG_RETENTION, Txn};
 pub use layer::Layer;
 pub use read::{read_date, read_latest_date, tables};
-pub use snapshot::{DateSummary, FileEntry, Snapshot};
-pub use storage::Lake;
-pub use table::{
-    At, NotYetCreated, PARTITION_COLUMN, Table, TableRef, is_not_a_table, valid_table_name,
+pub use snapshot::{
+    At, DateAsked, DateSummary, FileEntry, NotYetCreated, Snapshot, is_not_a_table,
 };
-pub use writer::{AppendOutcome, DateWriter, ParquetFileWriter, Txn};
+pub use storage::Lake;
+pub use table::{PARTITION_COLUMN, Table, TableRef, valid_table_name};
+pub use writer::{AppendOutcome, DateWriter, ParquetFileWriter};

@@ -17,9 +17,6 @@ use crate::writer::DateWriter;
 /// Default size of the files compaction writes.
 pub const DEFAULT_TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
 
-/// Default time removed files stay readable before vacuum deletes them.
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-
 /// Rewrites the files of `date` smaller than `target_bytes` into files of
 /// about that size, in one commit with `dataChange=false`: readers, and
 /// the stream's transaction versions, see the same data. `None` when the

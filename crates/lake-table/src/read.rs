@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::layer::Layer;
-use crate::snapshot::Snapshot;
+use crate::snapshot::DateAsked;
 use crate::storage::Lake;
 use crate::table::{Table, TableRef, valid_table_name};
 
@@ -31,24 +31,24 @@ pub fn tables(lake: &Lake, layer: Layer) -> Result<Vec<String>> {
 /// One date of a table at its latest version; `None` when the table has
 /// no commit or not that date.
 pub fn read_date(lake: &Lake, table: &TableRef, date: NaiveDate) -> Result<Option<DataFrame>> {
-    Ok(read_at_latest(lake, table, |_| Some(date))?.map(|(_, frame)| frame))
+    Ok(read_at_latest(lake, table, DateAsked::Exactly(date))?.map(|(_, frame)| frame))
 }
 
 /// The latest date of a table at its latest version, with its rows.
 pub fn read_latest_date(lake: &Lake, table: &TableRef) -> Result<Option<(NaiveDate, DataFrame)>> {
-    read_at_latest(lake, table, Snapshot::latest_date)
+    read_at_latest(lake, table, DateAsked::Latest)
 }
 
-/// The date `pick` chooses of the latest snapshot, collected.
+/// The date `asked` of the latest snapshot, collected.
 fn read_at_latest(
     lake: &Lake,
     table: &TableRef,
-    pick: impl Fn(&Snapshot) -> Option<NaiveDate>,
+    asked: DateAsked,
 ) -> Result<Option<(NaiveDate, DataFrame)>> {
     let Some(snapshot) = Table::open(lake, table.clone())?.latest()? else {
         return Ok(None);
     };
-    let Some(date) = pick(&snapshot).filter(|d| snapshot.files_of(*d).next().is_some()) else {
+    let Some(date) = snapshot.date_seen(asked) else {
         return Ok(None);
     };
     let frame = snapshot

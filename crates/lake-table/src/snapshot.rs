@@ -1,21 +1,228 @@
-//! A table at one version: its files, schema and row counts per date, and
-//! lazy Polars scans of exactly those files.
+//! A table at one version: loading it ([`Table::latest`], [`Table::at`],
+//! through the lake handle's snapshot cache when it has one), its files,
+//! schema and row counts per date, and lazy Polars scans of exactly those
+//! files.
 //!
 //! A snapshot never changes: a writer committing meanwhile makes a new
 //! version, and the files this one lists stay readable for the retention
 //! period (no commit deletes a data file; vacuum does, much later).
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake_core::table::state::DeltaTableState;
+use deltalake_core::{DeltaTable, DeltaTableError};
 use polars::prelude::*;
 
 use crate::delta_types::polars_schema;
 use crate::schema::ColumnSpec;
 use crate::storage::block_on;
 use crate::table::{PARTITION_COLUMN, Table, TableRef, delta_error};
+
+/// Which version of a table to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    Latest,
+    Version(i64),
+    /// The latest version committed at or before this time.
+    Timestamp(DateTime<Utc>),
+}
+
+/// Loading a version of a table.
+impl Table {
+    /// The latest snapshot, or `None` when the table has no commit yet.
+    pub fn latest(&self) -> Result<Option<Snapshot>> {
+        // On a local lake, a table without a log folder is not there yet:
+        // say so without asking delta-rs, which logs the miss as an error.
+        let log = format!("{}/_delta_log", self.table_ref().name);
+        if let Some(path) = self.lake().local_path(self.table_ref().layer, &log)
+            && !path.exists()
+        {
+            return Ok(None);
+        }
+        match self.load(At::Latest) {
+            Ok(snapshot) => Ok(Some(snapshot)),
+            Err(err) if is_not_a_table(&err) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The cached state of the table brought up to date, when the lake
+    /// handle keeps one; `None` to load it in full.
+    fn update_cached(&self) -> Result<Option<Snapshot>> {
+        let Some(cache) = self.lake().snapshot_cache() else {
+            return Ok(None);
+        };
+        let Some(mut state) = cache.get(self.table_ref()) else {
+            return Ok(None);
+        };
+        let kept = state.version();
+        block_on(state.update(self.log_store().as_ref(), None))
+            .map_err(delta_error)
+            .with_context(|| format!("bringing {} up to date", self.table_ref()))?;
+        if state.version() != kept {
+            cache.put(self.table_ref(), state.clone());
+        }
+        Snapshot::from_state(self.clone(), state).map(Some)
+    }
+
+    /// Keeps `state` as the latest seen, when the lake handle caches states.
+    pub(crate) fn remember(&self, state: &DeltaTableState) {
+        if let Some(cache) = self.lake().snapshot_cache() {
+            cache.put(self.table_ref(), state.clone());
+        }
+    }
+
+    /// The snapshot at `at`; an error naming the table when there is none:
+    /// a time before its first commit is a [`NotYetCreated`] error (as
+    /// Delta's readers answer, not version 0), a version past the latest
+    /// names the versions there are.
+    pub fn at(&self, at: At) -> Result<Snapshot> {
+        if let At::Version(version) = at
+            && version < 0
+        {
+            bail!(
+                "{} has no version {version} (versions start at 0)",
+                self.table_ref()
+            );
+        }
+        let snapshot = match self.load(at) {
+            Ok(snapshot) => snapshot,
+            Err(err) => {
+                if let At::Version(version) = at
+                    && !is_not_a_table(&err)
+                    && let Ok(Some(latest)) = self.latest()
+                    && version > latest.version()
+                {
+                    bail!(
+                        "{} has no version {version}: versions 0-{}",
+                        self.table_ref(),
+                        latest.version()
+                    );
+                }
+                return Err(err);
+            }
+        };
+        // delta-rs answers the first version for a time before it.
+        if let At::Timestamp(asked) = at
+            && snapshot.version() == 0
+            && let Some(first_commit) = snapshot.committed_at()
+            && asked < first_commit
+        {
+            return Err(anyhow!(NotYetCreated {
+                table: self.table_ref().to_string(),
+                asked,
+                first_commit,
+            }));
+        }
+        Ok(snapshot)
+    }
+
+    fn load(&self, at: At) -> Result<Snapshot> {
+        if at == At::Latest
+            && let Some(snapshot) = self.update_cached()?
+        {
+            return Ok(snapshot);
+        }
+        let mut table = DeltaTable::new(self.log_store().clone());
+        let loaded = block_on(async {
+            match at {
+                At::Latest => table.load().await,
+                At::Version(version) => {
+                    let version = u64::try_from(version).map_err(|_| {
+                        DeltaTableError::Generic(format!("invalid version {version}"))
+                    })?;
+                    table.load_version(version as _).await
+                }
+                At::Timestamp(time) => table.load_with_datetime(time).await,
+            }
+        });
+        match loaded {
+            Ok(()) => {}
+            Err(err) if names_no_table(&err) => {
+                return Err(anyhow!(NotATable(self.table_ref().to_string())));
+            }
+            Err(err) => {
+                return Err(delta_error(err)).with_context(|| {
+                    format!("opening {} ({})", self.table_ref(), describe_at(at))
+                });
+            }
+        }
+        let state = table
+            .snapshot()
+            .map_err(delta_error)
+            .with_context(|| format!("opening {}", self.table_ref()))?
+            .clone();
+        if at == At::Latest {
+            self.remember(&state);
+        }
+        Snapshot::from_state(self.clone(), state)
+    }
+}
+
+/// True when delta-rs says there is no table there: no log entry, or (on
+/// a local lake) no folder yet.
+fn names_no_table(err: &DeltaTableError) -> bool {
+    matches!(err, DeltaTableError::NotATable(_))
+        || err
+            .to_string()
+            .contains("Invalid table location: Path does not exist")
+}
+
+fn describe_at(at: At) -> String {
+    match at {
+        At::Latest => "latest version".into(),
+        At::Version(v) => format!("version {v}"),
+        At::Timestamp(t) => format!("as of {}", t.to_rfc3339()),
+    }
+}
+
+/// The error of a table that has no commit yet.
+#[derive(Debug)]
+pub struct NotATable(pub String);
+
+impl fmt::Display for NotATable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} is not a table yet (no commit in its _delta_log)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for NotATable {}
+
+/// True when `err` says the table has no commit.
+pub fn is_not_a_table(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<NotATable>().is_some()
+}
+
+/// The error of a time before a table's first commit.
+#[derive(Debug, Clone)]
+pub struct NotYetCreated {
+    pub table: String,
+    pub asked: DateTime<Utc>,
+    pub first_commit: DateTime<Utc>,
+}
+
+impl fmt::Display for NotYetCreated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} did not exist yet at {}: its first commit (version 0) was at {}",
+            self.table,
+            self.asked
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            self.first_commit
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        )
+    }
+}
+
+impl std::error::Error for NotYetCreated {}
 
 /// One data file of a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +255,7 @@ impl std::fmt::Debug for Snapshot {
 }
 
 impl Snapshot {
-    pub(crate) fn from_state(table: Table, state: DeltaTableState) -> Result<Snapshot> {
+    fn from_state(table: Table, state: DeltaTableState) -> Result<Snapshot> {
         let name = table.table_ref().to_string();
         let (columns, schema) = polars_schema(&state.schema())
             .with_context(|| format!("reading the schema of {name}"))?;
@@ -189,14 +396,20 @@ impl Snapshot {
         self.files_of(date).map(|f| f.rows).sum()
     }
 
-    /// The date a run dated `date` reads: that date when the table holds
-    /// it, else the latest one before it.
-    pub fn resolve_date(&self, date: NaiveDate) -> Option<NaiveDate> {
-        self.files
-            .iter()
-            .map(|f| f.date)
-            .filter(|d| *d <= date)
-            .max()
+    /// The date a reader asking for `asked` sees: one this snapshot holds
+    /// files of, or `None`. Every reader of the lake asks here (step
+    /// inputs, [`crate::read`], the serving catalog).
+    pub fn date_seen(&self, asked: DateAsked) -> Option<NaiveDate> {
+        match asked {
+            DateAsked::Latest => self.latest_date(),
+            DateAsked::Exactly(date) => self.files_of(date).next().map(|f| f.date),
+            DateAsked::RunDate(date) => self
+                .files
+                .iter()
+                .map(|f| f.date)
+                .filter(|d| *d <= date)
+                .max(),
+        }
     }
 
     /// The latest date the table holds.
@@ -288,6 +501,18 @@ impl Snapshot {
 fn cloud_options(lake: &crate::storage::Lake) -> Option<polars::io::cloud::CloudOptions> {
     let settings = lake.s3_settings()?;
     Some(polars::io::cloud::CloudOptions::default().with_aws(settings.config_keys()))
+}
+
+/// Which date of a table a reader asks for (see [`Snapshot::date_seen`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateAsked {
+    /// The latest date the table holds.
+    Latest,
+    /// This date, and no other.
+    Exactly(NaiveDate),
+    /// The input of a run dated this date: that date when the table holds
+    /// it, else the latest one before it.
+    RunDate(NaiveDate),
 }
 
 /// What one date of a table holds.

@@ -5,6 +5,7 @@
 //! object store's async calls run on a small private Tokio runtime (or on the
 //! caller's runtime when there is one).
 
+use std::any::Any;
 use std::future::Future;
 use std::io::Write;
 use std::path::{Path as FsPath, PathBuf};
@@ -20,7 +21,6 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use crate::error::Transient;
 use crate::layer::Layer;
-use crate::snapshot_cache::SnapshotCache;
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
@@ -78,8 +78,10 @@ impl ObjectInfo {
 #[derive(Clone)]
 pub struct Lake {
     inner: Arc<LakeInner>,
-    /// Set on a handle made by [`Lake::with_snapshot_cache`].
-    snapshots: Option<Arc<SnapshotCache>>,
+    /// What the table layer keeps on this handle and its clones (its
+    /// snapshot cache, see [`crate::snapshot_cache`]): opaque to storage,
+    /// which holds it only.
+    attached: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 struct LakeInner {
@@ -210,7 +212,7 @@ impl Lake {
                 local_root: Some(root),
                 s3: None,
             }),
-            snapshots: None,
+            attached: None,
         })
     }
 
@@ -281,23 +283,22 @@ impl Lake {
                 local_root: None,
                 s3: Some(settings),
             }),
-            snapshots: None,
+            attached: None,
         })
     }
 
-    /// The same lake, through a handle that keeps the latest state of each
-    /// table it loads or commits to, and brings it up to date on the next
-    /// load (see [`crate::snapshot_cache`]). For a writer whose tables are
-    /// not deleted or recreated while it runs.
-    pub fn with_snapshot_cache(&self) -> Lake {
+    /// The same lake, through a handle carrying `state` (shared by its
+    /// clones, replacing what this handle carries).
+    pub(crate) fn with_attached(&self, state: Arc<dyn Any + Send + Sync>) -> Lake {
         Lake {
             inner: self.inner.clone(),
-            snapshots: Some(Arc::default()),
+            attached: Some(state),
         }
     }
 
-    pub(crate) fn snapshot_cache(&self) -> Option<&SnapshotCache> {
-        self.snapshots.as_deref()
+    /// What this handle carries, when it is a `T`.
+    pub(crate) fn attached<T: Any>(&self) -> Option<&T> {
+        self.attached.as_deref()?.downcast_ref()
     }
 
     /// The lake's location as shown to people.

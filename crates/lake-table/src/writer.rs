@@ -10,22 +10,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::{NaiveDate, Utc};
 use polars::prelude::*;
 
-use crate::commit::{self, Change, Commit, NewFile, Outcome};
+use crate::commit::{self, Change, Commit, NewFile, Outcome, Txn};
 use crate::delta_types::stored_schema;
 use crate::parquet;
 use crate::snapshot::FileEntry;
 use crate::stats::FileStats;
 use crate::storage::{Lake, ObjectWriter};
 use crate::table::{PARTITION_COLUMN, Table, TableRef};
-
-/// An application transaction: the stream's way to make a replayed
-/// micro-batch a no-op (Delta's `txn` action: an application id per query
-/// and source partition, and the micro-batch number as version).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Txn {
-    pub app_id: String,
-    pub version: i64,
-}
 
 /// Writes the data files of one date of a table, then commits them. A
 /// clone commits the same files (a commit step retried after a transient

@@ -20,6 +20,8 @@ use clap::{Args, Subcommand};
 use lake_core::dag::group_digits;
 use lake_core::pg::PgUrl;
 
+use crate::measure::{load_average, wait_with_usage};
+
 #[derive(Subcommand)]
 pub enum Bench {
     /// Batch path: PostgreSQL -> bronze -> silver -> gold.
@@ -82,13 +84,6 @@ impl Measure {
     }
 }
 
-/// What wait4 says of a finished child.
-pub(crate) struct ChildUsage {
-    pub ok: bool,
-    pub max_rss_bytes: u64,
-    pub cpu: Duration,
-}
-
 /// Runs `command` to its end and measures it; fails naming `what`.
 fn measure(what: &str, command: &mut Command) -> Result<Measure> {
     let started = Instant::now();
@@ -120,34 +115,6 @@ fn measure_stage(stage: &str, lake: &Path, pg: &str) -> Result<Measure> {
         .env_remove("LAKE_FAULT")
         .stdout(std::process::Stdio::null());
     measure(&format!("benchmark stage {stage}"), &mut command)
-}
-
-/// Waits for a child: success, peak RSS and CPU time, from wait4.
-pub(crate) fn wait_with_usage(pid: u32) -> Result<ChildUsage> {
-    let mut status: libc::c_int = 0;
-    // SAFETY: a zeroed rusage is a valid out-parameter for wait4.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our own child, status and usage are valid pointers.
-    let waited = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
-    if waited < 0 {
-        bail!(
-            "waiting for the benchmark child: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    Ok(ChildUsage {
-        ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        // ru_maxrss is in kilobytes on Linux.
-        max_rss_bytes: usage.ru_maxrss as u64 * 1024,
-        cpu: time(usage.ru_utime) + time(usage.ru_stime),
-    })
-}
-
-/// Waits for a child and returns (success, peak RSS in bytes).
-pub(crate) fn wait_with_rusage(pid: u32) -> Result<(bool, u64)> {
-    let usage = wait_with_usage(pid)?;
-    Ok((usage.ok, usage.max_rss_bytes))
 }
 
 /// The run date every benchmark run writes.
@@ -183,14 +150,6 @@ fn rate(rows: u64, wall: Duration) -> String {
 
 fn mib(bytes: u64) -> String {
     format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
-/// The 1-minute load average, as /proc/loadavg says.
-pub(crate) fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|text| text.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
 }
 
 /// The peer scripts of `dir`: `peer_*.py`, by name.

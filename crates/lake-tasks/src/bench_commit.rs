@@ -12,6 +12,8 @@ use clap::Args;
 use lake_table::{DateWriter, Lake, Layer, Table, TableRef, Txn};
 use polars::prelude::*;
 
+use crate::measure::percentile;
+
 #[derive(Args)]
 pub struct CommitArgs {
     /// Commits of each kind.
@@ -26,8 +28,8 @@ fn summary(name: &str, times: Vec<Duration>) {
     println!(
         "{name:<46} {:>8.2} ms {:>8.2} ms {:>8.2} ms",
         mean,
-        crate::bench_stream::percentile(&ms, 0.5),
-        crate::bench_stream::percentile(&ms, 0.99),
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.99),
     );
 }
 

@@ -23,6 +23,7 @@ use lake_stream::config::KafkaSettings;
 use lake_stream::generator::EventMix;
 use lake_stream::produce::{ProduceOptions, produce};
 
+use crate::measure::percentile;
 use crate::pipeline::{PipelineOptions, run_pipeline};
 
 #[derive(Args)]
@@ -55,7 +56,7 @@ struct LoadReport {
 
 impl LoadReport {
     fn percentile_ms(&self, p: f64) -> f64 {
-        crate::bench_stream::percentile(&self.latencies, p) * 1000.0
+        percentile(&self.latencies, p) * 1000.0
     }
 
     fn rate(&self) -> f64 {

@@ -22,6 +22,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+use crate::measure::{load_average, percentile, wait_with_rusage};
+
 #[derive(Args)]
 pub struct StreamArgs {
     /// Events pre-filled in the topic for the throughput run.
@@ -224,14 +226,6 @@ impl LiveWatch {
         }
         self.count
     }
-}
-
-pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
 }
 
 /// Checkpoint objects of the query after a run: (files, total bytes,
@@ -479,7 +473,7 @@ pub fn stream(args: StreamArgs) -> Result<()> {
         None => lake_testkit::kafka_server().brokers.clone(),
     };
     let server = lake_testkit::KafkaServer::attach(&brokers);
-    let load = crate::bench::load_average();
+    let load = load_average();
 
     // Throughput over a pre-filled topic.
     let topic = server.create_topic("bench-throughput", args.partitions);
@@ -496,7 +490,7 @@ pub fn stream(args: StreamArgs) -> Result<()> {
         .tempdir()?;
     let started = Instant::now();
     let child = stream_command(&brokers, &topic, lake_dir.path(), "available-now")?.spawn()?;
-    let (ok, max_rss) = crate::bench::wait_with_rusage(child.id())?;
+    let (ok, max_rss) = wait_with_rusage(child.id())?;
     let stream_time = started.elapsed();
     if !ok {
         bail!("lake-stream run failed");

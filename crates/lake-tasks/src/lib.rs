@@ -7,6 +7,7 @@ mod bench_commit;
 mod bench_serve;
 mod bench_stream;
 pub mod lake;
+mod measure;
 pub mod pipeline;
 pub mod seed;
 pub mod serve;

@@ -92,7 +92,7 @@ pub fn run_pipeline(options: &PipelineOptions) -> Result<PipelineRun> {
     }
     // Gold's figures of silver's lines, which a silver step of this run
     // hands over as it writes them (gold then does not read them back).
-    let sales = Arc::new(lake_gold::SalesCache::new(
+    let sales = Arc::new(lake_gold::SalesHandOver::new(
         &lake,
         pins.clone(),
         date,

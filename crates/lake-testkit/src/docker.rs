@@ -64,8 +64,13 @@ pub fn kafka() -> Result<(Container<GenericImage>, String)> {
     Ok((container, format!("127.0.0.1:{port}")))
 }
 
-/// MinIO with the test buckets; returns the container and endpoint.
-pub fn minio(access_key: &str, secret_key: &str) -> Result<(Container<GenericImage>, String)> {
+/// MinIO with `buckets` (names separated by commas); returns the
+/// container and endpoint.
+pub fn minio(
+    access_key: &str,
+    secret_key: &str,
+    buckets: &str,
+) -> Result<(Container<GenericImage>, String)> {
     let container = GenericImage::new("minio/minio", "RELEASE.2025-04-22T22-12-26Z")
         .with_exposed_port(9000.tcp())
         .with_wait_for(WaitFor::message_on_stdout("API:"))
@@ -78,7 +83,7 @@ pub fn minio(access_key: &str, secret_key: &str) -> Result<(Container<GenericIma
         .get_host_port_ipv4(9000.tcp())
         .map_err(|err| anyhow!("MinIO container port: {err}"))?;
     let endpoint = format!("http://127.0.0.1:{port}");
-    for bucket in crate::s3_server::BUCKETS.split(',') {
+    for bucket in buckets.split(',') {
         let status = Command::new("curl")
             .args(["-s", "-o", "/dev/null", "-X", "PUT", "--aws-sigv4", "aws:amz:us-east-1:s3"])
             .arg("--user")

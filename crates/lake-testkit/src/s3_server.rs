@@ -142,7 +142,7 @@ impl S3Server {
             });
         }
         if crate::docker::docker_answers() {
-            let (container, endpoint) = crate::docker::minio(ACCESS_KEY, SECRET_KEY)?;
+            let (container, endpoint) = crate::docker::minio(ACCESS_KEY, SECRET_KEY, BUCKETS)?;
             return Ok(S3Server {
                 endpoint,
                 access_key: ACCESS_KEY.into(),

@@ -11,7 +11,6 @@
 //! ended. A client that goes away stops its query the same way.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -24,11 +23,13 @@ use polars::prelude::*;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, ApiResult, AppState, SqlLimits};
 use crate::catalog::{Catalog, DATA_LAYERS, sql_name};
+use crate::error::{ApiError, ApiResult};
 use crate::json;
 use crate::sql::exec::{Stop, StopReason};
+use crate::sql::stats::{Running, SqlStats};
 use crate::sql::{self, exec};
+use crate::state::{AppState, SqlLimits};
 
 /// Most bytes of a `POST /api/sql` body (axum's default limit, named so
 /// the 413 can say it): a query is at most [`sql::MAX_QUERY_BYTES`], and
@@ -38,77 +39,11 @@ pub const SQL_BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// What a client told "too many queries" should wait before trying again,
 /// in seconds: most queries end within a second, and none runs past its
 /// time limit.
-pub const RETRY_AFTER_SECONDS: u64 = 1;
+const RETRY_AFTER_SECONDS: u64 = 1;
 
 /// How often the handler looks at its query's clock and memory: the most a
 /// query runs past its limit before it is asked to stop.
 const WATCH_EVERY: Duration = Duration::from_millis(20);
-
-/// Counters of the SQL queries, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct SqlStats {
-    running: AtomicU64,
-    stopped: [AtomicU64; 3],
-    refused_busy: AtomicU64,
-}
-
-/// What [`SqlStats`] counted.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SqlCounts {
-    /// Queries whose work has not ended (asked to stop or not).
-    pub running: u64,
-    /// Queries asked to stop, by reason.
-    pub stopped: Vec<(&'static str, u64)>,
-    /// Queries refused because every slot was taken.
-    pub refused_busy: u64,
-}
-
-impl SqlStats {
-    pub fn counts(&self) -> SqlCounts {
-        SqlCounts {
-            running: self.running.load(Ordering::Acquire),
-            stopped: [
-                StopReason::TimeLimit,
-                StopReason::MemoryLimit,
-                StopReason::ClientGone,
-            ]
-            .into_iter()
-            .map(|reason| {
-                (
-                    reason.label(),
-                    self.stopped_counter(reason).load(Ordering::Relaxed),
-                )
-            })
-            .collect(),
-            refused_busy: self.refused_busy.load(Ordering::Relaxed),
-        }
-    }
-
-    fn stopped_counter(&self, reason: StopReason) -> &AtomicU64 {
-        &self.stopped[match reason {
-            StopReason::TimeLimit => 0,
-            StopReason::MemoryLimit => 1,
-            StopReason::ClientGone => 2,
-        }]
-    }
-}
-
-/// Counts a query as running while it lives: made on the blocking thread
-/// before the work, dropped when it ends, panic or not.
-struct Running<'a>(&'a SqlStats);
-
-impl<'a> Running<'a> {
-    fn enter(stats: &'a SqlStats) -> Self {
-        stats.running.fetch_add(1, Ordering::AcqRel);
-        Running(stats)
-    }
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 /// Stops the query when the handler is dropped before it answered (the
 /// client closed the connection): nobody would read the result.
@@ -121,9 +56,7 @@ struct StopUnlessAnswered<'a> {
 impl Drop for StopUnlessAnswered<'_> {
     fn drop(&mut self) {
         if !self.answered && self.stop.stop(StopReason::ClientGone) {
-            self.stats
-                .stopped_counter(StopReason::ClientGone)
-                .fetch_add(1, Ordering::Relaxed);
+            self.stats.count_stopped(StopReason::ClientGone);
         }
     }
 }
@@ -187,7 +120,7 @@ pub(super) async fn run_sql(
         .clone()
         .try_acquire_owned()
         .map_err(|_| {
-            stats.refused_busy.fetch_add(1, Ordering::Relaxed);
+            stats.count_refused_busy();
             ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
@@ -257,9 +190,7 @@ async fn watch(
         };
         if let Some(reason) = reason {
             if stop.stop(reason) {
-                stats
-                    .stopped_counter(reason)
-                    .fetch_add(1, Ordering::Relaxed);
+                stats.count_stopped(reason);
             }
             return Err(stopped(reason, limits));
         }
