@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use lake_core::config::{DEFAULT_GENERATOR_SEED, LakeArgs, SourceArgs};
+use lake_stream::config::KafkaSettings;
+use lake_stream::generator::EventMix;
 use lake_stream::produce::{ProduceOptions, produce};
-use lake_stream::producer::EventMix;
-use lake_stream::run::KafkaSettings;
 use lake_stream::step::StreamSource;
 use lake_table::{Lake, Layer};
 use lake_tasks::pipeline::{PipelineOptions, run_pipeline};

@@ -72,7 +72,7 @@ fn live_totals(body: &Value) -> BTreeMap<String, (f64, u64)> {
 
 fn assert_live_equals_report(
     live: &BTreeMap<String, (f64, u64)>,
-    report: &lake_stream::producer::ProducerReport,
+    report: &lake_stream::generator::ProducerReport,
 ) {
     assert_eq!(live.len(), report.by_country.len(), "{live:?}");
     for (country, expected) in &report.by_country {

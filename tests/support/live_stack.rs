@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use lake_core::run::new_run_id;
 use lake_serve::ApiKeys;
-use lake_stream::processor::StreamConfig;
+use lake_stream::config::{KafkaRunOptions, KafkaSettings, StreamConfig, Trigger};
+use lake_stream::generator::{EventMix, ProducerReport};
 use lake_stream::produce::{ProduceOptions, produce};
-use lake_stream::producer::{EventMix, ProducerReport};
-use lake_stream::run::{KafkaRunOptions, KafkaSettings, RunSummary, Trigger, run_kafka};
+use lake_stream::runner::{RunSummary, run_kafka};
 use lake_stream_cli::serve::LiveServer;
 use lake_table::Lake;
 use lake_testkit::kafka_server;

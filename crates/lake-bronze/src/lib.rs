@@ -13,6 +13,7 @@
 
 pub mod metadata;
 pub mod source;
+pub mod tables;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -21,25 +22,10 @@ use anyhow::Result;
 use chrono::NaiveDate;
 use lake_core::dag::{Step, StepOutput};
 use lake_core::pins::RunPins;
-use lake_table::{Lake, Layer, TableRef};
+use lake_table::Lake;
 
 pub use source::{BatchSource, StagedCopy};
-
-/// The tables bronze copies, in the order they are ingested.
-pub const TABLES: [&str; 6] = lake_northwind::TABLES;
-
-/// Name of the bronze step copying `table`.
-pub fn step_name(table: &str) -> String {
-    format!("bronze/{table}")
-}
-
-/// Name of the step that commits the run's copies, all or none.
-pub const COMMIT_STEP: &str = "bronze/commit";
-
-/// The bronze table copying `table`.
-pub fn table_ref(table: &str) -> TableRef {
-    TableRef::new(Layer::Bronze, table)
-}
+pub use tables::{COMMIT_STEP, TABLES, check_tables, step_name, table_ref};
 
 /// The copies of a run waiting for their commit.
 #[derive(Default)]
@@ -131,17 +117,4 @@ pub fn steps(
         move |_ctx| copies.commit(&tables, &pins),
     ));
     steps
-}
-
-/// Checks a list of table names against [`TABLES`].
-pub fn check_tables(tables: &[String]) -> Result<()> {
-    for table in tables {
-        if !TABLES.contains(&table.as_str()) {
-            anyhow::bail!(
-                "unknown table {table:?} (bronze copies {})",
-                TABLES.join(", ")
-            );
-        }
-    }
-    Ok(())
 }

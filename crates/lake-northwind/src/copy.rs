@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use polars::prelude::*;
 
-use crate::civil_from_days;
+use crate::calendar::civil_from_days;
 
 /// Rows are flushed to the writer whenever the buffer reaches this size.
 const CHUNK_BYTES: usize = 1 << 20;
@@ -164,10 +164,13 @@ mod tests {
             Series::new("f".into(), [Some(18.4f32), Some(f32::NEG_INFINITY)]).into_column(),
             Series::new("s".into(), [Some("a\\b\tc\nd\re"), None]).into_column(),
             Series::new("b".into(), [Some(&[0x00u8, 0xAB, 0x5C][..]), None]).into_column(),
-            Int32Chunked::new("d".into(), [Some(crate::days_from_civil(1996, 7, 4)), None])
-                .into_date()
-                .into_series()
-                .into_column(),
+            Int32Chunked::new(
+                "d".into(),
+                [Some(crate::calendar::days_from_civil(1996, 7, 4)), None],
+            )
+            .into_date()
+            .into_series()
+            .into_column(),
         ])?;
         let mut out = Vec::new();
         assert_eq!(write_copy_text(&df, &mut out)?, 2);

@@ -2,10 +2,8 @@ use std::collections::HashSet;
 
 use polars::prelude::*;
 
-use crate::{
-    COUNTRY_ALIASES, DEFAULT_SEED, FIRST_ORDER_ID, TABLE_COLUMNS, TABLES, civil_from_days,
-    days_from_civil, ddl, generate,
-};
+use crate::calendar::{civil_from_days, days_from_civil};
+use crate::{COUNTRY_ALIASES, DEFAULT_SEED, FIRST_ORDER_ID, TABLE_COLUMNS, TABLES, ddl, generate};
 
 fn scale1() -> crate::Northwind {
     generate(1, DEFAULT_SEED).expect("generate scale 1")

@@ -19,6 +19,7 @@ use lake_table::Lake;
 use rdkafka::consumer::BaseConsumer;
 
 use crate::config::{KafkaRunOptions, KafkaSettings, StreamConfig, Trigger};
+use crate::drive::{LoopOptions, drive};
 use crate::event::DlqReason;
 use crate::generator::ProducerReport;
 use crate::processor::{BatchReport, Processor};
@@ -27,7 +28,6 @@ use crate::source::context::lock;
 pub use crate::source::embedded::EmbeddedOptions;
 use crate::source::embedded::EmbeddedSource;
 use crate::source::kafka::KafkaSource;
-use crate::drive::{LoopOptions, drive};
 use crate::views::LiveTotals;
 
 /// What a run did.

@@ -41,7 +41,7 @@ impl ChromeDriver {
             "chromium-driver",
         )?;
         let chromium = binary("LAKE_CHROMIUM", "/usr/bin/chromium", "chromium")?;
-        let port = crate::free_port();
+        let port = crate::unique::free_port();
         let child = Command::new(&driver)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())

@@ -38,7 +38,7 @@ pub fn postgres(password: &str) -> Result<(Container<GenericImage>, u16)> {
 
 /// Apache Kafka in KRaft mode, advertised on a fixed host port.
 pub fn kafka() -> Result<(Container<GenericImage>, String)> {
-    let port = crate::free_port();
+    let port = crate::unique::free_port();
     let container = GenericImage::new("apache/kafka", "3.9.0")
         .with_wait_for(WaitFor::message_on_stdout("Kafka Server started"))
         .with_mapped_port(port, 9092.tcp())

@@ -16,32 +16,12 @@ pub mod postgres_server;
 pub mod process;
 pub mod python;
 pub mod s3_server;
+pub mod unique;
 
 pub use kafka_server::{KafkaServer, kafka_server};
 pub use postgres_server::{PgServer, TestDb, pg_server};
 pub use s3_server::{S3Server, own_s3_server, s3_server};
-
-use std::net::TcpListener;
-
-/// A free TCP port on 127.0.0.1 (bound and released: a small race remains,
-/// which the start-up checks catch).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .unwrap_or_else(|err| panic!("no free loopback port: {err}"))
-}
-
-/// A process-unique suffix for names of databases, topics, folders.
-pub fn unique_suffix() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
+pub use unique::{free_port, unique_suffix};
 
 /// Where the tools are (shared with the `cargo xtask` launcher).
 pub use lake_tools::{cache_dir, resolve_cache_dir};

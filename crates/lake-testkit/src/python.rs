@@ -10,7 +10,7 @@ pub fn interop_python() -> PathBuf {
     if let Some(path) = std::env::var_os("LAKE_INTEROP_PYTHON").filter(|p| !p.is_empty()) {
         return PathBuf::from(path);
     }
-    let cached = crate::cache_dir().join("tools/python/bin/python");
+    let cached = lake_tools::cache_dir().join("tools/python/bin/python");
     if cached.exists() {
         return cached;
     }

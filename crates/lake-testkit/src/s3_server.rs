@@ -72,7 +72,7 @@ pub fn find_weed() -> Result<PathBuf> {
             return Ok(PathBuf::from(path));
         }
     }
-    let cached = crate::cache_dir().join("tools/python/bin/weed");
+    let cached = lake_tools::cache_dir().join("tools/python/bin/weed");
     if cached.exists() {
         return Ok(cached);
     }
@@ -82,7 +82,7 @@ pub fn find_weed() -> Result<PathBuf> {
 /// Five ports whose gRPC twins (+10000) are free too.
 pub fn free_ports() -> Result<[u16; 5]> {
     for _ in 0..200 {
-        let base = 20_000 + (crate::free_port() % 20_000);
+        let base = 20_000 + (crate::unique::free_port() % 20_000);
         let ports = [base, base + 1, base + 2, base + 3, base + 4];
         let all_free = ports.iter().all(|p| {
             std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()
@@ -292,7 +292,10 @@ impl S3Server {
 
     /// A fresh lake URL of its own for one test: `s3://lake-tests/{unique}`.
     pub fn lake_url(&self, name: &str) -> String {
-        format!("s3://{TEST_BUCKET}/{name}-{}", crate::unique_suffix())
+        format!(
+            "s3://{TEST_BUCKET}/{name}-{}",
+            crate::unique::unique_suffix()
+        )
     }
 }
 
