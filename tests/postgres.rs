@@ -188,7 +188,7 @@ fn every_table_of_a_run_is_copied_at_one_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake_table::Lake::open(&dir.path().display().to_string()).unwrap();
     let date = test_date();
-    let url: lake_core::pg::PgUrl = db.url.parse().unwrap();
+    let url: lake_pg::url::PgUrl = db.url.parse().unwrap();
     let run = BatchSource::Postgres(Box::new(PgSource::new(url.clone())));
     let mut client = connect(&db);
     let (orders, lines) = (
@@ -247,7 +247,7 @@ fn tls_is_used_when_the_url_asks_for_it() {
         format!("{base}?{query}")
     };
     let ssl_in_use = |url: &str| -> bool {
-        let parsed: lake_core::pg::PgUrl = url.parse().unwrap();
+        let parsed: lake_pg::url::PgUrl = url.parse().unwrap();
         let mut client = parsed.connect().unwrap();
         client
             .query_one(
@@ -264,7 +264,7 @@ fn tls_is_used_when_the_url_asks_for_it() {
     ))));
     assert!(!ssl_in_use(&with("sslmode=disable")));
     // verify-full against a certificate nobody vouches for is refused.
-    let untrusted: lake_core::pg::PgUrl = with("sslmode=verify-full").parse().unwrap();
+    let untrusted: lake_pg::url::PgUrl = with("sslmode=verify-full").parse().unwrap();
     let err = format!(
         "{:#}",
         untrusted

@@ -43,7 +43,7 @@ pub fn run(
 /// A database of the test server holding a generated Northwind of `scale`.
 pub fn seeded(scale: u32) -> lake_testkit::TestDb {
     let db = lake_testkit::pg_server().create_db("lake_seed");
-    let url: lake_core::pg::PgUrl = db.url.parse().unwrap();
+    let url: lake_pg::url::PgUrl = db.url.parse().unwrap();
     lake_tasks::seed::seed(
         &url,
         scale,

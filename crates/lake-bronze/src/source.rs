@@ -6,9 +6,11 @@ use std::sync::mpsc::sync_channel;
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{NaiveDate, Utc};
 use lake_core::config::SourceArgs;
-use lake_core::pg::{PgUrl, query_error, table_columns};
-use lake_core::pg_types::CopyDecoder;
 use lake_northwind::Northwind;
+use lake_pg::catalog::table_columns;
+use lake_pg::copy_decoder::CopyDecoder;
+use lake_pg::error::query_error;
+use lake_pg::url::PgUrl;
 use lake_table::{Commit, DateWriter, Lake};
 use polars::prelude::*;
 
@@ -99,10 +101,18 @@ impl StagedCopy {
     }
 }
 
+/// The PostgreSQL URL of `args`, parsed, when one is configured.
+fn pg_url(args: &SourceArgs) -> Result<Option<PgUrl>> {
+    match args.pg.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(raw) => Ok(Some(raw.parse()?)),
+    }
+}
+
 impl BatchSource {
     /// PostgreSQL when a URL is configured, else the generator.
     pub fn from_args(args: &SourceArgs) -> Result<BatchSource> {
-        match args.pg_url()? {
+        match pg_url(args)? {
             Some(url) => Ok(BatchSource::Postgres(Box::new(PgSource::new(url)))),
             None => Ok(BatchSource::Generated(
                 lake_northwind::generate(args.scale, args.seed).context("generating Northwind")?,

@@ -9,7 +9,6 @@ use chrono::{NaiveDate, Utc};
 use clap::Args;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::pg::PgUrl;
 use lake_table::Lake;
 
 /// Where the lake is and which date a run writes.
@@ -65,16 +64,6 @@ pub struct SourceArgs {
 
 /// Default seed of the built-in generator.
 pub const DEFAULT_GENERATOR_SEED: u64 = 20_260_101;
-
-impl SourceArgs {
-    /// The PostgreSQL URL, parsed, when one is configured.
-    pub fn pg_url(&self) -> Result<Option<PgUrl>> {
-        match self.pg.as_deref().map(str::trim) {
-            None | Some("") => Ok(None),
-            Some(raw) => Ok(Some(raw.parse()?)),
-        }
-    }
-}
 
 /// Parses a date written exactly `YYYY-MM-DD`, year 1000 to 9999: chrono's
 /// `%Y` alone takes `26-1-1` (the year 26, written as partition

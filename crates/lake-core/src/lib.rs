@@ -1,7 +1,8 @@
 //! What every layer shares beyond the table format (`lake-table`):
-//! configuration, PostgreSQL access and type mapping, the country
-//! standardization of the batch and streaming paths, step inputs, the DAG
-//! runner and run manifests.
+//! configuration, the country standardization of the batch and streaming
+//! paths, step inputs and the versions a run reads, the DAG runner, run
+//! manifests and error classification. PostgreSQL access is `lake-pg`'s,
+//! linked only by the crates that read or load a PostgreSQL database.
 //!
 //! Nothing here knows about a particular table: layer crates own their
 //! transformations.
@@ -12,8 +13,5 @@ pub mod dag;
 pub mod display;
 pub mod error;
 pub mod input;
-pub mod pg;
-pub mod pg_copy;
-pub mod pg_types;
 pub mod pins;
 pub mod run;

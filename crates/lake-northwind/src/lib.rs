@@ -6,7 +6,8 @@
 //! `varchar`/`text` → `String`, `date` → `Date`, `bytea` → `Binary`). Two uses:
 //!
 //! 1. the embedded source of the lake when no PostgreSQL is configured ([`generate`]);
-//! 2. seeding a PostgreSQL database ([`ddl`], [`seed_postgres`]).
+//! 2. seeding a PostgreSQL database: the DDL ([`ddl`]) and the COPY text of the rows
+//!    ([`write_copy_text`]), which `cargo xtask seed` (`lake-tasks`) loads.
 //!
 //! # Content
 //!
@@ -196,12 +197,6 @@ impl Northwind {
             DataType::Int16
         }
     }
-}
-
-/// Rows loaded per table by [`seed_postgres`], in load order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SeedReport {
-    pub rows: Vec<(&'static str, u64)>,
 }
 
 /// Generates the six tables for `scale` (1..=[`MAX_SCALE`]) and `seed`.
@@ -1196,42 +1191,4 @@ pub fn ddl(nw: &Northwind) -> String {
         out.push_str("\n);\n\n");
     }
     out
-}
-
-/// Drops the six tables if they exist, creates them with [`ddl`] and loads every table with
-/// `COPY … FROM STDIN` (text format), all in one transaction. Rows are streamed to the
-/// server in chunks of about 1 MiB.
-pub fn seed_postgres(client: &mut postgres::Client, nw: &Northwind) -> Result<SeedReport> {
-    let mut tx = client
-        .transaction()
-        .context("seeding Northwind: starting a transaction")?;
-    let drop = format!(
-        "DROP TABLE IF EXISTS {};\n",
-        TABLES.iter().rev().copied().collect::<Vec<_>>().join(", ")
-    );
-    tx.batch_execute(&(drop + &ddl(nw)))
-        .context("seeding Northwind: dropping and creating the tables")?;
-    let mut rows = Vec::with_capacity(nw.tables.len());
-    for (table, df) in &nw.tables {
-        let columns = table_columns(table)
-            .with_context(|| format!("seeding Northwind: unknown table {table}"))?;
-        let names: Vec<&str> = df.columns().iter().map(|c| c.name().as_str()).collect();
-        ensure!(
-            names == columns,
-            "seeding Northwind: table {table} has columns {names:?}, expected {columns:?}"
-        );
-        let statement = format!("COPY {table} ({}) FROM STDIN", columns.join(", "));
-        let mut writer = tx
-            .copy_in(&statement)
-            .with_context(|| format!("seeding Northwind: starting COPY into {table}"))?;
-        write_copy_text(df, &mut writer)
-            .with_context(|| format!("seeding Northwind: streaming rows of {table}"))?;
-        let n = writer
-            .finish()
-            .with_context(|| format!("seeding Northwind: finishing COPY into {table}"))?;
-        rows.push((*table, n));
-    }
-    tx.commit()
-        .context("seeding Northwind: committing the transaction")?;
-    Ok(SeedReport { rows })
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use lake_core::dag::group_digits;
-use lake_core::pg::PgUrl;
+use lake_pg::url::PgUrl;
 
 use crate::measure::{load_average, wait_with_usage};
 

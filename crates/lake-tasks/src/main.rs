@@ -276,7 +276,7 @@ fn run(cli: Cli) -> Result<()> {
             ..
         } => {
             let pg = pg.ok_or_else(|| anyhow::anyhow!("--pg is required"))?;
-            let url: lake_core::pg::PgUrl = pg.parse()?;
+            let url: lake_pg::url::PgUrl = pg.parse()?;
             for (table, rows) in lake_tasks::seed::seed(&url, scale, seed, replace)? {
                 println!("{table:<15} {rows:>10} rows");
             }

@@ -4,7 +4,7 @@
 
 use std::io::Read;
 
-use lake_core::pg::PgUrl;
+use lake_pg::url::PgUrl;
 use lake_testkit::pg_server;
 
 #[test]

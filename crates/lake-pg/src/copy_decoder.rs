@@ -1,5 +1,6 @@
-//! PostgreSQL -> Polars type mapping (data contract, section 3) and the
-//! decoder of `COPY ... TO STDOUT (FORMAT binary)` streams into Polars frames.
+//! The decoder of `COPY ... TO STDOUT (FORMAT binary)` streams into Polars
+//! frames, each column built with the lake type the catalog gave it
+//! ([`PgColumn`]).
 //!
 //! Bronze streams big tables through [`CopyDecoder`] in bounded batches: the
 //! rows never exist as Rust structs, only as column builders.
@@ -9,54 +10,7 @@ use std::io::Read;
 use anyhow::{Context, Result, anyhow, bail};
 use polars::prelude::*;
 
-/// One column of a source table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PgColumn {
-    pub name: String,
-    /// `pg_type.typname`, e.g. `int2`, `varchar`.
-    pub pg_type: String,
-    /// `pg_attribute.atttypmod` (precision and scale of a numeric).
-    pub typmod: i32,
-    pub dtype: DataType,
-}
-
-/// Precision and scale given to a `numeric` declared without them.
-pub const UNCONSTRAINED_NUMERIC: (usize, usize) = (38, 9);
-
-/// The lake type of a PostgreSQL type, `None` when the contract has none.
-pub fn polars_type(pg_type: &str, typmod: i32) -> Option<DataType> {
-    Some(match pg_type {
-        "int2" => DataType::Int16,
-        "int4" => DataType::Int32,
-        "int8" => DataType::Int64,
-        "float4" => DataType::Float32,
-        "float8" => DataType::Float64,
-        "numeric" => {
-            let (precision, scale) = numeric_precision_scale(typmod);
-            DataType::Decimal(precision, scale)
-        }
-        "varchar" | "text" | "bpchar" | "name" | "citext" => DataType::String,
-        "date" => DataType::Date,
-        "timestamp" => DataType::Datetime(TimeUnit::Microseconds, None),
-        "timestamptz" => DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
-        "bytea" => DataType::Binary,
-        "bool" => DataType::Boolean,
-        _ => return None,
-    })
-}
-
-fn numeric_precision_scale(typmod: i32) -> (usize, usize) {
-    if typmod < 4 {
-        return UNCONSTRAINED_NUMERIC;
-    }
-    let packed = typmod - 4;
-    let precision = ((packed >> 16) & 0xffff) as usize;
-    // PostgreSQL 15 allows a negative scale (rounding left of the point):
-    // such values are integers, scale 0 holds them.
-    let scale = (packed & 0x7ff) as usize;
-    let scale = if packed & 0x400 != 0 { 0 } else { scale };
-    (precision.clamp(1, 38), scale.min(precision.clamp(1, 38)))
-}
+use crate::catalog::PgColumn;
 
 /// Days from 1970-01-01 (Polars) to 2000-01-01 (PostgreSQL).
 const PG_EPOCH_DAYS: i32 = 10_957;
@@ -366,6 +320,7 @@ impl<R: Read> CopyDecoder<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::polars_type;
 
     fn numeric(weight: i16, sign: u16, dscale: u16, digits: &[u16]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -395,24 +350,6 @@ mod tests {
         assert!(decode_numeric(&numeric(-1, 0, 3, &[501]), 2).is_err());
         assert!(decode_numeric(&numeric(0, 0xC000, 0, &[]), 2).is_err());
         assert_eq!(decode_numeric(&numeric(0, 0, 0, &[]), 2).unwrap(), 0);
-    }
-
-    #[test]
-    fn type_mapping_follows_the_contract() {
-        assert_eq!(polars_type("int2", -1), Some(DataType::Int16));
-        assert_eq!(polars_type("float4", -1), Some(DataType::Float32));
-        assert_eq!(
-            polars_type("numeric", (10 << 16 | 2) + 4),
-            Some(DataType::Decimal(10, 2))
-        );
-        assert_eq!(
-            polars_type("timestamptz", -1),
-            Some(DataType::Datetime(
-                TimeUnit::Microseconds,
-                Some(TimeZone::UTC)
-            ))
-        );
-        assert_eq!(polars_type("point", -1), None);
     }
 
     fn column(name: &str, pg_type: &str) -> PgColumn {

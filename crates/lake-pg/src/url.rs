@@ -1,49 +1,27 @@
-//! PostgreSQL connections: URL parsing with TLS modes, password redaction,
-//! and the catalog query that tells bronze a table's columns.
+//! `postgresql://` URLs: parsing (libpq's `sslmode` and `sslrootcert`
+//! included), the URL as messages show it (no password), and connecting as
+//! the URL asks, blocking or for bulk COPY reads.
 
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-use postgres_openssl::MakeTlsConnector;
+use ::url::Url;
+use anyhow::{Result, anyhow, bail};
 use tokio_postgres::config::SslMode;
-use url::Url;
 
-use crate::error::Transient;
-use crate::pg_copy::{CopyConnection, copy_runtime};
-use crate::pg_types::{PgColumn, polars_type};
-
-/// How hard the connection insists on TLS, with libpq's meaning of each
-/// `sslmode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    Disable,
-    /// TLS when the server offers it, without verification (libpq's default).
-    Prefer,
-    /// TLS required, certificate not verified.
-    Require,
-    /// TLS required, certificate chain verified.
-    VerifyCa,
-    /// TLS required, chain and host name verified.
-    VerifyFull,
-}
+use crate::copy_connection::{CopyConnection, copy_runtime};
+use crate::error::connection_error;
+use crate::tls::{Tls, TlsMode};
 
 /// A parsed `postgresql://` URL. Its `Debug` and `Display` never show the
 /// password.
 #[derive(Clone)]
 pub struct PgUrl {
     config: tokio_postgres::Config,
-    tls: TlsMode,
-    root_cert: Option<PathBuf>,
+    pub(crate) tls: Tls,
     redacted: String,
     location: String,
-    /// The TLS connector, built on first use and shared by the URL's clones:
-    /// building one loads the system's CA certificates (144 here, 25-50 ms
-    /// of CPU), and bronze opens a connection per table.
-    connector: Arc<Mutex<Option<MakeTlsConnector>>>,
 }
 
 impl std::fmt::Debug for PgUrl {
@@ -135,11 +113,9 @@ impl FromStr for PgUrl {
             .unwrap_or_else(|| "postgres".into());
         Ok(PgUrl {
             config,
-            tls,
-            root_cert,
+            tls: Tls::new(tls, root_cert),
             redacted,
             location: format!("postgresql://{host}:{port}/{db}"),
-            connector: Arc::default(),
         })
     }
 }
@@ -240,16 +216,16 @@ impl PgUrl {
     }
 
     pub fn tls_mode(&self) -> TlsMode {
-        self.tls
+        self.tls.mode
     }
 
     /// Connects, with TLS as the URL asks.
     pub fn connect(&self) -> Result<postgres::Client> {
         let config = postgres::Config::from(self.config.clone());
-        let result = if self.tls == TlsMode::Disable {
+        let result = if self.tls.mode == TlsMode::Disable {
             config.connect(postgres::NoTls)
         } else {
-            config.connect(self.tls_connector()?)
+            config.connect(self.tls.connector()?)
         };
         result.map_err(|err| connection_error(err, &self.redacted))
     }
@@ -258,9 +234,9 @@ impl PgUrl {
     /// URL asks.
     pub fn connect_for_copy(&self) -> Result<CopyConnection> {
         let runtime = copy_runtime()?;
-        let tls = match self.tls {
+        let tls = match self.tls.mode {
             TlsMode::Disable => None,
-            _ => Some(self.tls_connector()?),
+            _ => Some(self.tls.connector()?),
         };
         let client = runtime
             .block_on(async {
@@ -271,43 +247,6 @@ impl PgUrl {
             })
             .map_err(|err| connection_error(err, &self.redacted))?;
         Ok(CopyConnection::new(client, runtime))
-    }
-
-    /// The URL's TLS connector, built once (see the `connector` field).
-    fn tls_connector(&self) -> Result<MakeTlsConnector> {
-        let mut cached = self
-            .connector
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(connector) = cached.as_ref() {
-            return Ok(connector.clone());
-        }
-        let connector = self.new_tls_connector()?;
-        *cached = Some(connector.clone());
-        Ok(connector)
-    }
-
-    fn new_tls_connector(&self) -> Result<MakeTlsConnector> {
-        let mut builder =
-            SslConnector::builder(SslMethod::tls()).context("initialising OpenSSL")?;
-        let verify = matches!(self.tls, TlsMode::VerifyCa | TlsMode::VerifyFull);
-        if verify {
-            builder.set_verify(SslVerifyMode::PEER);
-            if let Some(root) = &self.root_cert {
-                builder
-                    .set_ca_file(root)
-                    .with_context(|| format!("loading sslrootcert {}", root.display()))?;
-            }
-        } else {
-            builder.set_verify(SslVerifyMode::NONE);
-        }
-        let mut connector = MakeTlsConnector::new(builder.build());
-        let check_host = self.tls == TlsMode::VerifyFull;
-        connector.set_callback(move |config, _domain| {
-            config.set_verify_hostname(check_host);
-            Ok(())
-        });
-        Ok(connector)
     }
 }
 
@@ -327,98 +266,9 @@ where
     Ok(client)
 }
 
-/// A connection failure as a one-line error; I/O failures (server down,
-/// refused, timeout) are marked transient, refusals by the server are not.
-fn connection_error(err: postgres::Error, redacted: &str) -> anyhow::Error {
-    let transient = err.as_db_error().is_none();
-    let err =
-        anyhow!(describe(&err)).context(format!("cannot connect to PostgreSQL at {redacted}"));
-    if transient {
-        err.context(Transient("PostgreSQL unreachable".into()))
-    } else {
-        err
-    }
-}
-
-/// The server's own message for a database error (postgres' `Display` says
-/// only "db error"), else the client's.
-fn describe(err: &postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => match std::error::Error::source(err) {
-            Some(source) => format!("{err}: {source}"),
-            None => err.to_string(),
-        },
-    }
-}
-
-/// An error of a query on an open connection, with what was being done.
-pub fn query_error(err: postgres::Error, what: &str) -> anyhow::Error {
-    let transient = err.is_closed() || err.as_db_error().is_none();
-    let err = anyhow!(describe(&err)).context(what.to_string());
-    if transient {
-        err.context(Transient("PostgreSQL connection lost".into()))
-    } else {
-        err
-    }
-}
-
-/// The columns of `schema.table`, in table order, with their lake types.
-/// Fails naming the table when it does not exist, and the column when its
-/// type has no mapping in the data contract.
-pub fn table_columns(client: &CopyConnection, schema: &str, table: &str) -> Result<Vec<PgColumn>> {
-    let rows = client
-        .query(
-            "SELECT a.attname, t.typname, a.atttypmod \
-             FROM pg_attribute a \
-             JOIN pg_class c ON c.oid = a.attrelid \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             JOIN pg_type t ON t.oid = a.atttypid \
-             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p') \
-               AND a.attnum > 0 AND NOT a.attisdropped \
-             ORDER BY a.attnum",
-            &[&schema, &table],
-        )
-        .map_err(|err| query_error(err, &format!("reading the columns of {schema}.{table}")))?;
-    if rows.is_empty() {
-        bail!("table {schema}.{table} does not exist in the source database");
-    }
-    rows.iter()
-        .map(|row| {
-            let name: String = row.get(0);
-            let pg_type: String = row.get(1);
-            let typmod: i32 = row.get(2);
-            let dtype = polars_type(&pg_type, typmod).ok_or_else(|| {
-                anyhow!(
-                    "{schema}.{table}.{name} has type {pg_type}, which the lake cannot map \
-                     (supported: smallint, integer, bigint, real, double precision, numeric, \
-                     varchar, text, char, date, timestamp, timestamptz, bytea, boolean)"
-                )
-            })?;
-            Ok(PgColumn {
-                name,
-                pg_type,
-                typmod,
-                dtype,
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_tls_connector_is_built_once_and_shared_by_clones() {
-        let url: PgUrl = "postgresql://u@h/db?sslmode=require".parse().unwrap();
-        let clone = url.clone();
-        assert!(clone.connector.lock().unwrap().is_none());
-        url.tls_connector().unwrap();
-        // The clone, made before the first use, finds the connector built
-        // then, so its connections do not load the CA certificates again.
-        assert!(clone.connector.lock().unwrap().is_some());
-    }
 
     #[test]
     fn password_never_shown() {
