@@ -10,6 +10,7 @@ use lake_northwind::Northwind;
 use lake_pg::catalog::table_columns;
 use lake_pg::copy_decoder::CopyDecoder;
 use lake_pg::error::query_error;
+use lake_pg::snapshot::ExportedSnapshot;
 use lake_pg::url::PgUrl;
 use lake_table::{Commit, DateWriter, Lake};
 use polars::prelude::*;
@@ -39,14 +40,7 @@ pub enum BatchSource {
 /// lines without the order would be spurious `orphan_order` rejects).
 pub struct PgSource {
     url: PgUrl,
-    snapshot: Mutex<Option<SharedSnapshot>>,
-}
-
-/// An exported snapshot, alive as long as the transaction that exported it.
-struct SharedSnapshot {
-    /// The exporting connection, idle inside its transaction.
-    _holder: postgres::Client,
-    id: String,
+    snapshot: Mutex<Option<ExportedSnapshot>>,
 }
 
 impl PgSource {
@@ -64,21 +58,11 @@ impl PgSource {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(snapshot) = shared.as_ref() {
-            return Ok(snapshot.id.clone());
+            return Ok(snapshot.id().to_string());
         }
-        let what = "exporting the snapshot the tables are copied at";
-        let mut holder = self.url.connect()?;
-        holder
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .map_err(|err| query_error(err, what))?;
-        let id: String = holder
-            .query_one("SELECT pg_export_snapshot()", &[])
-            .map_err(|err| query_error(err, what))?
-            .get(0);
-        *shared = Some(SharedSnapshot {
-            _holder: holder,
-            id: id.clone(),
-        });
+        let snapshot = ExportedSnapshot::export(&self.url)?;
+        let id = snapshot.id().to_string();
+        *shared = Some(snapshot);
         Ok(id)
     }
 }

@@ -271,6 +271,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_tls_connector_is_built_once_and_shared_by_clones() {
+        let url: PgUrl = "postgresql://u@h/db?sslmode=require".parse().unwrap();
+        let clone = url.clone();
+        assert!(clone.tls.connector.lock().unwrap().is_none());
+        url.tls.connector().unwrap();
+        // The clone, made before the first use, finds the connector built
+        // then, so its connections do not load the CA certificates again.
+        assert!(clone.tls.connector.lock().unwrap().is_some());
+    }
+
+    #[test]
     fn password_never_shown() {
         let url: PgUrl = "postgresql://lake:s3cr3t@db.example:6543/northwind?sslmode=require"
             .parse()

@@ -171,10 +171,12 @@ fn start_native(state: &Path, pids: &mut Vec<u32>) -> Result<Vec<(String, String
         .arg(&pg_dir)
         .args(["-c", "listen_addresses=127.0.0.1"]);
     pids.push(spawn_detached(postgres, &state.join("postgres.log"))?);
-    let admin = format!("postgresql://lake:{PG_PASSWORD}@127.0.0.1:{pg_port}/postgres");
+    let admin: lake_pg::url::PgUrl =
+        format!("postgresql://lake:{PG_PASSWORD}@127.0.0.1:{pg_port}/postgres?sslmode=disable")
+            .parse()?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut client = loop {
-        match postgres::Client::connect(&admin, postgres::NoTls) {
+        match admin.connect() {
             Ok(client) => break client,
             Err(err) if Instant::now() > deadline => bail!("PostgreSQL did not start: {err}"),
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
