@@ -18,13 +18,11 @@ fn source(which: char) -> SourceArgs {
     match which {
         'a' => SourceArgs {
             pg: None,
-            scale: 2,
-            seed: 11,
+            generator: lake_core::config::GeneratorArgs { scale: 2, seed: 11 },
         },
         _ => SourceArgs {
             pg: None,
-            scale: 3,
-            seed: 22,
+            generator: lake_core::config::GeneratorArgs { scale: 3, seed: 22 },
         },
     }
 }
@@ -32,7 +30,9 @@ fn source(which: char) -> SourceArgs {
 fn options(lake: &std::path::Path, which: char) -> PipelineOptions {
     let mut options = PipelineOptions::new(
         LakeArgs {
-            lake: lake.display().to_string(),
+            lake: lake_core::config::LakeLocation {
+                url: lake.display().to_string(),
+            },
             date: Some(test_date()),
         },
         source(which),

@@ -51,13 +51,17 @@ fn postgres_kafka_and_s3_together() {
     let date = test_date();
     let mut options = PipelineOptions::new(
         LakeArgs {
-            lake: "s3://".into(),
+            lake: lake_core::config::LakeLocation {
+                url: "s3://".into(),
+            },
             date: Some(date),
         },
         SourceArgs {
             pg: Some(db.url.clone()),
-            scale: 1,
-            seed: DEFAULT_GENERATOR_SEED,
+            generator: lake_core::config::GeneratorArgs {
+                scale: 1,
+                seed: DEFAULT_GENERATOR_SEED,
+            },
         },
     );
     options.run.progress = false;

@@ -16,13 +16,17 @@ use serde_json::{Value, json};
 fn run(dir: &std::path::Path, date: NaiveDate) -> PipelineRun {
     let mut options = PipelineOptions::new(
         lake_core::config::LakeArgs {
-            lake: dir.display().to_string(),
+            lake: lake_core::config::LakeLocation {
+                url: dir.display().to_string(),
+            },
             date: Some(date),
         },
         lake_core::config::SourceArgs {
             pg: None,
-            scale: 2,
-            seed: lake_core::config::DEFAULT_GENERATOR_SEED,
+            generator: lake_core::config::GeneratorArgs {
+                scale: 2,
+                seed: lake_core::config::DEFAULT_GENERATOR_SEED,
+            },
         },
     );
     options.run.progress = false;

@@ -231,13 +231,14 @@ fn the_live_view_adds_up_the_bronze_events() {
     let date = test_date();
     let mut options = lake_tasks::pipeline::PipelineOptions::new(
         lake_core::config::LakeArgs {
-            lake: dir.path().display().to_string(),
+            lake: lake_core::config::LakeLocation {
+                url: dir.path().display().to_string(),
+            },
             date: Some(date),
         },
         lake_core::config::SourceArgs {
             pg: None,
-            scale: 1,
-            seed: 3,
+            generator: lake_core::config::GeneratorArgs { scale: 1, seed: 3 },
         },
     );
     options.run.progress = false;

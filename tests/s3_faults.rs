@@ -15,13 +15,15 @@ use lake_tests::test_date;
 fn options(lake: &str) -> PipelineOptions {
     let mut options = PipelineOptions::new(
         LakeArgs {
-            lake: lake.into(),
+            lake: lake_core::config::LakeLocation { url: lake.into() },
             date: Some(test_date()),
         },
         SourceArgs {
             pg: None,
-            scale: 40,
-            seed: DEFAULT_GENERATOR_SEED,
+            generator: lake_core::config::GeneratorArgs {
+                scale: 40,
+                seed: DEFAULT_GENERATOR_SEED,
+            },
         },
     );
     options.run.progress = false;

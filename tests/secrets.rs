@@ -24,13 +24,17 @@ fn a_failed_runs_manifest_and_api_runs_show_no_password() {
     for url in &urls {
         let mut options = PipelineOptions::new(
             LakeArgs {
-                lake: dir.path().display().to_string(),
+                lake: lake_core::config::LakeLocation {
+                    url: dir.path().display().to_string(),
+                },
                 date: Some(test_date()),
             },
             SourceArgs {
                 pg: Some(url.clone()),
-                scale: 1,
-                seed: lake_core::config::DEFAULT_GENERATOR_SEED,
+                generator: lake_core::config::GeneratorArgs {
+                    scale: 1,
+                    seed: lake_core::config::DEFAULT_GENERATOR_SEED,
+                },
             },
         );
         options.stages = vec![Stage::Bronze];

@@ -19,7 +19,7 @@ use lake_testkit::kafka_server;
 
 use crate::{run, test_date};
 
-pub const QUERY: &str = "ventes_temps_reel";
+pub const QUERY: &str = lake_stream::config::QUERY;
 
 pub struct LiveStack {
     pub lake_dir: tempfile::TempDir,

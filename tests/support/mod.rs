@@ -23,13 +23,17 @@ pub fn run(
 ) -> anyhow::Result<PipelineRun> {
     let mut options = PipelineOptions::new(
         LakeArgs {
-            lake: lake_dir.display().to_string(),
+            lake: lake_core::config::LakeLocation {
+                url: lake_dir.display().to_string(),
+            },
             date: Some(date),
         },
         SourceArgs {
             pg,
-            scale,
-            seed: lake_core::config::DEFAULT_GENERATOR_SEED,
+            generator: lake_core::config::GeneratorArgs {
+                scale,
+                seed: lake_core::config::DEFAULT_GENERATOR_SEED,
+            },
         },
     );
     options.run = RunOptions {

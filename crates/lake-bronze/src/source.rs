@@ -99,7 +99,8 @@ impl BatchSource {
         match pg_url(args)? {
             Some(url) => Ok(BatchSource::Postgres(Box::new(PgSource::new(url)))),
             None => Ok(BatchSource::Generated(
-                lake_northwind::generate(args.scale, args.seed).context("generating Northwind")?,
+                lake_northwind::generate(args.generator.scale, args.generator.seed)
+                    .context("generating Northwind")?,
             )),
         }
     }

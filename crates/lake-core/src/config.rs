@@ -11,17 +11,35 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use lake_table::Lake;
 
-/// Where the lake is and which date a run writes.
+/// The lake every command works on: the one `--lake` of every binary.
 #[derive(Debug, Clone, Args)]
-pub struct LakeArgs {
-    /// The lake: a folder path or file:// URL.
+pub struct LakeLocation {
+    /// The lake: a folder path, or a file:// or s3:// URL (s3://BUCKET/PREFIX
+    /// for one bucket, s3:// alone for a bucket per layer).
     #[arg(
         long = "lake",
         env = "LAKE_URL",
-        default_value = "./lake",
+        default_value = DEFAULT_LAKE,
         value_name = "URL"
     )]
-    pub lake: String,
+    pub url: String,
+}
+
+/// The lake when none is given: a folder beside the working directory.
+pub const DEFAULT_LAKE: &str = "./lake";
+
+impl LakeLocation {
+    /// Opens the lake, creating nothing until something is written.
+    pub fn open(&self) -> Result<Lake> {
+        Lake::open(&self.url)
+    }
+}
+
+/// Where the lake is and which date a run writes.
+#[derive(Debug, Clone, Args)]
+pub struct LakeArgs {
+    #[command(flatten)]
+    pub lake: LakeLocation,
 
     /// Run date naming the partitions written, exactly YYYY-MM-DD (a year
     /// from 1000 to 9999); default: today (UTC).
@@ -31,7 +49,7 @@ pub struct LakeArgs {
 
 impl LakeArgs {
     pub fn open(&self) -> Result<Lake> {
-        Lake::open(&self.lake)
+        self.lake.open()
     }
 
     /// The run date: the one given, else today in UTC.
@@ -53,6 +71,14 @@ pub struct SourceArgs {
     )]
     pub pg: Option<String>,
 
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
+}
+
+/// The built-in Northwind generator's settings, wherever it runs (bronze's
+/// source, `cargo xtask seed`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct GeneratorArgs {
     /// Scale factor of the built-in generator (1 = the size of the standard dump).
     #[arg(long = "scale", env = "LAKE_SCALE", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub scale: u32,

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lake_table::Lake;
+use lake_core::config::LakeLocation;
+use lake_stream::config::QueryName;
 
 use crate::auth::ApiKeys;
 use crate::catalog::Catalog;
@@ -17,15 +18,14 @@ use crate::tls::Tls;
 
 #[derive(Args, Clone, Debug)]
 pub struct ServeArgs {
-    /// The lake: a folder path, file:// or s3:// URL.
-    #[arg(long = "lake", env = "LAKE_URL", default_value = "./lake")]
-    pub lake: String,
+    #[command(flatten)]
+    pub lake: LakeLocation,
     /// Address to listen on. Any address but a loopback one needs an API key.
     #[arg(long, env = "LAKE_SERVE_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,
-    /// The stream query whose live views and status are served.
-    #[arg(long, default_value = "ventes_temps_reel")]
-    pub query: String,
+    // The stream query whose live views and status are served.
+    #[command(flatten)]
+    pub query: QueryName,
     /// Most rows a SQL result may have.
     #[arg(long, default_value_t = 10_000)]
     pub sql_max_rows: usize,
@@ -60,14 +60,14 @@ impl ServeArgs {
     /// stream rewrites it after each micro-batch), and the keys and TLS of
     /// the flags and variables.
     pub fn state(&self) -> Result<AppState> {
-        let lake = Lake::open(&self.lake)?;
+        let lake = self.lake.open()?;
         let catalog = Arc::new(Catalog::with_cache_limit(
             lake,
             self.sql_cache_mb.saturating_mul(1024 * 1024),
         ));
         let live = Arc::new(LakeLive::new(
             catalog.clone(),
-            &self.query,
+            &self.query.name,
             Duration::from_millis(500),
         ));
         let limits = SqlLimits {
@@ -77,7 +77,7 @@ impl ServeArgs {
             memory_bytes: self.sql_memory_mb.max(1).saturating_mul(1024 * 1024),
             ..SqlLimits::default()
         };
-        let mut state = AppState::new(catalog, live, &self.query, limits);
+        let mut state = AppState::new(catalog, live, &self.query.name, limits);
         if let Some(keys) = ApiKeys::from_env_and(self.api_key_file.as_deref())? {
             state = state.with_keys(keys);
         }

@@ -28,8 +28,7 @@ use crate::catalog::Catalog;
 use crate::json;
 
 /// Gold tables the stream writes its live views to (data contract, section 6).
-pub const LIVE_BY_COUNTRY: &str = "live_sales_by_country";
-pub const LIVE_BY_MINUTE: &str = "live_sales_by_minute";
+pub use lake_stream::config::{LIVE_BY_COUNTRY, LIVE_BY_MINUTE};
 
 /// The live views at one moment.
 #[derive(Debug, Clone)]

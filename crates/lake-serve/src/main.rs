@@ -34,7 +34,7 @@ async fn run(cli: Cli) -> Result<()> {
     };
     println!(
         "lake-serve: dashboard at {scheme}://{local}/ (lake {}, {keys})",
-        cli.serve.lake
+        cli.serve.lake.url
     );
     serve(listener, state, shutdown_signal()).await
 }

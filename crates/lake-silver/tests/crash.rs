@@ -48,8 +48,7 @@ fn kill_9_before_the_log_commit_leaves_the_previous_version() {
     let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
     let source = lake_bronze::BatchSource::from_args(&SourceArgs {
         pg: None,
-        scale: 5,
-        seed: 7,
+        generator: lake_core::config::GeneratorArgs { scale: 5, seed: 7 },
     })
     .unwrap();
     let steps = lake_bronze::steps(

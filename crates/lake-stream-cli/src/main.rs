@@ -11,10 +11,13 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
-use lake_core::config::init_tracing;
+use lake_core::config::{LakeLocation, init_tracing};
 use lake_core::error::exit_code;
 use lake_core::run::new_run_id;
-use lake_stream::config::{KafkaArgs, KafkaRunOptions, StreamConfig, Trigger, parse_duration};
+use lake_stream::config::{
+    DEFAULT_LATENESS, DEFAULT_MAX_CLOCK_SKEW, DurationArg, KafkaArgs, KafkaRunOptions, QueryName,
+    StreamConfig, Trigger, parse_duration,
+};
 use lake_stream::generator::EventMix;
 use lake_stream::produce::{ProduceOptions, produce};
 use lake_stream::runner::run_kafka;
@@ -29,12 +32,10 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct QueryArgs {
-    /// The lake: a folder path or file:// URL.
-    #[arg(long = "lake", env = "LAKE_URL", default_value = "./lake")]
-    lake: String,
-    /// Name of the query (its checkpoints live in checkpoints/{query}/).
-    #[arg(long, default_value = "ventes_temps_reel")]
-    query: String,
+    #[command(flatten)]
+    lake: LakeLocation,
+    #[command(flatten)]
+    query: QueryName,
 }
 
 #[derive(Subcommand)]
@@ -49,12 +50,12 @@ enum Command {
         #[arg(long, default_value = "available-now")]
         trigger: Trigger,
         /// Allowed lateness: events older than the latest event time minus this go to the DLQ.
-        #[arg(long, default_value = "10m", value_parser = parse_duration)]
-        lateness: Duration,
+        #[arg(long, default_value_t = DurationArg(DEFAULT_LATENESS))]
+        lateness: DurationArg,
         /// Allowed clock skew: events more than this ahead of their
         /// micro-batch's processing time go to the DLQ (future_time).
-        #[arg(long, default_value = "5m", value_parser = parse_duration)]
-        max_clock_skew: Duration,
+        #[arg(long, default_value_t = DurationArg(DEFAULT_MAX_CLOCK_SKEW))]
+        max_clock_skew: DurationArg,
         /// Most messages in one micro-batch.
         #[arg(long, default_value_t = 50_000)]
         max_batch: usize,
@@ -104,8 +105,8 @@ enum Command {
         query: QueryArgs,
         /// The allowed lateness the query runs with (run's --lateness): the
         /// watermark is the latest event time counted less this.
-        #[arg(long, default_value = "10m", value_parser = parse_duration)]
-        lateness: Duration,
+        #[arg(long, default_value_t = DurationArg(DEFAULT_LATENESS))]
+        lateness: DurationArg,
     },
     /// Delete the query's checkpoints and the stream's outputs (start over).
     Reset {
@@ -129,10 +130,10 @@ fn run(cli: Cli) -> Result<()> {
             serve,
         } => {
             let settings = kafka.required()?;
-            let lake = lake_table::Lake::open(&query.lake)?;
+            let lake = query.lake.open()?;
             let server = match &serve {
                 Some(addr) => {
-                    let server = serve::start(addr, &lake, &query.query)?;
+                    let server = serve::start(addr, &lake, &query.query.name)?;
                     eprintln!("serving the API and dashboard at {}/", server.handle.url());
                     Some(server)
                 }
@@ -142,16 +143,16 @@ fn run(cli: Cli) -> Result<()> {
             signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
             signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
             let config = StreamConfig {
-                query: query.query.clone(),
+                query: query.query.name.clone(),
                 topic: settings.topic.clone(),
                 source: settings.source_uri(),
-                allowed_lateness: lateness,
+                allowed_lateness: lateness.0,
                 run_id: new_run_id(),
             };
             let options = KafkaRunOptions {
                 trigger,
                 max_batch,
-                max_clock_skew,
+                max_clock_skew: max_clock_skew.0,
                 ..KafkaRunOptions::default()
             };
             let summary = run_kafka(
@@ -223,20 +224,24 @@ fn run(cli: Cli) -> Result<()> {
             query,
             lateness,
         } => {
-            let lake = lake_table::Lake::open(&query.lake)?;
-            let statuses =
-                lake_stream::admin::status(&lake, &kafka.required()?, &query.query, lateness)?;
+            let lake = query.lake.open()?;
+            let statuses = lake_stream::admin::status(
+                &lake,
+                &kafka.required()?,
+                &query.query.name,
+                lateness.0,
+            )?;
             print!("{}", lake_stream::admin::render(&statuses));
         }
         Command::Reset { query, yes } => {
             if !yes {
                 bail!(
                     "reset deletes the checkpoints and outputs of query {}: add --yes",
-                    query.query
+                    query.query.name
                 );
             }
-            let lake = lake_table::Lake::open(&query.lake)?;
-            let deleted = lake_stream::admin::reset(&lake, &query.query)?;
+            let lake = query.lake.open()?;
+            let deleted = lake_stream::admin::reset(&lake, &query.query.name)?;
             println!("deleted {deleted} objects");
         }
     }

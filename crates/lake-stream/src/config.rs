@@ -19,9 +19,53 @@ pub const DLQ_TABLE: &str = "_dlq/ventes_temps_reel";
 pub const LIVE_BY_COUNTRY: &str = "live_sales_by_country";
 pub const LIVE_BY_MINUTE: &str = "live_sales_by_minute";
 
+/// The stream query of the sales events (its checkpoints' folder,
+/// `checkpoints/{query}/`), when none is named.
+pub const QUERY: &str = "ventes_temps_reel";
+/// The Kafka topic of the sales events (data contract, section 6).
+pub const TOPIC: &str = "ventes-temps-reel";
+
 /// The allowed clock skew when none is given (data contract, section 6):
 /// events more than this ahead of the processing time are from the future.
 pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+/// The allowed lateness when none is given (data contract, section 6): the
+/// watermark is the latest event time seen less this.
+pub const DEFAULT_LATENESS: Duration = Duration::from_secs(10 * 60);
+
+/// Which stream query a command works on: the one `--query` of every
+/// command that takes one.
+#[derive(Args, Clone, Debug)]
+pub struct QueryName {
+    /// Name of the stream query (its checkpoints live in checkpoints/{query}/).
+    #[arg(long = "query", default_value = QUERY, value_name = "NAME")]
+    pub name: String,
+}
+
+/// A duration on the command line, written as [`parse_duration`] reads it
+/// (`500ms`, `10s`, `10m`, `1h`) and shown the same way in the help's
+/// defaults, so a default is defined once, as a [`Duration`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationArg(pub Duration);
+
+impl std::str::FromStr for DurationArg {
+    type Err = anyhow::Error;
+
+    fn from_str(raw: &str) -> Result<Self> {
+        parse_duration(raw).map(DurationArg)
+    }
+}
+
+impl std::fmt::Display for DurationArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let millis = self.0.as_millis();
+        match millis {
+            m if m % 3_600_000 == 0 => write!(f, "{}h", m / 3_600_000),
+            m if m % 60_000 == 0 => write!(f, "{}m", m / 60_000),
+            m if m % 1_000 == 0 => write!(f, "{}s", m / 1_000),
+            m => write!(f, "{m}ms"),
+        }
+    }
+}
 
 /// When micro-batches run and when the query stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,7 +247,7 @@ pub struct KafkaArgs {
     #[arg(long = "kafka", env = "LAKE_KAFKA_BROKERS", value_name = "BROKERS")]
     pub brokers: Option<String>,
     /// Topic of the sales events.
-    #[arg(long, env = "LAKE_KAFKA_TOPIC", default_value = "ventes-temps-reel")]
+    #[arg(long, env = "LAKE_KAFKA_TOPIC", default_value = TOPIC)]
     pub topic: String,
     /// Consumer group.
     #[arg(long, env = "LAKE_KAFKA_GROUP", default_value = "lake-stream")]
@@ -250,5 +294,24 @@ impl KafkaArgs {
         self.settings()?.ok_or_else(|| {
             anyhow::anyhow!("no Kafka broker configured: set --kafka or LAKE_KAFKA_BROKERS")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duration_argument_shows_as_it_is_written() {
+        for (text, duration) in [
+            ("10m", DEFAULT_LATENESS),
+            ("5m", DEFAULT_MAX_CLOCK_SKEW),
+            ("1h", Duration::from_secs(3600)),
+            ("90s", Duration::from_secs(90)),
+            ("250ms", Duration::from_millis(250)),
+        ] {
+            assert_eq!(DurationArg(duration).to_string(), text);
+            assert_eq!(text.parse::<DurationArg>().unwrap(), DurationArg(duration));
+        }
     }
 }

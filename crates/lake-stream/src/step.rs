@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use chrono::NaiveDate;
 use lake_core::dag::{Step, StepOutput};
@@ -11,16 +10,14 @@ use lake_core::run::{TableVersion, new_run_id};
 use lake_table::{Lake, Layer, Table, TableRef};
 
 use crate::config::{
-    DLQ_TABLE, EVENTS_TABLE, KafkaRunOptions, KafkaSettings, LIVE_BY_COUNTRY, LIVE_BY_MINUTE,
-    StreamConfig,
+    DEFAULT_LATENESS, DLQ_TABLE, EVENTS_TABLE, KafkaRunOptions, KafkaSettings, LIVE_BY_COUNTRY,
+    LIVE_BY_MINUTE, QUERY, StreamConfig, TOPIC,
 };
 use crate::generator::EventMix;
 use crate::runner::{EmbeddedOptions, RunSummary, run_embedded, run_kafka};
 
 /// Name of the DAG step.
 pub const STEP: &str = "stream/ventes_temps_reel";
-/// Query name of the Kafka stream (its checkpoints' folder).
-pub const QUERY: &str = "ventes_temps_reel";
 /// Query name of the built-in source, kept apart from a real topic's.
 pub const EMBEDDED_QUERY: &str = "embedded_ventes_temps_reel";
 
@@ -77,7 +74,7 @@ pub fn pipeline_step(
 ) -> Step {
     let lake = lake.clone();
     Step::new(STEP, depends_on, move |ctx| {
-        let lateness = Duration::from_secs(600);
+        let lateness = DEFAULT_LATENESS;
         match &source {
             StreamSource::Kafka(settings) => {
                 let config = StreamConfig {
@@ -105,8 +102,8 @@ pub fn pipeline_step(
             StreamSource::Embedded { events, seed } => {
                 let config = StreamConfig {
                     query: EMBEDDED_QUERY.into(),
-                    topic: "ventes-temps-reel".into(),
-                    source: "embedded://producer/ventes-temps-reel".into(),
+                    topic: TOPIC.into(),
+                    source: format!("embedded://producer/{TOPIC}"),
                     allowed_lateness: lateness,
                     run_id: new_run_id(),
                 };

@@ -162,13 +162,17 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         .tempdir()?;
     let mut options = PipelineOptions::new(
         LakeArgs {
-            lake: lake_dir.path().display().to_string(),
+            lake: lake_core::config::LakeLocation {
+                url: lake_dir.path().display().to_string(),
+            },
             date: None,
         },
         SourceArgs {
             pg: None,
-            scale: 1,
-            seed: lake_core::config::DEFAULT_GENERATOR_SEED,
+            generator: lake_core::config::GeneratorArgs {
+                scale: 1,
+                seed: lake_core::config::DEFAULT_GENERATOR_SEED,
+            },
         },
     );
     options.run.progress = false;

@@ -170,7 +170,7 @@ fn stream_command_in(
     Ok(command)
 }
 
-const LIVE_VIEW: &str = "live_sales_by_country";
+const LIVE_VIEW: &str = lake_stream::config::LIVE_BY_COUNTRY;
 
 /// Transactions in the live view, 0 before it exists; with the version
 /// read.
@@ -231,7 +231,7 @@ impl LiveWatch {
 /// Checkpoint objects of the query after a run: (files, total bytes,
 /// largest).
 fn checkpoint_bytes(lake: &Lake) -> Result<(usize, u64, u64)> {
-    let objects = lake.list(Layer::Checkpoints, "ventes_temps_reel")?;
+    let objects = lake.list(Layer::Checkpoints, lake_stream::config::QUERY)?;
     let sizes: Vec<u64> = objects
         .iter()
         .filter(|o| o.key.ends_with(".ckpt"))

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
-use lake_core::config::{LakeArgs, SourceArgs, init_tracing, parse_date};
+use lake_core::config::{
+    GeneratorArgs, LakeArgs, LakeLocation, SourceArgs, init_tracing, parse_date,
+};
 use lake_core::dag::RunOptions;
 use lake_core::error::{exit_code, print_out};
 use lake_tasks::pipeline::{PipelineOptions, Stage, run_pipeline};
@@ -59,10 +61,8 @@ enum Command {
         /// Write a SQL script (DDL + COPY) instead of loading a database.
         #[arg(long)]
         sql_out: Option<std::path::PathBuf>,
-        #[arg(long, env = "LAKE_SCALE", default_value_t = 1)]
-        scale: u32,
-        #[arg(long, env = "LAKE_SEED", default_value_t = lake_core::config::DEFAULT_GENERATOR_SEED)]
-        seed: u64,
+        #[command(flatten)]
+        generator: GeneratorArgs,
         /// Drop and recreate the six tables when the database already holds
         /// any of them (refused otherwise).
         #[arg(long)]
@@ -95,14 +95,6 @@ enum Command {
     /// Benchmarks with their targets: `bench batch --scale N`.
     #[command(subcommand)]
     Bench(lake_tasks::bench::Bench),
-}
-
-/// The lake a `lake` command works on.
-#[derive(clap::Args)]
-struct LakeUrl {
-    /// The lake: a folder, file:// or s3:// URL.
-    #[arg(long = "lake", env = "LAKE_URL", default_value = "./lake")]
-    lake: String,
 }
 
 /// Which version of a table to read.
@@ -140,7 +132,7 @@ enum LakeCommand {
     /// Tables with their version, dates, row counts and sizes (local or S3).
     Ls {
         #[command(flatten)]
-        lake: LakeUrl,
+        lake: LakeLocation,
         /// bronze, silver or gold (default: the three).
         layer: Option<String>,
         #[command(flatten)]
@@ -149,7 +141,7 @@ enum LakeCommand {
     /// A table's commits: version, time, operation, run id, rows added/removed.
     History {
         #[command(flatten)]
-        lake: LakeUrl,
+        lake: LakeLocation,
         /// The table, e.g. gold/kpi_summary or silver/_rejects/sales_master.
         table: String,
         /// Commits shown, newest first.
@@ -159,7 +151,7 @@ enum LakeCommand {
     /// Rows of one date of a table, at its latest version or another one.
     Show {
         #[command(flatten)]
-        lake: LakeUrl,
+        lake: LakeLocation,
         /// The table, e.g. gold/kpi_summary.
         table: String,
         /// The date (default: the latest the version holds).
@@ -174,7 +166,7 @@ enum LakeCommand {
     /// Rewrite a date's small files into larger ones (dataChange=false).
     Optimize {
         #[command(flatten)]
-        lake: LakeUrl,
+        lake: LakeLocation,
         /// The table (default: every table).
         table: Option<String>,
         /// The date (default: every date).
@@ -187,7 +179,7 @@ enum LakeCommand {
     /// Delete files that no version within the retention period needs.
     Vacuum {
         #[command(flatten)]
-        lake: LakeUrl,
+        lake: LakeLocation,
         /// The table (default: every table).
         table: Option<String>,
         /// Keep files removed less than this long ago (e.g. 7d, 12h, 0s).
@@ -229,7 +221,7 @@ fn run(cli: Cli) -> Result<()> {
                 None if events == 0 => None,
                 None => Some(lake_stream::step::StreamSource::Embedded {
                     events,
-                    seed: source.seed,
+                    seed: source.generator.seed,
                 }),
             };
             let mut options = PipelineOptions::new(lake, source);
@@ -261,17 +253,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Lake(command) => print_out(&lake_command(command)?)?,
         Command::Seed {
             sql_out: Some(path),
-            scale,
-            seed,
+            generator,
             ..
         } => {
-            lake_tasks::seed::write_sql(&path, scale, seed)?;
+            lake_tasks::seed::write_sql(&path, generator.scale, generator.seed)?;
             println!("wrote {}", path.display());
         }
         Command::Seed {
             pg,
-            scale,
-            seed,
+            generator: GeneratorArgs { scale, seed },
             replace,
             ..
         } => {
@@ -299,7 +289,7 @@ fn lake_command(command: LakeCommand) -> Result<String> {
                 Some(layer) => vec![layer.parse()?],
                 None => vec![Layer::Bronze, Layer::Silver, Layer::Gold],
             };
-            let listing = lake::ls::list(&Lake::open_existing(&url.lake)?, &layers, version.at())?;
+            let listing = lake::ls::list(&Lake::open_existing(&url.url)?, &layers, version.at())?;
             if listing.broken.is_empty() {
                 return Ok(listing.text);
             }
@@ -317,7 +307,7 @@ fn lake_command(command: LakeCommand) -> Result<String> {
             table,
             limit,
         } => lake::history::render(
-            &Lake::open_existing(&url.lake)?,
+            &Lake::open_existing(&url.url)?,
             &TableRef::parse(&table)?,
             limit,
         ),
@@ -328,7 +318,7 @@ fn lake_command(command: LakeCommand) -> Result<String> {
             version,
             limit,
         } => lake::show::show(
-            &Lake::open_existing(&url.lake)?,
+            &Lake::open_existing(&url.url)?,
             &TableRef::parse(&table)?,
             version.at(),
             date,
@@ -340,7 +330,7 @@ fn lake_command(command: LakeCommand) -> Result<String> {
             date,
             target_mb,
         } => {
-            let lake = Lake::open(&url.lake)?;
+            let lake = Lake::open(&url.url)?;
             let tables = lake::tables_or_all(&lake, table.as_deref())?;
             lake::maintenance::optimize(&lake, &tables, date, target_mb.max(1) << 20)
         }
@@ -351,7 +341,7 @@ fn lake_command(command: LakeCommand) -> Result<String> {
             dry_run,
             allow_short_retention,
         } => {
-            let lake = Lake::open(&url.lake)?;
+            let lake = Lake::open(&url.url)?;
             let tables = lake::tables_or_all(&lake, table.as_deref())?;
             lake::maintenance::vacuum_tables(&lake, &tables, retain, dry_run, allow_short_retention)
         }

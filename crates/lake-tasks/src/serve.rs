@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use lake_serve::ServeArgs;
-use lake_table::{Lake, Layer, Table, TableRef};
+use lake_table::{Layer, Table, TableRef};
 
 pub fn serve(args: &ServeArgs) -> Result<()> {
-    let lake = Lake::open(&args.lake)?;
+    let lake = args.lake.open()?;
     if Table::open(&lake, TableRef::new(Layer::Gold, "kpi_summary"))?
         .latest()?
         .is_none()

@@ -17,7 +17,7 @@ use serde_json::json;
 
 const STATE_DIR: &str = ".lake-services";
 const PG_PASSWORD: &str = "lake";
-const TOPIC: &str = "ventes-temps-reel";
+use lake_stream::config::TOPIC;
 
 fn port_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
