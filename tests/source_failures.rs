@@ -67,6 +67,9 @@ fn a_connection_killed_mid_copy_commits_nothing() {
         std::thread::spawn(move || -> Vec<i64> {
             let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
             let mut kills = Vec::new();
+            // A terminated backend stays in pg_stat_progress_copy until it
+            // has exited: each is terminated once.
+            let mut terminated = std::collections::HashSet::new();
             let deadline = Instant::now() + Duration::from_secs(300);
             while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
                 let copying = client
@@ -79,7 +82,7 @@ fn a_connection_killed_mid_copy_commits_nothing() {
                     .unwrap();
                 if let Some(row) = copying {
                     let (pid, sent): (i32, i64) = (row.get(0), row.get(1));
-                    if sent >= 20_000 {
+                    if sent >= 20_000 && terminated.insert(pid) {
                         let killed: bool = client
                             .query_one("SELECT pg_terminate_backend($1)", &[&pid])
                             .unwrap()

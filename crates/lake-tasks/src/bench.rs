@@ -57,6 +57,11 @@ pub struct BatchArgs {
     /// The Python that runs the peers (a virtualenv with their packages).
     #[arg(long, env = "LAKE_BENCH_PYTHON")]
     python: Option<std::path::PathBuf>,
+    /// A folder holding another build's binaries (its `lake-tasks`): every
+    /// round also runs that build's pipeline, right after this one's, on
+    /// the same database, so two builds compare side by side in one run.
+    #[arg(long, value_name = "DIR")]
+    baseline: Option<std::path::PathBuf>,
 }
 
 pub fn run(bench: Bench) -> Result<()> {
@@ -180,6 +185,8 @@ struct Round {
     load: Vec<(String, String)>,
     floor: Duration,
     pipeline: Measure,
+    /// The other build's pipeline (`--baseline`).
+    baseline: Option<Measure>,
     layers: Vec<(&'static str, Measure)>,
     peers: Vec<(String, Measure)>,
 }
@@ -218,6 +225,16 @@ fn batch(args: BatchArgs) -> Result<()> {
         Some(dir) => peer_scripts(dir)?,
         None => Vec::new(),
     };
+    let baseline = match &args.baseline {
+        Some(dir) => {
+            let exe = dir.join("lake-tasks");
+            if !exe.is_file() {
+                bail!("--baseline {}: no lake-tasks binary there", dir.display());
+            }
+            Some(exe)
+        }
+        None => None,
+    };
     let python = args
         .python
         .clone()
@@ -250,23 +267,15 @@ fn batch(args: BatchArgs) -> Result<()> {
         let (floor_wall, lines) = floor(&parsed)?;
 
         load.push(("pipeline".to_string(), load_average()));
-        let fresh = tempfile::Builder::new()
-            .prefix("lake-bench-full-")
-            .tempdir()?;
-        let mut command = Command::new(std::env::current_exe()?);
-        command
-            .args(["pipeline", "--lake"])
-            .arg(fresh.path())
-            .args(["--date", BENCH_DATE])
-            // The batch layers only, as the peers do.
-            .args(["--events", "0"])
-            .env("LAKE_PG_URL", &url)
-            .env_remove("LAKE_FAULT")
-            .env_remove("LAKE_KAFKA_BROKERS")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let pipeline = measure("the benchmark pipeline", &mut command)?;
-        drop(fresh);
+        let this_build = std::env::current_exe().context("locating the lake-tasks binary")?;
+        let pipeline = measure_pipeline(&this_build, &url)?;
+        let baseline = match &baseline {
+            Some(exe) => {
+                load.push(("baseline".to_string(), load_average()));
+                Some(measure_pipeline(exe, &url)?)
+            }
+            None => None,
+        };
 
         let lake_dir = tempfile::Builder::new().prefix("lake-bench-").tempdir()?;
         let mut layers = Vec::new();
@@ -300,6 +309,7 @@ fn batch(args: BatchArgs) -> Result<()> {
             load,
             floor: floor_wall,
             pipeline,
+            baseline,
             layers,
             peers: measured_peers,
         };
@@ -308,6 +318,29 @@ fn batch(args: BatchArgs) -> Result<()> {
     }
     print_targets(&rounds);
     Ok(())
+}
+
+/// Runs the whole batch pipeline of the build `exe` (a `lake-tasks`) in a
+/// child process on a fresh lake, and measures it.
+fn measure_pipeline(exe: &Path, url: &str) -> Result<Measure> {
+    let fresh = tempfile::Builder::new()
+        .prefix("lake-bench-full-")
+        .tempdir()?;
+    let mut command = Command::new(exe);
+    command
+        .args(["pipeline", "--lake"])
+        .arg(fresh.path())
+        .args(["--date", BENCH_DATE])
+        // The batch layers only, as the peers do.
+        .args(["--events", "0"])
+        .env("LAKE_PG_URL", url)
+        .env_remove("LAKE_FAULT")
+        .env_remove("LAKE_KAFKA_BROKERS")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let measured = measure(&format!("the pipeline of {}", exe.display()), &mut command)?;
+    drop(fresh);
+    Ok(measured)
 }
 
 /// Seeds the database in a child process (`lake-tasks seed`, which prints
@@ -374,6 +407,9 @@ fn print_round(args: &BatchArgs, lines: u64, number: usize, round: &Round) {
         round.pipeline.wall,
         Some(&round.pipeline),
     );
+    if let Some(baseline) = &round.baseline {
+        row("pipeline, --baseline build", baseline.wall, Some(baseline));
+    }
     let total = round.layers_total();
     row("layers, one after another", total.wall, Some(&total));
     for (stage, measure) in &round.layers {
@@ -413,6 +449,22 @@ fn print_targets(rounds: &[Round]) {
         );
     } else {
         println!("  pipeline <= 0.5x the faster peer:  (no --peers given)");
+    }
+    if rounds.iter().all(|r| r.baseline.is_some()) {
+        let ratios: Vec<String> = rounds
+            .iter()
+            .filter_map(|r| {
+                let baseline = r.baseline.as_ref()?;
+                Some(format!(
+                    "{:.2}x",
+                    r.pipeline.wall.as_secs_f64() / baseline.wall.as_secs_f64()
+                ))
+            })
+            .collect();
+        println!(
+            "  pipeline / --baseline build, each round: {}",
+            ratios.join(", ")
+        );
     }
     println!(
         "  pipeline <= 1.6x the floor:        {to_floor:>6.2}x   {}",

@@ -44,6 +44,12 @@ pub struct StreamArgs {
     /// Use this broker instead of starting tansu.
     #[arg(long, env = "LAKE_BENCH_KAFKA")]
     kafka: Option<String>,
+    /// A folder holding another build's binaries (its `lake-stream`): the
+    /// one-process throughput run is repeated with that build, right after
+    /// this one's, over the same pre-filled topic (a consumer group and a
+    /// lake of its own), so two builds compare side by side in one run.
+    #[arg(long, value_name = "DIR")]
+    baseline: Option<std::path::PathBuf>,
 }
 
 fn settings(brokers: &str, topic: &str) -> KafkaSettings {
@@ -141,7 +147,19 @@ fn stream_command_in(
     trigger: &str,
     group: &str,
 ) -> Result<Command> {
-    let mut command = Command::new(lake_stream_binary()?);
+    stream_command_of(&lake_stream_binary()?, brokers, topic, lake, trigger, group)
+}
+
+/// `binary run ...`: a `lake-stream` of this build or another.
+fn stream_command_of(
+    binary: &std::path::Path,
+    brokers: &str,
+    topic: &str,
+    lake: &std::path::Path,
+    trigger: &str,
+    group: &str,
+) -> Result<Command> {
+    let mut command = Command::new(binary);
     command
         .args([
             "run",
@@ -467,6 +485,39 @@ fn valid_events(count: u64, rate: Option<f64>, seed: u64) -> ProduceOptions {
     }
 }
 
+/// The one-process available-now run of another build's `lake-stream`
+/// (in `dir`) over `topic`: its time and peak RSS.
+fn baseline_throughput(
+    dir: &std::path::Path,
+    brokers: &str,
+    topic: &str,
+) -> Result<(Duration, u64)> {
+    let binary = dir.join("lake-stream");
+    if !binary.is_file() {
+        bail!("--baseline {}: no lake-stream binary there", dir.display());
+    }
+    let lake_dir = tempfile::Builder::new()
+        .prefix("lake-bench-stream-baseline-")
+        .tempdir()?;
+    let group = format!("bench-{}-baseline-{topic}", std::process::id());
+    let started = Instant::now();
+    let child = stream_command_of(
+        &binary,
+        brokers,
+        topic,
+        lake_dir.path(),
+        "available-now",
+        &group,
+    )?
+    .spawn()?;
+    let (ok, max_rss) = wait_with_rusage(child.id())?;
+    let took = started.elapsed();
+    if !ok {
+        bail!("the --baseline build's lake-stream run failed");
+    }
+    Ok((took, max_rss))
+}
+
 pub fn stream(args: StreamArgs) -> Result<()> {
     let brokers = match &args.kafka {
         Some(b) => b.clone(),
@@ -497,6 +548,10 @@ pub fn stream(args: StreamArgs) -> Result<()> {
     }
     let lake = Lake::open(lake_dir.path().to_str().unwrap_or("."))?;
     let (checkpoints, checkpoint_total, checkpoint_largest) = checkpoint_bytes(&lake)?;
+    let baseline = match &args.baseline {
+        Some(dir) => Some(baseline_throughput(dir, &brokers, &topic)?),
+        None => None,
+    };
     // Two processes on a topic of their own: the first run's internal
     // topic already holds its events.
     let topic = server.create_topic("bench-throughput-2", args.partitions);
@@ -539,6 +594,15 @@ pub fn stream(args: StreamArgs) -> Result<()> {
         stream_time.as_secs_f64(),
         max_rss / (1024 * 1024)
     );
+    if let Some((time, rss)) = baseline {
+        println!(
+            "  --baseline build, 1 process: {:>10} events/s ({:.2} s available-now, peak RSS {} MiB; this build: {:.2}x its time)",
+            group_digits((args.events as f64 / time.as_secs_f64()) as u64),
+            time.as_secs_f64(),
+            rss / (1024 * 1024),
+            stream_time.as_secs_f64() / time.as_secs_f64()
+        );
+    }
     println!(
         "  lake-stream, 2 processes:    {:>10} events/s ({:.2} s to the last event in the live view)",
         group_digits(two_rate as u64),
