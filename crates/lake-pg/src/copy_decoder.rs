@@ -267,29 +267,19 @@ impl<R: Read> CopyDecoder<R> {
                 );
             }
             for (builder, column) in builders.iter_mut().zip(&self.columns) {
+                let (table, row) = (&self.table, self.rows_read + 1);
+                let reading = || format!("{table}.{}: reading row {row}", column.name);
                 let mut len = [0u8; 4];
-                self.reader.read_exact(&mut len).with_context(|| {
-                    format!(
-                        "{}.{}: reading row {}",
-                        self.table,
-                        column.name,
-                        self.rows_read + 1
-                    )
-                })?;
+                self.reader.read_exact(&mut len).with_context(reading)?;
                 let len = i32::from_be_bytes(len);
                 if len < 0 {
                     builder.append_null();
                     continue;
                 }
                 self.field.resize(len as usize, 0);
-                self.reader.read_exact(&mut self.field).with_context(|| {
-                    format!(
-                        "{}.{}: reading row {}",
-                        self.table,
-                        column.name,
-                        self.rows_read + 1
-                    )
-                })?;
+                self.reader
+                    .read_exact(&mut self.field)
+                    .with_context(reading)?;
                 builder.append(&self.field).with_context(|| {
                     format!(
                         "{}.{} ({}), row {}",

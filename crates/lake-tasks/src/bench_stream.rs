@@ -128,7 +128,8 @@ fn stream_command(
     lake: &std::path::Path,
     trigger: &str,
 ) -> Result<Command> {
-    stream_command_in(
+    stream_command_of(
+        &lake_stream_binary()?,
         brokers,
         topic,
         lake,
@@ -139,16 +140,6 @@ fn stream_command(
 
 /// Numbers the children's log files.
 static CHILD_LOGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-fn stream_command_in(
-    brokers: &str,
-    topic: &str,
-    lake: &std::path::Path,
-    trigger: &str,
-    group: &str,
-) -> Result<Command> {
-    stream_command_of(&lake_stream_binary()?, brokers, topic, lake, trigger, group)
-}
 
 /// `binary run ...`: a `lake-stream` of this build or another.
 fn stream_command_of(
@@ -274,7 +265,15 @@ fn two_processes(brokers: &str, topic: &str, events: u64) -> Result<Duration> {
     let mut children = Vec::new();
     for _ in 0..2 {
         children.push(Stopped(
-            stream_command_in(brokers, topic, lake_dir.path(), "interval=1s", &group)?.spawn()?,
+            stream_command_of(
+                &lake_stream_binary()?,
+                brokers,
+                topic,
+                lake_dir.path(),
+                "interval=1s",
+                &group,
+            )?
+            .spawn()?,
         ));
     }
     let deadline = Instant::now() + Duration::from_secs(600);
