@@ -31,6 +31,7 @@ use crate::state::{AppState, EncodedPartition};
 use crate::{auth, dashboard, json, metrics};
 
 mod errors;
+mod params;
 mod query;
 
 pub use query::SQL_BODY_LIMIT;
@@ -55,6 +56,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/runs", get(runs))
         .fallback(not_found)
+        // Inside the key check: only a client with a key learns what an
+        // endpoint takes.
+        .layer(middleware::from_fn(params::only_accepted))
         .layer(middleware::from_fn_with_state(guarded, auth::require_key))
         // Outermost: what axum answers by itself (a rejected body or path, a
         // method a route does not take) is a JSON error too.

@@ -388,6 +388,24 @@ async fn live_unified_metrics_runs_and_health() {
         StatusCode::BAD_REQUEST,
         "limit",
     );
+    // A parameter an endpoint does not take is refused, naming what it takes.
+    assert_client_error(
+        &get(&app, "/api/gold/kpi_summary?limit=5").await,
+        StatusCode::BAD_REQUEST,
+        "/api/gold/kpi_summary does not take ?limit=: it takes date",
+    );
+    assert_client_error(
+        &get(&app, "/api/runs?limt=5").await,
+        StatusCode::BAD_REQUEST,
+        "does not take ?limt=: it takes limit",
+    );
+    assert_client_error(
+        &get(&app, "/api/live/sales-by-minute?page=2").await,
+        StatusCode::BAD_REQUEST,
+        "it takes no parameter",
+    );
+    let (status, _) = get(&app, "/api/runs?limit=1").await;
+    assert_eq!(status, StatusCode::OK);
 
     let (status, health) = get(&app, "/health").await;
     assert_eq!(status, StatusCode::OK);
