@@ -2,7 +2,9 @@
 //!
 //! Values keep their meaning rather than Polars' internal form: dates as
 //! `YYYY-MM-DD`, datetimes as RFC 3339 in UTC, money as unrounded numbers
-//! (the dashboard rounds), non-finite floats as `null`.
+//! (the dashboard rounds), non-finite floats as `null`, bytes as their
+//! text when they are UTF-8 (a DLQ payload reads as the message it was),
+//! else as PostgreSQL writes `bytea`, `\\x` and two hex digits a byte.
 
 use chrono::{DateTime, NaiveDate};
 use polars::prelude::*;
@@ -82,8 +84,26 @@ fn cell(value: AnyValue) -> Value {
         }
         AnyValue::Datetime(v, unit, _) => datetime(v, unit),
         AnyValue::DatetimeOwned(v, unit, _) => datetime(v, unit),
-        // Decimals, binary and the rest: their text form.
+        AnyValue::Binary(bytes) => binary(bytes),
+        AnyValue::BinaryOwned(bytes) => binary(&bytes),
+        // Decimals and the rest: their text form.
         other => Value::String(other.to_string()),
+    }
+}
+
+/// Bytes as text when they are UTF-8, else in `bytea`'s hex form, whole
+/// either way.
+fn binary(bytes: &[u8]) -> Value {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Value::String(text.to_string()),
+        Err(_) => {
+            let mut hex = String::with_capacity(2 + 2 * bytes.len());
+            hex.push_str("\\x");
+            for byte in bytes {
+                hex.push_str(&format!("{byte:02x}"));
+            }
+            Value::String(hex)
+        }
     }
 }
 
@@ -108,6 +128,15 @@ mod tests {
         df.with_column(stamps).unwrap();
         let json = frame(&df, Map::new());
         insta::assert_snapshot!(serde_json::to_string_pretty(&json).unwrap());
+    }
+
+    #[test]
+    fn bytes_read_as_their_text_or_as_hex() {
+        let payload = r#"{"event_id":"e-1","montant":"douze euros, écrit en toutes lettres"}"#;
+        let df = df!("payload" => [payload.as_bytes(), &[0xff, 0x00, 0x7b]]).unwrap();
+        let json = frame(&df, Map::new());
+        assert_eq!(json["rows"][0]["payload"], payload);
+        assert_eq!(json["rows"][1]["payload"], "\\xff007b");
     }
 
     #[test]
