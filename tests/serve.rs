@@ -138,14 +138,30 @@ fn the_api_serves_gold_live_unified_sql_and_metrics() {
     assert_eq!(live["origin"], "memory");
     assert_live_equals_report(&live_totals(&live), &report);
     assert!(live["freshness"]["last_event_time"].is_string());
-    let (status, minutes) = get(&format!("{base}/api/live/sales-by-minute"));
-    assert_eq!(status, 200);
-    let per_minute: u64 = minutes["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["nb_transactions"].as_u64().unwrap())
-        .sum();
+    // Page after page (small pages, so that there are several), every
+    // window once: the counts add up to every event counted.
+    let mut per_minute = 0u64;
+    let mut pages = 0;
+    let mut url = format!("{base}/api/live/sales-by-minute?limit=10");
+    loop {
+        let (status, page) = get(&url);
+        assert_eq!(status, 200, "{page}");
+        pages += 1;
+        per_minute += page["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["nb_transactions"].as_u64().unwrap())
+            .sum::<u64>();
+        match page["next_since"].as_str() {
+            Some(next) => url = format!("{base}/api/live/sales-by-minute?limit=10&since={next}"),
+            None => break,
+        }
+    }
+    assert!(
+        pages > 1,
+        "the live windows fit in one page of 10: page smaller"
+    );
     assert_eq!(per_minute, report.counted);
 
     // Unified: batch and live side by side, totals their sum.

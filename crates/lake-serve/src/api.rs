@@ -18,7 +18,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use lake_core::run::RunManifest;
 use lake_table::Layer;
 use polars::prelude::*;
@@ -27,6 +27,7 @@ use serde_json::{Map, Value, json};
 use crate::catalog::{DATA_LAYERS, valid_table_name};
 use crate::error::{ApiError, ApiResult};
 use crate::live::LiveSnapshot;
+use crate::minute_page::{DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS, PageQuery};
 use crate::state::{AppState, EncodedPartition};
 use crate::{auth, dashboard, json, metrics};
 
@@ -281,8 +282,54 @@ async fn live_by_country(State(state): State<AppState>) -> ApiResult<Response> {
     Ok(json_body(snapshot(&state).await?.by_country_json.clone()))
 }
 
-async fn live_by_minute(State(state): State<AppState>) -> ApiResult<Response> {
-    Ok(json_body(snapshot(&state).await?.by_minute_json.clone()))
+async fn live_by_minute(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let query = page_query(&params)?;
+    let live = snapshot(&state).await?;
+    if query == PageQuery::default() {
+        return Ok(json_body(live.by_minute_json.clone()));
+    }
+    blocking(move || {
+        live.minute_page(&query)
+            .map(json_body)
+            .map_err(|err| ApiError::internal(&err))
+    })
+    .await
+}
+
+/// `?since=RFC3339&pays=COUNTRY&limit=N` of the per-minute view.
+fn page_query(params: &HashMap<String, String>) -> ApiResult<PageQuery> {
+    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
+    let since = match params.get("since") {
+        None => None,
+        Some(raw) => Some(
+            DateTime::parse_from_rfc3339(raw.trim())
+                .map(|time| time.with_timezone(&Utc))
+                .map_err(|_| {
+                    bad(format!(
+                        "since must be an RFC 3339 time, e.g. 2026-12-07T10:00:00Z: got {raw:?}"
+                    ))
+                })?,
+        ),
+    };
+    let limit = match params.get("limit") {
+        None => DEFAULT_PAGE_ROWS,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE_ROWS).contains(&n) => n,
+            _ => {
+                return Err(bad(format!(
+                    "limit must be a whole number from 1 to {MAX_PAGE_ROWS}: got {raw:?}"
+                )));
+            }
+        },
+    };
+    Ok(PageQuery {
+        since,
+        pays: params.get("pays").cloned(),
+        limit,
+    })
 }
 
 async fn unified_by_country(State(state): State<AppState>) -> ApiResult<Json<Value>> {

@@ -24,6 +24,7 @@ pub mod error;
 pub mod json;
 pub mod live;
 pub mod metrics;
+pub mod minute_page;
 pub mod server;
 pub mod sql;
 pub mod state;

@@ -26,6 +26,7 @@ use serde_json::{Map, Value};
 
 use crate::catalog::Catalog;
 use crate::json;
+use crate::minute_page::{self, PageQuery};
 
 /// Gold tables the stream writes its live views to (data contract, section 6).
 pub use lake_stream::config::{LIVE_BY_COUNTRY, LIVE_BY_MINUTE};
@@ -50,26 +51,47 @@ impl LiveSnapshot {
         status: Option<StreamStatus>,
         origin: &'static str,
     ) -> Result<Self> {
-        let taken_at = Utc::now();
-        let encode = |table: &str, df: &DataFrame| -> Result<Bytes> {
-            let mut fields = Map::new();
-            fields.insert("table".into(), Value::from(table));
-            fields.insert("origin".into(), Value::from(origin));
-            fields.insert("taken_at".into(), Value::from(taken_at.to_rfc3339()));
-            fields.insert("freshness".into(), freshness(status.as_ref()));
-            let body = serde_json::to_vec(&json::frame(df, fields))
-                .with_context(|| format!("encoding {table}"))?;
-            Ok(Bytes::from(body))
-        };
-        Ok(LiveSnapshot {
-            by_country_json: encode(LIVE_BY_COUNTRY, &by_country)?,
-            by_minute_json: encode(LIVE_BY_MINUTE, &by_minute)?,
+        let mut snapshot = LiveSnapshot {
             by_country,
             by_minute,
             status,
             origin,
-            taken_at,
-        })
+            taken_at: Utc::now(),
+            by_country_json: Bytes::new(),
+            by_minute_json: Bytes::new(),
+        };
+        snapshot.by_country_json =
+            snapshot.encode(LIVE_BY_COUNTRY, &snapshot.by_country, Map::new())?;
+        snapshot.by_minute_json = snapshot.minute_page(&PageQuery::default())?;
+        Ok(snapshot)
+    }
+
+    /// A page of the per-minute view as the API serves it (the first page
+    /// with the default size is encoded once, in `by_minute_json`).
+    pub fn minute_page(&self, query: &PageQuery) -> Result<Bytes> {
+        let page = minute_page::page(&self.by_minute, query)?;
+        let mut fields = Map::new();
+        fields.insert(
+            "next_since".into(),
+            // With `Z`, not `+00:00`: the value goes back into a URL as
+            // it is, where a `+` would read as a space.
+            page.next_since.map_or(Value::Null, |since| {
+                Value::from(since.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            }),
+        );
+        self.encode(LIVE_BY_MINUTE, &page.rows, fields)
+    }
+
+    /// `df` as the body of a live table: its rows, where and when they were
+    /// taken, and how fresh the stream is.
+    fn encode(&self, table: &str, df: &DataFrame, mut fields: Map<String, Value>) -> Result<Bytes> {
+        fields.insert("table".into(), Value::from(table));
+        fields.insert("origin".into(), Value::from(self.origin));
+        fields.insert("taken_at".into(), Value::from(self.taken_at.to_rfc3339()));
+        fields.insert("freshness".into(), freshness(self.status.as_ref()));
+        let body = serde_json::to_vec(&json::frame(df, fields))
+            .with_context(|| format!("encoding {table}"))?;
+        Ok(Bytes::from(body))
     }
 
     /// No stream has run yet: the views with their columns and no rows.

@@ -173,7 +173,24 @@ fn fixture() -> Fixture {
         "nb_transactions" => [2i64, 1],
     )
     .unwrap();
-    let by_minute = df!("pays" => ["France"], "total_ventes" => [10.25]).unwrap();
+    // Minutes 10:00 and 10:01 of 2026-12-07 (window_start in µs, UTC).
+    let mut by_minute = df!(
+        "pays" => ["France", "Japan", "France"],
+        "total_ventes" => [10.25, 4.0, 1.5],
+    )
+    .unwrap();
+    let minute = 60_000_000i64;
+    let starts = Series::new(
+        "window_start".into(),
+        [
+            1_796_637_600_000_000i64,
+            1_796_637_600_000_000 + minute,
+            1_796_637_600_000_000 + minute,
+        ],
+    )
+    .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+    .into_column();
+    by_minute.with_column(starts).unwrap();
     let status = StreamStatus {
         query: "ventes_temps_reel".into(),
         events_consumed: 5,
@@ -352,6 +369,26 @@ async fn live_unified_metrics_runs_and_health() {
     assert_eq!(live["freshness"]["lag"], 7);
     let (_, minute) = get(&app, "/api/live/sales-by-minute").await;
     assert_eq!(minute["rows"][0]["total_ventes"], 10.25);
+    assert_eq!(minute["row_count"], 3);
+    assert_eq!(minute["next_since"], Value::Null);
+    // A page of two rows would split minute 10:01: it stops before it, and
+    // the next page starts there.
+    let (status, first) = get(&app, "/api/live/sales-by-minute?limit=2").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["row_count"], 1);
+    assert_eq!(first["next_since"], "2026-12-07T10:01:00Z");
+    let (_, second) = get(
+        &app,
+        "/api/live/sales-by-minute?limit=2&since=2026-12-07T10:01:00Z",
+    )
+    .await;
+    assert_eq!(second["row_count"], 2);
+    assert_eq!(second["rows"][0]["pays"], "France");
+    assert_eq!(second["rows"][1]["pays"], "Japan");
+    assert_eq!(second["next_since"], Value::Null);
+    let (_, japan) = get(&app, "/api/live/sales-by-minute?pays=Japan").await;
+    assert_eq!(japan["row_count"], 1);
+    assert_eq!(japan["rows"][0]["total_ventes"], 4.0);
 
     // Full outer join: France on both sides, Germany and USA batch only,
     // Japan live only; totals add the two sides.
@@ -402,7 +439,22 @@ async fn live_unified_metrics_runs_and_health() {
     assert_client_error(
         &get(&app, "/api/live/sales-by-minute?page=2").await,
         StatusCode::BAD_REQUEST,
+        "it takes since, pays, limit",
+    );
+    assert_client_error(
+        &get(&app, "/api/live/sales-by-country?limit=2").await,
+        StatusCode::BAD_REQUEST,
         "it takes no parameter",
+    );
+    assert_client_error(
+        &get(&app, "/api/live/sales-by-minute?since=yesterday").await,
+        StatusCode::BAD_REQUEST,
+        "since must be an RFC 3339 time",
+    );
+    assert_client_error(
+        &get(&app, "/api/live/sales-by-minute?limit=0").await,
+        StatusCode::BAD_REQUEST,
+        "limit must be a whole number from 1 to 10000",
     );
     let (status, _) = get(&app, "/api/runs?limit=1").await;
     assert_eq!(status, StatusCode::OK);
@@ -967,13 +1019,14 @@ async fn lake_live_serves_its_snapshot_while_it_rereads_the_lake() {
             df!("pays" => ["France"], "total_ventes_live" => [total], "nb_transactions" => [1i64])
                 .unwrap(),
         );
-        write(
-            &fixture.lake,
-            Layer::Gold,
-            "live_sales_by_minute",
-            DAY2,
-            df!("pays" => ["France"], "total_ventes" => [total]).unwrap(),
-        );
+        write(&fixture.lake, Layer::Gold, "live_sales_by_minute", DAY2, {
+            let mut df = df!("pays" => ["France"], "total_ventes" => [total]).unwrap();
+            let start = Series::new("window_start".into(), [1_796_637_600_000_000i64])
+                .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+                .into_column();
+            df.with_column(start).unwrap();
+            df
+        });
     };
     live_tables(1.5);
     let catalog = Arc::new(Catalog::new(fixture.lake.clone()));

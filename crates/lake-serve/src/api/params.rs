@@ -12,7 +12,11 @@ use crate::error::ApiError;
 
 /// The parameters of the endpoints that take any: a path, or a prefix
 /// ending in `/`. Every other `/api/` path takes none.
-const ACCEPTED: &[(&str, &[&str])] = &[("/api/gold/", &["date"]), ("/api/runs", &["limit"])];
+const ACCEPTED: &[(&str, &[&str])] = &[
+    ("/api/gold/", &["date"]),
+    ("/api/runs", &["limit"]),
+    ("/api/live/sales-by-minute", &["since", "pays", "limit"]),
+];
 
 /// What `path` takes.
 fn accepted(path: &str) -> &'static [&'static str] {
@@ -82,7 +86,11 @@ mod tests {
         assert_eq!(accepted("/api/gold/kpi_summary"), ["date"]);
         assert_eq!(accepted("/api/runs"), ["limit"]);
         assert!(accepted("/api/runs/x").is_empty());
-        assert!(accepted("/api/live/sales-by-minute").is_empty());
+        assert_eq!(
+            accepted("/api/live/sales-by-minute"),
+            ["since", "pays", "limit"]
+        );
+        assert!(accepted("/api/live/sales-by-country").is_empty());
         assert_eq!(unknown("date=2026-12-07", &["date"]), Vec::<String>::new());
         assert_eq!(unknown("limit=5&date=x&limit=6", &["date"]), ["limit"]);
         assert_eq!(unknown("dat=1&&x", &["date"]), ["dat", "x"]);
