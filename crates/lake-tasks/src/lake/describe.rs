@@ -178,11 +178,11 @@ fn write_section(out: &mut String, section: &Section) -> Result<()> {
         .max()
         .unwrap_or(0);
     for column in &section.columns {
-        writeln!(
-            out,
+        let line = format!(
             "  {:<width$}  {:<9}  {}",
             column.name, column.delta_type, column.meaning
-        )?;
+        );
+        writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
 }
