@@ -37,7 +37,8 @@ pub use commit::{Commit, STREAM_LOG_RETENTION, Txn};
 pub use layer::Layer;
 pub use read::{read_date, read_latest_date, tables};
 pub use snapshot::{
-    At, DateAsked, DateSummary, FileEntry, NotYetCreated, Snapshot, is_not_a_table,
+    At, DateAsked, DateSummary, DeltaField, FileEntry, NotYetCreated, Snapshot, TableDescription,
+    is_not_a_table,
 };
 pub use storage::Lake;
 pub use table::{PARTITION_COLUMN, Table, TableRef, valid_table_name};

@@ -366,6 +366,85 @@ impl Snapshot {
         &self.files
     }
 
+    /// The table as this version's log describes it: every field of its
+    /// schema (the partition column too), its partition columns, its
+    /// properties and protocol. Read through the actions' JSON form, as
+    /// the log writes them, since delta-rs keeps their accessors private.
+    pub fn description(&self) -> Result<TableDescription> {
+        let name = self.table_ref();
+        let context = || format!("describing {name}@v{}", self.version());
+        let schema = serde_json::to_value(self.state.schema().as_ref()).with_context(context)?;
+        let metadata = serde_json::to_value(self.state.metadata()).with_context(context)?;
+        let protocol = serde_json::to_value(self.state.protocol()).with_context(context)?;
+        let fields = schema
+            .get("fields")
+            .and_then(serde_json::Value::as_array)
+            .ok_or_else(|| anyhow!("{name}: a Delta schema without fields"))?
+            .iter()
+            .map(|field| {
+                let name = field
+                    .get("name")
+                    .and_then(serde_json::Value::as_str)
+                    .ok_or_else(|| anyhow!("{name}: a Delta field without a name"))?;
+                Ok(DeltaField {
+                    name: name.to_string(),
+                    // A nested type is shown as its JSON: the lake writes none.
+                    delta_type: match field.get("type") {
+                        Some(serde_json::Value::String(primitive)) => primitive.clone(),
+                        other => other.map(ToString::to_string).unwrap_or_default(),
+                    },
+                    nullable: field
+                        .get("nullable")
+                        .and_then(serde_json::Value::as_bool)
+                        .unwrap_or(true),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let strings = |value: Option<&serde_json::Value>| -> Vec<String> {
+            value
+                .and_then(serde_json::Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .map(|item| match item {
+                            serde_json::Value::String(text) => text.clone(),
+                            other => other.to_string(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let properties = metadata
+            .get("configuration")
+            .and_then(serde_json::Value::as_object)
+            .map(|map| {
+                map.iter()
+                    .map(|(key, value)| {
+                        let value = match value {
+                            serde_json::Value::String(text) => text.clone(),
+                            other => other.to_string(),
+                        };
+                        (key.clone(), value)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let version = |key: &str| protocol.get(key).and_then(serde_json::Value::as_i64);
+        use deltalake_core::table::config::TablePropertiesExt;
+        let config = self.state.table_config();
+        Ok(TableDescription {
+            log_retention: config.log_retention_duration(),
+            deleted_file_retention: config.deleted_file_retention_duration(),
+            fields,
+            partition_columns: strings(metadata.get("partitionColumns")),
+            properties,
+            min_reader_version: version("minReaderVersion").unwrap_or_default(),
+            min_writer_version: version("minWriterVersion").unwrap_or_default(),
+            reader_features: strings(protocol.get("readerFeatures")),
+            writer_features: strings(protocol.get("writerFeatures")),
+        })
+    }
+
     /// The active files of one date.
     pub fn files_of(&self, date: NaiveDate) -> impl Iterator<Item = &FileEntry> {
         self.files.iter().filter(move |f| f.date == date)
@@ -513,6 +592,35 @@ pub enum DateAsked {
     /// The input of a run dated this date: that date when the table holds
     /// it, else the latest one before it.
     RunDate(NaiveDate),
+}
+
+/// One field of a table's Delta schema, as the log holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaField {
+    pub name: String,
+    /// Delta's name of its type: `short`, `long`, `string`, `timestamp`...
+    pub delta_type: String,
+    pub nullable: bool,
+}
+
+/// A table as one version's log describes it (see [`Snapshot::description`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDescription {
+    /// Every field in table order, the partition column included.
+    pub fields: Vec<DeltaField>,
+    pub partition_columns: Vec<String>,
+    /// The metadata's configuration (`delta.logRetentionDuration`...), by name.
+    pub properties: BTreeMap<String, String>,
+    /// How long the log keeps commits: `delta.logRetentionDuration`, or
+    /// Delta's default (30 days) when the table does not set it.
+    pub log_retention: std::time::Duration,
+    /// How long removed files stay before vacuum may delete them:
+    /// `delta.deletedFileRetentionDuration`, or Delta's default (7 days).
+    pub deleted_file_retention: std::time::Duration,
+    pub min_reader_version: i64,
+    pub min_writer_version: i64,
+    pub reader_features: Vec<String>,
+    pub writer_features: Vec<String>,
 }
 
 /// What one date of a table holds.

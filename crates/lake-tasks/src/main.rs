@@ -89,7 +89,7 @@ enum Command {
     Down,
     /// Serve the API and dashboard over the lake (after `pipeline`).
     Serve(lake_serve::ServeArgs),
-    /// Inspect and maintain the lake's tables: `lake ls | history | show | optimize | vacuum`.
+    /// Inspect and maintain the lake's tables: `lake ls | history | show | describe | optimize | vacuum`.
     #[command(subcommand)]
     Lake(LakeCommand),
     /// Benchmarks with their targets: `bench batch --scale N`.
@@ -162,6 +162,16 @@ enum LakeCommand {
         /// Rows shown.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+    },
+    /// A table's schema (Delta types), partitioning, properties and
+    /// protocol, then its section of the project's reference (docs/tables.md).
+    Describe {
+        #[command(flatten)]
+        lake: LakeLocation,
+        /// The table, e.g. bronze/ventes_temps_reel.
+        table: String,
+        #[command(flatten)]
+        version: VersionArgs,
     },
     /// Rewrite a date's small files into larger ones (dataChange=false).
     Optimize {
@@ -323,6 +333,15 @@ fn lake_command(command: LakeCommand) -> Result<String> {
             version.at(),
             date,
             limit,
+        ),
+        LakeCommand::Describe {
+            lake: url,
+            table,
+            version,
+        } => lake::describe::describe(
+            &Lake::open_existing(&url.url)?,
+            &TableRef::parse(&table)?,
+            version.at(),
         ),
         LakeCommand::Optimize {
             lake: url,

@@ -2,13 +2,16 @@
 //! table whose log is corrupt: `ls` lists the others and names the broken
 //! entry, then fails; an error stays one line whatever `RUST_BACKTRACE`
 //! says, its backtrace printed after it only when `RUST_LIB_BACKTRACE`
-//! asks.
+//! asks. And over the lake the pipeline writes from the built-in data:
+//! every table matches its section of `docs/tables.md`, and `lake
+//! describe` prints both.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use chrono::NaiveDate;
-use lake_table::{DateWriter, Lake, Layer, TableRef};
+use lake_table::{DateWriter, Lake, Layer, Table, TableRef};
+use lake_tasks::lake::reference;
 use polars::prelude::*;
 
 /// A lake with `silver/customers` and `silver/orders` at version 1 each,
@@ -121,4 +124,98 @@ fn an_error_is_one_line_and_its_backtrace_comes_after_only_when_asked() {
     assert_eq!(lines.next(), stderr.lines().next(), "{asked}");
     assert_eq!(lines.next(), Some("backtrace:"), "{asked}");
     assert!(lines.count() > 3, "{asked}");
+}
+
+/// The pipeline over the built-in generator and producer writes every
+/// table, the stream's and its dead letters included; each one's Delta
+/// schema is its section of the reference, column for column and type for
+/// type, and each section names a table the lake holds: neither side can
+/// change without the other.
+#[test]
+fn the_reference_describes_every_table_the_pipeline_writes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pipeline = Command::new(env!("CARGO_BIN_EXE_lake-tasks"));
+    pipeline
+        .args(["pipeline", "--events", "500", "--lake"])
+        .arg(dir.path());
+    // The built-in sources whatever the environment configures.
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("LAKE_")) {
+        pipeline.env_remove(name);
+    }
+    let output = pipeline.env_remove("RUST_LOG").output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+
+    let lake = Lake::open_existing(dir.path().to_str().unwrap()).unwrap();
+    let tables: Vec<String> = lake_tasks::lake::tables_or_all(&lake, None)
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let sections = reference::sections().unwrap();
+    let mut problems = Vec::new();
+    for name in &tables {
+        let table = TableRef::parse(name).unwrap();
+        let snapshot = Table::open(&lake, table)
+            .unwrap()
+            .latest()
+            .unwrap()
+            .unwrap();
+        let fields = snapshot.description().unwrap().fields;
+        let Some(section) = sections.iter().find(|s| &s.table == name) else {
+            problems.push(format!("{name}: no section in {}", reference::PATH));
+            continue;
+        };
+        let logged: Vec<(&str, &str)> = fields
+            .iter()
+            .filter(|f| f.name != lake_table::PARTITION_COLUMN)
+            .map(|f| (f.name.as_str(), f.delta_type.as_str()))
+            .collect();
+        let described: Vec<(&str, &str)> = section
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.delta_type.as_str()))
+            .collect();
+        if logged != described {
+            let differences = reference::differences(&fields, section);
+            problems.push(format!("{name}: {}", differences.join("; ")));
+        }
+    }
+    for section in &sections {
+        if !tables.contains(&section.table) {
+            problems.push(format!(
+                "{}: described in {}, not written by the pipeline",
+                section.table,
+                reference::PATH
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the lake and {} differ:\n{}",
+        reference::PATH,
+        problems.join("\n")
+    );
+
+    // `lake describe` on a stream table: its columns, the short log
+    // retention the stream's tables keep, and its prose.
+    let output = lake_tasks(dir.path(), &["describe", "bronze/ventes_temps_reel"], &[]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(stdout.starts_with("bronze/ventes_temps_reel@v"), "{stdout}");
+    for expected in [
+        "  event_id ",
+        "  _offset ",
+        "partitioned by: run_date",
+        "delta.logRetentionDuration = interval 2 days",
+        "one row per event counted once",
+        "the topic partition the event was read from",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} not in:\n{stdout}");
+    }
+    assert!(!stdout.contains("the log differs"), "{stdout}");
 }

@@ -11,16 +11,10 @@ pub fn render(lake: &Lake, table: &TableRef, limit: usize) -> Result<String> {
     let handle = Table::open(lake, table.clone())?;
     let entries = lake_table::history::history(&handle, limit)?;
     if entries.is_empty() && handle.latest()?.is_none() {
-        let tables = super::tables_or_all(lake, None)?;
-        let names: Vec<String> = tables.iter().map(ToString::to_string).collect();
         anyhow::bail!(
             "{table} is not a table of the lake {}; its tables: {}",
             lake.url(),
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
+            super::table_names(lake)?
         );
     }
     let mut out = String::new();

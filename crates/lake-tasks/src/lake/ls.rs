@@ -82,7 +82,7 @@ pub fn list(lake: &Lake, layers: &[Layer], at: At) -> Result<Listing> {
 }
 
 /// The table's snapshot at `at`; `None` when it has no commit (then).
-fn snapshot(lake: &Lake, table: &TableRef, at: At) -> Result<Option<Snapshot>> {
+pub(super) fn snapshot(lake: &Lake, table: &TableRef, at: At) -> Result<Option<Snapshot>> {
     let handle = Table::open(lake, table.clone())?;
     match at {
         At::Latest => handle.latest(),

@@ -1,9 +1,11 @@
 //! `cargo xtask lake ...`: inspect and maintain the lake's tables, local or
-//! on S3: `ls`, `history`, `show`, `optimize`, `vacuum`.
+//! on S3: `ls`, `history`, `show`, `describe`, `optimize`, `vacuum`.
 
+pub mod describe;
 pub mod history;
 pub mod ls;
 pub mod maintenance;
+pub mod reference;
 pub mod show;
 
 /// `1536` -> `1.5 KiB`.
@@ -39,6 +41,19 @@ pub fn tables_or_all(
         }
     }
     Ok(out)
+}
+
+/// The tables of the lake as a list for a message: `a, b` or `none`.
+pub fn table_names(lake: &lake_table::Lake) -> anyhow::Result<String> {
+    let names: Vec<String> = tables_or_all(lake, None)?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    Ok(if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    })
 }
 
 #[cfg(test)]
