@@ -115,6 +115,10 @@ impl RunResult {
     }
 }
 
+/// Where the runner's progress lines go: stderr through [`say`], or a test's
+/// buffer.
+type Printer<'a> = &'a (dyn Fn(std::fmt::Arguments<'_>) + Sync);
+
 /// Runs `steps` as a DAG and records the run in `_runs/{run_id}.json`.
 pub fn run_steps(
     lake: &Lake,
@@ -123,6 +127,20 @@ pub fn run_steps(
     source: &str,
     steps: Vec<Step>,
     options: &RunOptions,
+) -> Result<RunResult> {
+    run_steps_printing(lake, run_id, date, source, steps, options, &say)
+}
+
+/// [`run_steps`], with its progress lines (`ok`, `retry`, `FAILED`,
+/// `skipped`) written by `say`.
+fn run_steps_printing(
+    lake: &Lake,
+    run_id: &str,
+    date: NaiveDate,
+    source: &str,
+    steps: Vec<Step>,
+    options: &RunOptions,
+    say: Printer<'_>,
 ) -> Result<RunResult> {
     validate(&steps)?;
     let started_at = Utc::now();
@@ -136,6 +154,11 @@ pub fn run_steps(
     let mut failed: HashSet<String> = HashSet::new();
     let mut started: HashSet<String> = HashSet::new();
     let mut failure: Option<String> = None;
+    // The step that failed for good behind each failed or skipped step, so
+    // that a skipped step names the failure it waited on, not the skipped
+    // step between them.
+    let mut failed_behind: HashMap<String, String> = HashMap::new();
+    let mut first_failed: Option<String> = None;
     let by_name: HashMap<&str, &Step> = steps.iter().map(|s| (s.name.as_str(), s)).collect();
 
     std::thread::scope(|scope| {
@@ -147,9 +170,18 @@ pub fn run_steps(
                 if started.contains(&step.name) {
                     continue;
                 }
-                if step.depends_on.iter().any(|d| failed.contains(d)) {
+                if let Some(input) = step.depends_on.iter().find(|d| failed.contains(*d)) {
+                    let cause = failed_behind
+                        .get(input)
+                        .cloned()
+                        .unwrap_or_else(|| input.clone());
+                    say(format_args!(
+                        "  skipped {} (waited on {cause}, which failed)",
+                        step.name
+                    ));
                     started.insert(step.name.clone());
                     failed.insert(step.name.clone());
+                    failed_behind.insert(step.name.clone(), cause);
                     lock(&records).insert(step.name.clone(), skipped_record(step));
                     continue;
                 }
@@ -172,9 +204,9 @@ pub fn run_steps(
                         // A panicking step must fail the run, not leave the
                         // scheduler waiting for it forever.
                         let record = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            run_one(step_ref, bar, options)
+                            run_one(step_ref, bar, options, say)
                         }))
-                        .unwrap_or_else(|panic| panicked_record(step_ref, panic.as_ref()));
+                        .unwrap_or_else(|panic| panicked_record(step_ref, panic.as_ref(), say));
                         report.ok = record.outcome == Outcome::Succeeded;
                         lock(records).insert(step_ref.name.clone(), record);
                     });
@@ -198,7 +230,9 @@ pub fn run_steps(
                         .and_then(|r| r.error)
                         .unwrap_or_else(|| "the step's worker stopped without a result".into());
                     failure = Some(format!("step {name} failed: {reason}"));
+                    first_failed = Some(name.clone());
                 }
+                failed_behind.insert(name.clone(), name.clone());
                 failed.insert(name);
             }
         }
@@ -209,7 +243,19 @@ pub fn run_steps(
         .map_err(|_| anyhow!("step records poisoned"))?;
     let ordered: Vec<StepRecord> = steps
         .iter()
-        .map(|s| records.remove(&s.name).unwrap_or_else(|| skipped_record(s)))
+        .map(|s| {
+            records.remove(&s.name).unwrap_or_else(|| {
+                // Independent of the failed step, it waited for the run
+                // to go on; the console says so as the manifest does.
+                if let Some(stopped_at) = &first_failed {
+                    say(format_args!(
+                        "  skipped {} (the run stopped at {stopped_at}, which failed)",
+                        s.name
+                    ));
+                }
+                skipped_record(s)
+            })
+        })
         .collect();
     let outcome = if failure.is_some() {
         Outcome::Failed
@@ -306,7 +352,7 @@ fn step_bar(name: &str) -> ProgressBar {
     bar
 }
 
-fn run_one(step: &Step, bar: ProgressBar, options: &RunOptions) -> StepRecord {
+fn run_one(step: &Step, bar: ProgressBar, options: &RunOptions, say: Printer<'_>) -> StepRecord {
     let started = Instant::now();
     let mut attempt = 1;
     loop {
@@ -380,7 +426,11 @@ fn run_one(step: &Step, bar: ProgressBar, options: &RunOptions) -> StepRecord {
     }
 }
 
-fn panicked_record(step: &Step, panic: &(dyn std::any::Any + Send)) -> StepRecord {
+fn panicked_record(
+    step: &Step,
+    panic: &(dyn std::any::Any + Send),
+    say: Printer<'_>,
+) -> StepRecord {
     let message = panic_message(panic);
     let error = format!("panicked: {}", message.replace('\n', " "));
     say(format_args!("  FAILED {}: {error}", step.name));
@@ -504,6 +554,61 @@ mod tests {
             .collect();
         assert_eq!(outcomes, vec![(1, Outcome::Failed), (0, Outcome::Skipped)]);
         assert_eq!(result.manifest.outcome, Outcome::Failed);
+    }
+
+    #[test]
+    fn skipped_steps_are_printed_with_the_failure_they_waited_on() {
+        let (_dir, lake) = lake();
+        // gold/rfm fails; rfm_segments waits on it, report on rfm_segments
+        // (behind a skipped step), and silver/late on nothing that failed
+        // nor does gold/slow: with one worker, neither starts once the run
+        // stopped.
+        let steps = vec![
+            Step::new("gold/rfm", vec![], |_| bail!("out of memory")),
+            Step::new("gold/rfm_segments", vec!["gold/rfm".into()], |_| {
+                Ok(StepOutput::default())
+            }),
+            Step::new("gold/report", vec!["gold/rfm_segments".into()], |_| {
+                Ok(StepOutput::default())
+            }),
+            Step::new("gold/late", vec!["gold/slow".into()], |_| {
+                Ok(StepOutput::default())
+            }),
+            Step::new("gold/slow", vec![], |_| Ok(StepOutput::default())),
+        ];
+        let printed = Mutex::new(Vec::new());
+        let print = |line: std::fmt::Arguments<'_>| lock(&printed).push(line.to_string());
+        let options = RunOptions {
+            workers: 1,
+            ..quiet()
+        };
+        let result =
+            run_steps_printing(&lake, "run-7", date(), "test", steps, &options, &print).unwrap();
+        let printed = printed.into_inner().unwrap();
+        let skipped: Vec<&str> = printed
+            .iter()
+            .map(String::as_str)
+            .filter(|l| l.starts_with("  skipped"))
+            .collect();
+        assert_eq!(
+            skipped,
+            vec![
+                "  skipped gold/rfm_segments (waited on gold/rfm, which failed)",
+                "  skipped gold/report (waited on gold/rfm, which failed)",
+                "  skipped gold/late (the run stopped at gold/rfm, which failed)",
+                "  skipped gold/slow (the run stopped at gold/rfm, which failed)",
+            ],
+            "{printed:#?}"
+        );
+        assert!(printed.contains(&"  FAILED gold/rfm: out of memory".to_string()));
+        // One line for each step the manifest records as skipped.
+        let in_manifest = result
+            .manifest
+            .steps
+            .iter()
+            .filter(|s| s.outcome == Outcome::Skipped)
+            .count();
+        assert_eq!(in_manifest, skipped.len());
     }
 
     #[test]

@@ -41,6 +41,14 @@ pub struct ServeArgs {
     /// (least recently used evicted first).
     #[arg(long, env = "LAKE_SQL_CACHE_MB", default_value_t = 256)]
     pub sql_cache_mb: u64,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// Who may call the API and over what: the API keys and TLS of `lake-serve`
+/// and of `lake-stream run --serve`, defined once for both.
+#[derive(Args, Clone, Debug, Default)]
+pub struct AccessArgs {
     /// A file of API keys, one a line (`#` comments); keys also come from
     /// LAKE_API_KEYS (comma-separated). With keys, /api/* and /metrics
     /// need `Authorization: Bearer <key>`.
@@ -52,6 +60,20 @@ pub struct ServeArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, env = "LAKE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+}
+
+impl AccessArgs {
+    /// `state` with the keys (of the file and LAKE_API_KEYS) and the TLS
+    /// of these flags and variables.
+    pub fn apply(&self, mut state: AppState) -> Result<AppState> {
+        if let Some(keys) = ApiKeys::from_env_and(self.api_key_file.as_deref())? {
+            state = state.with_keys(keys);
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            state = state.with_tls(Tls::from_pem_files(cert, key)?);
+        }
+        Ok(state)
+    }
 }
 
 impl ServeArgs {
@@ -77,13 +99,7 @@ impl ServeArgs {
             memory_bytes: self.sql_memory_mb.max(1).saturating_mul(1024 * 1024),
             ..SqlLimits::default()
         };
-        let mut state = AppState::new(catalog, live, &self.query.name, limits);
-        if let Some(keys) = ApiKeys::from_env_and(self.api_key_file.as_deref())? {
-            state = state.with_keys(keys);
-        }
-        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
-            state = state.with_tls(Tls::from_pem_files(cert, key)?);
-        }
-        Ok(state)
+        self.access
+            .apply(AppState::new(catalog, live, &self.query.name, limits))
     }
 }

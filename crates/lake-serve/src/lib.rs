@@ -33,7 +33,7 @@ pub mod tls;
 pub use api::router;
 pub use auth::ApiKeys;
 pub use catalog::Catalog;
-pub use config::ServeArgs;
+pub use config::{AccessArgs, ServeArgs};
 pub use live::{LakeLive, LiveSnapshot, LiveSource, MemoryLive};
 pub use server::{ServerHandle, serve, spawn};
 pub use state::{AppState, SqlLimits};

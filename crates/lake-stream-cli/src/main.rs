@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use lake_core::config::{LakeLocation, init_tracing};
 use lake_core::error::exit_code;
 use lake_core::run::new_run_id;
+use lake_serve::AccessArgs;
 use lake_stream::config::{
     DEFAULT_LATENESS, DEFAULT_MAX_CLOCK_SKEW, DurationArg, KafkaArgs, KafkaRunOptions, QueryName,
     StreamConfig, Trigger, parse_duration,
@@ -63,6 +64,9 @@ enum Command {
         /// 127.0.0.1:8080), with the live views from memory.
         #[arg(long, value_name = "ADDR")]
         serve: Option<String>,
+        // The API keys and TLS of --serve, as lake-serve takes them.
+        #[command(flatten)]
+        access: AccessArgs,
     },
     /// Send generated sales events; prints what a consumer must count (JSON).
     Produce {
@@ -128,12 +132,13 @@ fn run(cli: Cli) -> Result<()> {
             max_clock_skew,
             max_batch,
             serve,
+            access,
         } => {
             let settings = kafka.required()?;
             let lake = query.lake.open()?;
             let server = match &serve {
                 Some(addr) => {
-                    let server = serve::start(addr, &lake, &query.query.name)?;
+                    let server = serve::start(addr, &lake, &query.query.name, &access)?;
                     eprintln!("serving the API and dashboard at {}/", server.handle.url());
                     Some(server)
                 }

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use lake_serve::{ApiKeys, AppState, Catalog, LiveSnapshot, MemoryLive, ServerHandle, SqlLimits};
+use lake_serve::{
+    AccessArgs, AppState, Catalog, LiveSnapshot, MemoryLive, ServerHandle, SqlLimits,
+};
 use lake_table::Lake;
 
 use lake_stream::processor::Processor;
@@ -16,29 +18,17 @@ pub struct LiveServer {
     pub handle: ServerHandle,
 }
 
-/// Starts the API on `addr` over `lake`, with in-memory live views (keys
-/// and TLS from the environment, as `lake-serve` takes them).
-pub fn start(addr: &str, lake: &Lake, query: &str) -> Result<LiveServer> {
-    start_with_keys(addr, lake, query, None)
-}
-
-/// [`start`], with these API keys rather than the environment's.
-pub fn start_with_keys(
-    addr: &str,
-    lake: &Lake,
-    query: &str,
-    keys: Option<ApiKeys>,
-) -> Result<LiveServer> {
+/// Starts the API on `addr` over `lake`, with in-memory live views and the
+/// keys and TLS of `access` (`--api-key-file`, `--tls-cert`, `--tls-key`
+/// and their variables, as `lake-serve` takes them).
+pub fn start(addr: &str, lake: &Lake, query: &str, access: &AccessArgs) -> Result<LiveServer> {
     let live = MemoryLive::new()?;
-    let mut state = AppState::new(
+    let state = access.apply(AppState::new(
         Arc::new(Catalog::new(lake.clone())),
         Arc::new(live.clone()),
         query,
         SqlLimits::default(),
-    );
-    if let Some(keys) = keys {
-        state = state.with_keys(keys);
-    }
+    ))?;
     let handle = lake_serve::spawn(addr, state)?;
     Ok(LiveServer { live, handle })
 }

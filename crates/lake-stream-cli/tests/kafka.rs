@@ -3,6 +3,8 @@
 //! consumers with a rebalance, resuming, and bad input.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -659,6 +661,21 @@ fn bad_input_gives_clear_errors() {
         line.contains("topic no-such-topic does not exist"),
         "{line}"
     );
+    // Producing to it names the flag that creates it.
+    let line = failing(Command::new(BIN).args([
+        "produce",
+        "--kafka",
+        &kafka_server().brokers,
+        "--topic",
+        "no-such-topic",
+        "--count",
+        "10",
+    ]));
+    assert!(
+        line.contains("topic no-such-topic does not exist"),
+        "{line}"
+    );
+    assert!(line.contains("--create 4"), "{line}");
 
     // A corrupt checkpoint: refuse to start, name the object and the way out.
     let topic = kafka_server().create_topic("corrupt", 1);
@@ -1051,4 +1068,59 @@ fn bad_times_amounts_and_repeated_keys_go_to_the_dlq_and_block_nothing() {
             "partition {partition}:\n{table}"
         );
     }
+}
+
+/// Status line of a plain HTTP/1.1 GET, with `key` as its bearer token.
+fn status_with(addr: &str, path: &str, key: Option<&str>) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.lines().next().unwrap_or("").to_string()
+}
+
+#[test]
+fn run_serve_takes_the_api_key_file_of_lake_serve() {
+    const KEY: &str = "stream-serve-key-0123456789abcdef";
+    let topic = kafka_server().create_topic("serve-keys", 1);
+    let lake = tempfile::tempdir().unwrap();
+    let keys = lake.path().join("keys.txt");
+    std::fs::write(&keys, format!("# the test's key\n{KEY}\n")).unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = stream_command(lake.path(), &topic, "g-serve-keys", "interval=1s")
+        .args(["--serve", &addr, "--api-key-file"])
+        .arg(&keys)
+        .env_remove("LAKE_API_KEYS")
+        .env_remove("LAKE_API_KEY_FILE")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            let _ = child.kill();
+            panic!("lake-stream ended before serving: {seen}");
+        }
+        seen.push_str(&line);
+        if line.contains("serving the API and dashboard at") {
+            break;
+        }
+    }
+    // Drain stderr so that the child never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let without = status_with(&addr, "/api/gold", None);
+    let with = status_with(&addr, "/api/gold", Some(KEY));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(without, "HTTP/1.1 401 Unauthorized");
+    assert_eq!(with, "HTTP/1.1 200 OK");
 }

@@ -183,6 +183,18 @@ impl KafkaSettings {
         config
     }
 
+    /// A missing topic, with the command that creates it: a new broker
+    /// (`cargo xtask up`) has none.
+    fn missing_topic(&self) -> anyhow::Error {
+        anyhow!(
+            "topic {topic} does not exist on {brokers}: create it, e.g. with 4 partitions, by \
+             producing events with `lake-stream produce --kafka {brokers} --topic {topic} \
+             --create 4 --count N`",
+            topic = self.topic,
+            brokers = self.brokers,
+        )
+    }
+
     /// Fails with a clear error when the brokers cannot be reached within
     /// the connect timeout or the topic does not exist; else its partitions.
     pub fn check_topic<C: ConsumerContext, T: Consumer<C>>(
@@ -202,14 +214,9 @@ impl KafkaSettings {
             .topics()
             .iter()
             .find(|t| t.name() == self.topic)
-            .ok_or_else(|| anyhow!("topic {} does not exist on {}", self.topic, self.brokers))?;
+            .ok_or_else(|| self.missing_topic())?;
         if topic.error().is_some() || topic.partitions().is_empty() {
-            bail!(
-                "topic {} does not exist on {} (create it first, e.g. with {} partitions)",
-                self.topic,
-                self.brokers,
-                4
-            );
+            return Err(self.missing_topic());
         }
         Ok(topic.partitions().iter().map(|p| p.id()).collect())
     }

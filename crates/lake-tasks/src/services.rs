@@ -74,20 +74,84 @@ fn exports(
     ]
 }
 
-fn print_exports(env: &[(String, String)]) {
-    println!("# the stack is up; point the lake at it with:");
+/// `header`, then one `export NAME=VALUE` line per variable.
+fn exports_text(header: &str, env: &[(String, String)]) -> String {
+    let mut text = format!("# {header}; point the lake at it with:\n");
     for (name, value) in env {
-        println!("export {name}={value}");
+        text.push_str(&format!("export {name}={value}\n"));
     }
+    text
+}
+
+/// Records the stack `up` started, with its exports, so that `down` can
+/// stop it and a second `up` can print them again.
+fn save_state(
+    state: &Path,
+    mut record: serde_json::Value,
+    env: Option<&[(String, String)]>,
+) -> Result<()> {
+    if let Some(env) = env {
+        record["env"] = json!(env);
+    }
+    let path = state.join("state.json");
+    std::fs::write(&path, record.to_string()).with_context(|| format!("writing {}", path.display()))
+}
+
+fn process_alive(pid: u64) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The exports of the stack already running from `state`, when there is
+/// one: a second `up` prints them again rather than refusing. A stack that
+/// stopped (its processes gone) or never came up is refused with the way
+/// out.
+fn running_stack(state: &Path) -> Result<Option<String>> {
+    let path = state.join("state.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    };
+    let parsed: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+    let env: Option<Vec<(String, String)>> = serde_json::from_value(parsed["env"].clone()).ok();
+    let Some(env) = env else {
+        // Written by an `up` that failed before the stack answered (or
+        // by a build that did not record the exports).
+        bail!(
+            "a stack is recorded in {} without its exports (its `up` failed, or an older \
+             build started it); run `cargo xtask down` first",
+            state.display()
+        );
+    };
+    if let Some(gone) = parsed["pids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_u64())
+        .find(|pid| !process_alive(*pid))
+    {
+        bail!(
+            "the stack recorded in {} is not running (process {gone} has stopped); \
+             run `cargo xtask down`, then `cargo xtask up`",
+            state.display()
+        );
+    }
+    Ok(Some(exports_text(
+        &format!("the stack is already running ({})", state.display()),
+        &env,
+    )))
 }
 
 pub fn up(repo: &Path) -> Result<()> {
     let state = repo.join(STATE_DIR);
-    if state.join("state.json").exists() {
-        bail!(
-            "a stack is already up ({}); run `cargo xtask down` first",
-            state.display()
-        );
+    if let Some(exports) = running_stack(&state)? {
+        print!("{exports}");
+        return Ok(());
     }
     if lake_testkit::docker::docker_answers() {
         let status = Command::new("docker")
@@ -100,23 +164,20 @@ pub fn up(repo: &Path) -> Result<()> {
             bail!("docker compose up failed");
         }
         std::fs::create_dir_all(&state)?;
-        std::fs::write(
-            state.join("state.json"),
-            json!({"mode": "compose"}).to_string(),
-        )?;
         let env = exports(5433, 29092, 9000, "lakeadmin", "lakeadmin-secret");
-        print_exports(&env);
+        save_state(&state, json!({"mode": "compose"}), Some(&env))?;
+        print!("{}", exports_text("the stack is up", &env));
         return Ok(());
     }
     std::fs::create_dir_all(&state)?;
     let mut pids = Vec::new();
     let result = start_native(&state, &mut pids);
-    std::fs::write(
-        state.join("state.json"),
-        json!({"mode": "native", "pids": pids}).to_string(),
-    )?;
+    // The PIDs are recorded even when a service failed to start: `down`
+    // stops the ones that did. The exports only with a stack that answers.
+    let env = result.as_ref().ok().map(Vec::as_slice);
+    save_state(&state, json!({"mode": "native", "pids": pids}), env)?;
     let env = result?;
-    print_exports(&env);
+    print!("{}", exports_text("the stack is up", &env));
     Ok(())
 }
 
@@ -247,7 +308,9 @@ pub fn down(repo: &Path) -> Result<()> {
     };
     let parsed: serde_json::Value =
         serde_json::from_str(&text).context("reading the stack's state")?;
-    if parsed["mode"] == "compose" {
+    let compose = parsed["mode"] == "compose";
+    println!("{}", what_down_deletes(&state, compose));
+    if compose {
         let status = Command::new("docker")
             .args(["compose", "-f"])
             .arg(repo.join("compose/docker-compose.yml"))
@@ -268,13 +331,7 @@ pub fn down(repo: &Path) -> Result<()> {
                 .args(["-TERM", &pid.to_string()])
                 .status();
             let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline
-                && Command::new("kill")
-                    .args(["-0", &pid.to_string()])
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success())
-            {
+            while Instant::now() < deadline && process_alive(pid) {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
@@ -282,4 +339,102 @@ pub fn down(repo: &Path) -> Result<()> {
     std::fs::remove_dir_all(&state).with_context(|| format!("removing {}", state.display()))?;
     println!("the stack is down");
     Ok(())
+}
+
+/// What `down` deletes, said before it deletes it: the native stack's data
+/// lives in its state folder, the S3 lake included; compose keeps its
+/// named volumes.
+fn what_down_deletes(state: &Path, compose: bool) -> String {
+    if compose {
+        format!(
+            "stopping the compose stack and removing its containers; its named volumes \
+             (postgres-data, kafka-data, minio-data: the Northwind database, the topic's events \
+             and the S3 lake) are kept, `docker compose -f compose/docker-compose.yml down -v` \
+             deletes them; deleting {}",
+            state.display()
+        )
+    } else {
+        format!(
+            "stopping PostgreSQL, tansu and SeaweedFS and deleting {} with all their data: \
+             the Northwind database, the topic's events and the S3 lake (every layer's bucket)",
+            state.display()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Vec<(String, String)> {
+        exports(5433, 9092, 8333, "access", "secret")
+    }
+
+    #[test]
+    fn a_second_up_prints_the_running_stacks_exports_again() {
+        let repo = tempfile::tempdir().unwrap();
+        let state = repo.path().join(STATE_DIR);
+        std::fs::create_dir_all(&state).unwrap();
+        // This test's process stands for the stack's: it is running.
+        let pids = json!([std::process::id()]);
+        save_state(
+            &state,
+            json!({"mode": "native", "pids": pids}),
+            Some(&env()),
+        )
+        .unwrap();
+        let text = running_stack(&state).unwrap().unwrap();
+        assert!(
+            text.starts_with("# the stack is already running ("),
+            "{text}"
+        );
+        assert!(
+            text.contains("export LAKE_KAFKA_BROKERS=127.0.0.1:9092\n"),
+            "{text}"
+        );
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("export ")).count(),
+            env().len()
+        );
+        // up itself prints them and succeeds, starting nothing.
+        up(repo.path()).unwrap();
+    }
+
+    #[test]
+    fn a_stopped_or_half_started_stack_is_refused_with_the_way_out() {
+        let repo = tempfile::tempdir().unwrap();
+        let state = repo.path().join(STATE_DIR);
+        std::fs::create_dir_all(&state).unwrap();
+        assert_eq!(running_stack(&state).unwrap(), None);
+        // A process that has ended: its PID is gone.
+        let mut child = Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        save_state(
+            &state,
+            json!({"mode": "native", "pids": [gone]}),
+            Some(&env()),
+        )
+        .unwrap();
+        let err = running_stack(&state).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("process {gone} has stopped")),
+            "{err}"
+        );
+        assert!(err.contains("cargo xtask down"), "{err}");
+        // An up that failed before the stack answered recorded no exports.
+        save_state(&state, json!({"mode": "native", "pids": []}), None).unwrap();
+        let err = running_stack(&state).unwrap_err().to_string();
+        assert!(err.contains("without its exports"), "{err}");
+    }
+
+    #[test]
+    fn down_says_it_deletes_the_lake() {
+        let state = Path::new("/repo/.lake-services");
+        let native = what_down_deletes(state, false);
+        assert!(native.contains("deleting /repo/.lake-services"), "{native}");
+        assert!(native.contains("the S3 lake"), "{native}");
+        let compose = what_down_deletes(state, true);
+        assert!(compose.contains("down -v"), "{compose}");
+    }
 }

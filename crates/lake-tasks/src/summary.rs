@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use anyhow::Result;
 use lake_core::dag::group_digits;
+use lake_core::run::{Outcome, StepRecord};
 use lake_gold::figures::GoldFigures;
 use lake_table::{Layer, TableRef};
 use polars::prelude::*;
@@ -87,7 +88,28 @@ pub fn render(run: &PipelineRun) -> Result<String> {
     {
         live_section(&mut out, run)?;
     }
+    if let Some(note) = empty_topic_note(&manifest.steps) {
+        out.push_str(&note);
+    }
     Ok(out)
+}
+
+/// When the stream step read a Kafka topic and found no event (a new
+/// broker's topic, as `cargo xtask up` leaves it), says so and how to send
+/// some: else the empty live section looks like a broken stream.
+fn empty_topic_note(steps: &[StepRecord]) -> Option<String> {
+    let step = steps.iter().find(|s| {
+        s.name == lake_stream::step::STEP && s.outcome == Outcome::Succeeded && s.rows_in == 0
+    })?;
+    let (brokers, topic) = step
+        .sources
+        .iter()
+        .find_map(|source| source.strip_prefix("kafka://")?.rsplit_once('/'))?;
+    Some(format!(
+        "\nStream: 0 events read from topic {topic} on {brokers}: it is empty. Send some with\n  \
+         lake-stream produce --kafka {brokers} --topic {topic} --count 10000\n\
+         and run the pipeline again.\n"
+    ))
 }
 
 /// Live sales by country and the unified view (batch + live).
@@ -167,7 +189,50 @@ fn live_section(out: &mut String, run: &PipelineRun) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::money;
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn stream_step(source: &str, rows_in: u64) -> StepRecord {
+        StepRecord {
+            name: lake_stream::step::STEP.into(),
+            sources: vec![source.into()],
+            reads: Vec::new(),
+            writes: Vec::new(),
+            rows_in,
+            rows_out: rows_in,
+            rejects: BTreeMap::new(),
+            duration_ms: 5,
+            attempts: 1,
+            outcome: Outcome::Succeeded,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn an_empty_topic_is_said_with_the_command_that_fills_it() {
+        let note = empty_topic_note(&[stream_step("kafka://localhost:9092/ventes-temps-reel", 0)])
+            .unwrap();
+        assert!(
+            note.contains("0 events read from topic ventes-temps-reel on localhost:9092"),
+            "{note}"
+        );
+        assert!(
+            note.contains(
+                "lake-stream produce --kafka localhost:9092 --topic ventes-temps-reel --count 10000"
+            ),
+            "{note}"
+        );
+        // Events read, or the built-in producer: nothing to say.
+        assert_eq!(
+            empty_topic_note(&[stream_step("kafka://localhost:9092/t", 12)]),
+            None
+        );
+        assert_eq!(
+            empty_topic_note(&[stream_step("embedded://producer/t", 0)]),
+            None
+        );
+    }
 
     #[test]
     fn money_is_grouped_with_two_decimals() {
