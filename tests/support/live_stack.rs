@@ -49,8 +49,13 @@ impl LiveStack {
             extra: Vec::new(),
             connect_timeout: Duration::from_secs(10),
         };
-        let server =
-            lake_stream_cli::serve::start_with_keys("127.0.0.1:0", &lake, QUERY, keys).unwrap();
+        let server = lake_stream_cli::serve::start_with("127.0.0.1:0", &lake, QUERY, |state| {
+            Ok(match keys {
+                Some(keys) => state.with_keys(keys),
+                None => state,
+            })
+        })
+        .unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let stream = {
             let (lake, kafka, stop, live) = (

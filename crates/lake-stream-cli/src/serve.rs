@@ -22,8 +22,19 @@ pub struct LiveServer {
 /// keys and TLS of `access` (`--api-key-file`, `--tls-cert`, `--tls-key`
 /// and their variables, as `lake-serve` takes them).
 pub fn start(addr: &str, lake: &Lake, query: &str, access: &AccessArgs) -> Result<LiveServer> {
+    start_with(addr, lake, query, |state| access.apply(state))
+}
+
+/// Starts the API as [`start`] does, with the keys and TLS `access` adds
+/// to the handlers' state (tests give keys of their own).
+pub fn start_with(
+    addr: &str,
+    lake: &Lake,
+    query: &str,
+    access: impl FnOnce(AppState) -> Result<AppState>,
+) -> Result<LiveServer> {
     let live = MemoryLive::new()?;
-    let state = access.apply(AppState::new(
+    let state = access(AppState::new(
         Arc::new(Catalog::new(lake.clone())),
         Arc::new(live.clone()),
         query,
