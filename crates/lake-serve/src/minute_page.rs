@@ -99,7 +99,8 @@ pub fn page(by_minute: &DataFrame, query: &PageQuery) -> Result<Page> {
             keep += 1;
         }
     }
-    let next_since = match starts.get(keep) {
+    // `get` panics past the end: the last window may have gone whole.
+    let next_since = match (keep < rows.height()).then(|| starts.get(keep)).flatten() {
         Some(start) => Some(instant(start, unit).context("a window start out of range")?),
         None => None,
     };
@@ -219,6 +220,18 @@ mod tests {
         .unwrap();
         assert_eq!(whole.rows.height(), 3);
         assert_eq!(whole.next_since, Some(minute(1)));
+        // The last window, larger than a page: whole, and nothing after it.
+        let only_minute_0 = view(&[(0, "France"), (0, "Spain"), (0, "Brazil")]);
+        let alone = page(
+            &only_minute_0,
+            &PageQuery {
+                limit: 2,
+                ..PageQuery::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(alone.rows.height(), 3);
+        assert_eq!(alone.next_since, None);
         let france = page(
             &df,
             &PageQuery {
