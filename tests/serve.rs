@@ -160,8 +160,7 @@ fn the_api_serves_gold_live_unified_sql_and_metrics() {
     }
     // The events here fall in few windows, each larger than a page (a
     // window goes whole): the pages across windows are the unit tests'.
-    assert!(pages >= 1);
-    assert_eq!(per_minute, report.counted);
+    assert_eq!(per_minute, report.counted, "over {pages} page(s)");
 
     // Unified: batch and live side by side, totals their sum.
     let (_, batch) = get(&format!("{base}/api/gold/revenue_by_country"));
