@@ -231,6 +231,39 @@ fn cpu_settles(server: &Server, limit: Duration) {
 
 /// The warm-up: the table read once (into the frame cache), the answer
 /// checked.
+/// After stopped queries: none is running, `stopped` of them were stopped
+/// for `reason`, the CPU time stands still, and the resident memory comes
+/// back to within 256 MiB of `rss_before`. Returns the peak and the
+/// resident memory then.
+fn stopped_and_given_back(
+    server: &Server,
+    reason: &str,
+    stopped: f64,
+    rss_before: u64,
+) -> (u64, u64) {
+    eventually("no query running", Duration::from_secs(5), || {
+        server.metric("lake_serve_sql_queries_running ") == 0.0
+    });
+    assert_eq!(
+        server.metric(&format!(
+            "lake_serve_sql_queries_stopped_total{{reason=\"{reason}\"}} "
+        )),
+        stopped
+    );
+    cpu_settles(server, Duration::from_secs(10));
+    let peak = server.memory("VmHWM");
+    let mut rss_after = 0;
+    eventually(
+        "the resident memory to come back",
+        Duration::from_secs(5),
+        || {
+            rss_after = server.memory("VmRSS");
+            rss_after <= rss_before + 256 * MIB
+        },
+    );
+    (peak, rss_after)
+}
+
 fn warm_up(server: &Server, lake: &GeneratedLake) {
     let (status, _, body) = server.sql(SMALL);
     assert_eq!(status, 200, "{body}");
@@ -304,28 +337,10 @@ fn a_query_past_its_time_limit_is_stopped_and_frees_its_slot_and_memory() {
     }
     let served_after = last_408.elapsed();
 
-    // The work stopped: no query running, and the CPU time stands still.
-    eventually("no query running", Duration::from_secs(5), || {
-        server.metric("lake_serve_sql_queries_running ") == 0.0
-    });
-    assert_eq!(
-        server.metric("lake_serve_sql_queries_stopped_total{reason=\"time_limit\"} "),
-        2.0
-    );
-    cpu_settles(&server, Duration::from_secs(10));
-
-    // Memory: the cross join never materialized, and what the queries
-    // took is given back.
-    let peak = server.memory("VmHWM");
-    let mut rss_after = 0;
-    eventually(
-        "the resident memory to come back",
-        Duration::from_secs(5),
-        || {
-            rss_after = server.memory("VmRSS");
-            rss_after <= rss_before + 256 * MIB
-        },
-    );
+    // The work stopped (no query running, the CPU time stands still) and,
+    // the cross join never materialized, what the queries took is given
+    // back.
+    let (peak, rss_after) = stopped_and_given_back(&server, "time_limit", 2.0, rss_before);
     eprintln!(
         "time limit: RSS before {} MiB, peak {} MiB, after {} MiB; {worked_ms} ms of CPU in \
          the queries; another client served {served_after:?} after the 408s ({refusals} 429s)",
@@ -354,24 +369,7 @@ fn a_query_past_its_memory_budget_is_stopped_and_its_memory_freed() {
         message.contains("needed more than 64 MiB of memory"),
         "{message}"
     );
-    eventually("no query running", Duration::from_secs(5), || {
-        server.metric("lake_serve_sql_queries_running ") == 0.0
-    });
-    assert_eq!(
-        server.metric("lake_serve_sql_queries_stopped_total{reason=\"memory_limit\"} "),
-        1.0
-    );
-    cpu_settles(&server, Duration::from_secs(10));
-    let peak = server.memory("VmHWM");
-    let mut rss_after = 0;
-    eventually(
-        "the resident memory to come back",
-        Duration::from_secs(5),
-        || {
-            rss_after = server.memory("VmRSS");
-            rss_after <= rss_before + 256 * MIB
-        },
-    );
+    let (peak, rss_after) = stopped_and_given_back(&server, "memory_limit", 1.0, rss_before);
     eprintln!(
         "memory budget: stopped after {took:?}; RSS before {} MiB, peak {} MiB, after {} MiB",
         rss_before / MIB,
