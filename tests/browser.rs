@@ -3,7 +3,8 @@
 //! show the gold figures; the data-quality, runs and batch-freshness panels
 //! show the API's figures; events produced to Kafka appear in the live
 //! table and the DLQ panel within seconds. A screenshot is saved under
-//! `target/test-artifacts/`.
+//! `target/test-artifacts/`. After a backfill of an older date the page
+//! still shows the newest date, and its date picker turns to the older one.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,11 +13,12 @@ use std::time::{Duration, Instant};
 use fantoccini::{ClientBuilder, Locator};
 use lake_core::dag::group_digits;
 use lake_serve::ApiKeys;
+use lake_serve::{AppState, Catalog, LakeLive, SqlLimits};
 use lake_table::Layer;
 use lake_tasks::summary::money;
 use lake_testkit::browser::ChromeDriver;
 use lake_tests::live_stack::LiveStack;
-use lake_tests::{read, sum_f64, test_date};
+use lake_tests::{read, run, sum_f64, test_date};
 
 /// Where test artifacts go: `$CARGO_TARGET_DIR/test-artifacts`, else the
 /// workspace's `target/test-artifacts`.
@@ -333,6 +335,119 @@ fn the_dashboard_shows_gold_figures_and_live_sales() {
         let path = dir.join("dashboard.png");
         std::fs::write(&path, png).unwrap();
         eprintln!("screenshot: {}", path.display());
+        client.close().await.unwrap();
+    });
+}
+
+/// The dashboard's total revenue tile for `date`'s gold figures.
+fn revenue_tile(lake: &lake_table::Lake, date: chrono::NaiveDate) -> String {
+    money(sum_f64(
+        &read(lake, Layer::Gold, "kpi_summary", date),
+        "total_revenue",
+    ))
+}
+
+#[test]
+fn after_a_backfill_the_dashboard_shows_the_newest_date_and_picks_any_other() {
+    let driver = ChromeDriver::start().unwrap_or_else(|err| panic!("{err:#}"));
+    let dir = tempfile::tempdir().unwrap();
+    let newest = test_date();
+    let older = newest - chrono::Days::new(14);
+    // The daily run, then a backfill of an older date, run after it. The
+    // source held other data then (scale 2), so the two dates' figures
+    // differ and the page shows which one it serves.
+    let lake = run(dir.path(), None, 1, newest).unwrap().lake;
+    run(dir.path(), None, 2, older).unwrap();
+    let (newest_revenue, older_revenue) = (revenue_tile(&lake, newest), revenue_tile(&lake, older));
+    assert_ne!(newest_revenue, older_revenue);
+
+    let catalog = std::sync::Arc::new(Catalog::new(lake.clone()));
+    let live = std::sync::Arc::new(LakeLive::new(
+        catalog.clone(),
+        lake_stream::config::QUERY,
+        Duration::from_millis(500),
+    ));
+    let state = AppState::new(
+        catalog,
+        live,
+        lake_stream::config::QUERY,
+        SqlLimits::default(),
+    );
+    let server = lake_serve::spawn("127.0.0.1:0", state).unwrap();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    runtime.block_on(async {
+        let client = ClientBuilder::rustls()
+            .unwrap()
+            .capabilities(driver.capabilities())
+            .connect(&driver.url)
+            .await
+            .unwrap_or_else(|err| panic!("no Chromium session: {err}"));
+        client.goto(&format!("{}/", server.url())).await.unwrap();
+
+        // The newest date, though the backfill ran last.
+        wait_text(
+            &client,
+            "#kpi-total-revenue",
+            Duration::from_secs(20),
+            |t| t == newest_revenue,
+        )
+        .await;
+        let picker = client.find(Locator::Css("#batch-date")).await.unwrap();
+        assert_eq!(
+            picker.prop("value").await.unwrap().as_deref(),
+            Some(newest.to_string().as_str())
+        );
+        let mut offered = Vec::new();
+        for option in client
+            .find_all(Locator::Css("#batch-date option"))
+            .await
+            .unwrap()
+        {
+            offered.push(option.attr("value").await.unwrap().unwrap_or_default());
+        }
+        assert_eq!(offered, [newest.to_string(), older.to_string()]);
+        wait_text(&client, "#batch-freshness", Duration::from_secs(20), |t| {
+            t.contains(&newest.to_string())
+        })
+        .await;
+
+        // The older date, picked: its figures, its run, and an address that
+        // opens it again.
+        picker.select_by_value(&older.to_string()).await.unwrap();
+        wait_text(
+            &client,
+            "#kpi-total-revenue",
+            Duration::from_secs(20),
+            |t| t == older_revenue,
+        )
+        .await;
+        wait_text(&client, "#batch-freshness", Duration::from_secs(20), |t| {
+            t.contains(&older.to_string())
+        })
+        .await;
+        let address = client.current_url().await.unwrap();
+        assert!(
+            address.as_str().ends_with(&format!("/?date={older}")),
+            "{address}"
+        );
+        client.refresh().await.unwrap();
+        wait_text(&client, "#batch-freshness", Duration::from_secs(20), |t| {
+            t.contains(&older.to_string())
+        })
+        .await;
+        wait_text(
+            &client,
+            "#kpi-total-revenue",
+            Duration::from_secs(20),
+            |t| t == older_revenue,
+        )
+        .await;
         client.close().await.unwrap();
     });
 }

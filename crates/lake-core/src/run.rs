@@ -111,22 +111,6 @@ impl RunManifest {
             .max_by_key(|w| w.version)
     }
 
-    /// The most recent of the last `limit` runs that `pick` accepts,
-    /// reading manifests newest first and no further than that one.
-    pub fn latest_where(
-        lake: &Lake,
-        limit: usize,
-        pick: impl Fn(&RunManifest) -> bool,
-    ) -> Result<Option<RunManifest>> {
-        for run in Self::newest_first(lake, limit)? {
-            let run = run?;
-            if pick(&run) {
-                return Ok(Some(run));
-            }
-        }
-        Ok(None)
-    }
-
     fn key(run_id: &str) -> String {
         format!("{run_id}.json")
     }
@@ -142,24 +126,36 @@ impl RunManifest {
         Self::newest_first(lake, limit)?.collect()
     }
 
+    /// The keys of the last `limit` manifests under `_runs/`, newest first
+    /// (run ids sort by start time).
+    pub fn keys_newest_first(lake: &Lake, limit: usize) -> Result<Vec<String>> {
+        let mut keys: Vec<String> = lake
+            .list(Layer::Runs, "")?
+            .into_iter()
+            .map(|o| o.key)
+            .filter(|key| key.ends_with(".json"))
+            .collect();
+        keys.sort_by(|a, b| b.cmp(a));
+        keys.truncate(limit);
+        Ok(keys)
+    }
+
+    /// The manifest stored under `_runs/{key}`.
+    pub fn read(lake: &Lake, key: &str) -> Result<RunManifest> {
+        let bytes = lake
+            .get(Layer::Runs, key)?
+            .with_context(|| format!("run manifest _runs/{key} vanished"))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("_runs/{key} is not a run manifest"))
+    }
+
     /// The last `limit` manifests, newest first, each read when the
     /// iterator reaches it.
     fn newest_first(
         lake: &Lake,
         limit: usize,
     ) -> Result<impl Iterator<Item = Result<RunManifest>> + '_> {
-        let mut objects = lake.list(Layer::Runs, "")?;
-        objects.sort_by(|a, b| b.key.cmp(&a.key));
-        Ok(objects
+        Ok(Self::keys_newest_first(lake, limit)?
             .into_iter()
-            .filter(|o| o.key.ends_with(".json"))
-            .take(limit)
-            .map(move |o| {
-                let bytes = lake
-                    .get(Layer::Runs, &o.key)?
-                    .with_context(|| format!("run manifest {} vanished", o.key))?;
-                serde_json::from_slice(&bytes)
-                    .with_context(|| format!("_runs/{} is not a run manifest", o.key))
-            }))
+            .map(move |key| Self::read(lake, &key)))
     }
 }

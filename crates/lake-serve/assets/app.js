@@ -1,4 +1,5 @@
-// The dashboard: gold figures, data quality and the last runs from the
+// The dashboard: gold figures of a batch date (the newest with a complete
+// run, or the one picked), data quality and the last runs from the
 // server's JSON API, live views every second. Text from the data goes in
 // with textContent only (country names come from events anyone can
 // produce).
@@ -14,10 +15,13 @@ const oneDecimal = new Intl.NumberFormat("en-US", { minimumFractionDigits: 1, ma
 const percent = new Intl.NumberFormat("en-US", { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 });
 const SVG = "http://www.w3.org/2000/svg";
 const KEY_STORAGE = "lake-api-key";
-const SILVER_STEP = "silver/sales_master";
 const RUNS_SHOWN = 5;
-// Read further back than shown, to find the latest complete batch run.
-const RUNS_READ = 20;
+// The batch date picked (kept in the page's address as ?date=), or null
+// for the server's default: the newest date that has a complete run.
+let pickedDate = new URLSearchParams(location.search).get("date");
+// The date and run whose gold figures are shown: they are read again only
+// when this changes.
+let shownBatch;
 
 function problem(message) {
   document.getElementById("status").textContent = message;
@@ -105,16 +109,21 @@ function bars(svg, items, format) {
   });
 }
 
+// A gold table, at the date picked.
+function goldUrl(table) {
+  const query = pickedDate ? `?date=${encodeURIComponent(pickedDate)}` : "";
+  return `/api/gold/${table}${query}`;
+}
+
 async function loadGold() {
-  const kpi = await getJson("/api/gold/kpi_summary");
+  const kpi = await getJson(goldUrl("kpi_summary"));
   const k = kpi.rows[0] || {};
-  setText("batch-date", `batch: ${kpi.date}`);
   setText("kpi-total-revenue", money.format(k.total_revenue ?? 0));
   setText("kpi-orders", whole.format(k.order_count ?? 0));
   setText("kpi-customers", whole.format(k.customer_count ?? 0));
   setText("kpi-aov", money.format(k.avg_order_value ?? 0));
 
-  const countries = await getJson("/api/gold/revenue_by_country");
+  const countries = await getJson(goldUrl("revenue_by_country"));
   const top = document.getElementById("top-countries");
   top.replaceChildren();
   countries.rows
@@ -129,7 +138,7 @@ async function loadGold() {
       top.appendChild(li);
     });
 
-  const categories = await getJson("/api/gold/sales_by_category");
+  const categories = await getJson(goldUrl("sales_by_category"));
   // Two categories may share a name (e.g. "Uncategorized" with and without
   // an id): such labels carry the id.
   const names = categories.rows.map((row) => row.category_name ?? "(no category)");
@@ -147,7 +156,7 @@ async function loadGold() {
     (v) => money.format(v),
   );
 
-  const segments = await getJson("/api/gold/rfm_segments");
+  const segments = await getJson(goldUrl("rfm_segments"));
   bars(
     document.getElementById("rfm-chart"),
     segments.rows.map((row) => ({ label: row.segment, value: row.customer_count })),
@@ -248,13 +257,12 @@ function showDlq(freshness) {
   reasons("dlq-table", freshness ? freshness.dlq : {}, consumed);
 }
 
-// The last runs, and from the latest complete one the batch freshness and
-// the silver rejects (the gold figures shown are that run's).
+// The last runs, whatever they ran.
 async function loadRuns() {
-  const { runs } = await getJson(`/api/runs?limit=${RUNS_READ}`);
+  const { runs } = await getJson(`/api/runs?limit=${RUNS_SHOWN}`);
   const body = document.querySelector("#runs-table tbody");
   body.replaceChildren();
-  runs.slice(0, RUNS_SHOWN).forEach((run) => {
+  runs.forEach((run) => {
     const tr = document.createElement("tr");
     tr.dataset.runId = run.run_id;
     cell(tr, run.run_id);
@@ -269,29 +277,68 @@ async function loadRuns() {
     );
     body.appendChild(tr);
   });
-  // The batch runs are those with a silver step (a stream run has none).
-  const complete = runs.find(
-    (run) => run.outcome === "succeeded" && run.steps.some((step) => step.name === SILVER_STEP),
-  );
+}
+
+// The dates that have a complete batch run, in the picker; the run of the
+// date shown gives the batch freshness and the silver rejects, and its
+// gold figures are read when it is not the one shown.
+async function loadBatch() {
+  const { dates, default: newest } = await getJson("/api/dates");
+  const wanted = pickedDate || newest;
+  const picker = document.getElementById("batch-date");
+  picker.replaceChildren();
+  const choices = dates.map((d) => [d.date, d.date === newest ? `${d.date} (newest)` : d.date]);
+  if (wanted && !dates.some((d) => d.date === wanted)) choices.push([wanted, `${wanted} (no complete run)`]);
+  if (!choices.length) choices.push(["", "no complete run yet"]);
+  choices.forEach(([value, label]) => {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = label;
+    picker.appendChild(option);
+  });
+  picker.value = wanted || "";
+  const run = dates.find((d) => d.date === wanted);
+  showBatchRun(run);
+  const batch = `${wanted}|${run ? run.run_id : ""}`;
+  if (batch !== shownBatch) {
+    shownBatch = batch;
+    await loadGold();
+  }
+}
+
+function showBatchRun(run) {
   const badge = document.getElementById("batch-freshness");
-  if (!complete) {
-    badge.textContent = "batch run: none complete yet";
+  if (!run) {
+    badge.textContent = pickedDate ? `batch run: none complete for ${pickedDate}` : "batch run: none complete yet";
     badge.className = "badge stale";
+    setText("rejects-input", "");
     reasons("rejects-table", {}, 0);
     return;
   }
-  const ageHours = (Date.now() - new Date(complete.finished_at)) / 3600000;
-  badge.textContent = `batch run ${complete.date}, finished ${timeOf(complete.finished_at)} UTC`;
+  const ageHours = (Date.now() - new Date(run.finished_at)) / 3600000;
+  badge.textContent = `batch run ${run.date}, finished ${timeOf(run.finished_at)} UTC`;
   badge.className = ageHours < 24 ? "badge fresh" : "badge stale";
-  const silver = complete.steps.find((step) => step.name === SILVER_STEP);
-  const lines = silver ? silver.rows_in : 0;
-  setText("rejects-input", `of ${whole.format(lines)} order lines, run ${complete.run_id}`);
-  reasons("rejects-table", silver ? silver.rejects : {}, lines);
+  if (run.order_lines === null) {
+    setText("rejects-input", `run ${run.run_id} had no silver step`);
+    reasons("rejects-table", {}, 0);
+    return;
+  }
+  setText("rejects-input", `of ${whole.format(run.order_lines)} order lines, run ${run.run_id}`);
+  reasons("rejects-table", run.rejects, run.order_lines);
 }
+
+document.getElementById("batch-date").addEventListener("change", (event) => {
+  pickedDate = event.target.value || null;
+  const address = new URL(location.href);
+  if (pickedDate) address.searchParams.set("date", pickedDate);
+  else address.searchParams.delete("date");
+  history.replaceState(null, "", address);
+  loadBatch().catch((err) => problem(err.message));
+});
 
 async function refreshRuns() {
   try {
-    await loadRuns();
+    await Promise.all([loadRuns(), loadBatch()]);
   } catch (err) {
     problem(err.message);
   } finally {
@@ -309,6 +356,5 @@ async function refreshLive() {
   }
 }
 
-loadGold().catch((err) => problem(err.message));
 refreshRuns();
 refreshLive();

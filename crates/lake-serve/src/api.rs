@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
             post(query::run_sql).layer(DefaultBodyLimit::max(SQL_BODY_LIMIT)),
         )
         .route("/api/runs", get(runs))
+        .route("/api/dates", get(batch_dates))
         .fallback(not_found)
         // Inside the key check: only a client with a key learns what an
         // endpoint takes.
@@ -71,7 +72,7 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!(
-            "no route {}: see GET /api/gold, /api/live/..., /api/sql, /api/runs",
+            "no route {}: see GET /api/gold, /api/dates, /api/live/..., /api/sql, /api/runs",
             uri.path()
         ),
     )
@@ -332,18 +333,25 @@ fn page_query(params: &HashMap<String, String>) -> ApiResult<PageQuery> {
     })
 }
 
-async fn unified_by_country(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+async fn unified_by_country(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let date = parse_date(&params)?;
     let live = snapshot(&state).await?;
     blocking(move || {
         let batch = state
             .inner
             .catalog
-            .read(Layer::Gold, "revenue_by_country", None)
+            .read(Layer::Gold, "revenue_by_country", date)
             .map_err(|err| ApiError::internal(&err))?
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
-                    "gold/revenue_by_country has no committed version: run the batch pipeline first",
+                    match date {
+                        Some(date) => format!("gold/revenue_by_country holds no {date}: see GET /api/dates"),
+                        None => "gold/revenue_by_country has no committed version: run the batch pipeline first".to_string(),
+                    },
                 )
             })?;
         let unified = lake_gold::unified_sales_by_country::unified_sales_by_country(
@@ -356,6 +364,7 @@ async fn unified_by_country(State(state): State<AppState>) -> ApiResult<Json<Val
         fields.insert("table".into(), json!("unified_sales_by_country"));
         fields.insert("batch_date".into(), json!(batch.date.to_string()));
         fields.insert("batch_version".into(), json!(batch.version));
+        fields.insert("batch_run_id".into(), json!(batch.run_id));
         fields.insert("live_origin".into(), json!(live.origin));
         fields.insert("freshness".into(), crate::live::freshness(live.status.as_ref()));
         Ok(Json(json::frame(&unified, fields)))
@@ -383,6 +392,40 @@ async fn runs(
         let runs = RunManifest::recent(state.inner.catalog.lake(), limit)
             .map_err(|err| ApiError::internal(&err))?;
         Ok(Json(json!({ "runs": runs })))
+    })
+    .await
+}
+
+/// The dates that have a complete batch run, newest first, each with its
+/// run (the one `/api/gold/{table}?date=` serves) and the silver figures
+/// the dashboard's data-quality panel shows; `default` is the date served
+/// without `?date=`.
+async fn batch_dates(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let runs = state
+            .inner
+            .catalog
+            .batch_runs()
+            .map_err(|err| ApiError::internal(&err))?;
+        let dates: Vec<Value> = runs
+            .newest_first()
+            .map(|run| {
+                let silver = run.step(lake_silver::STEP);
+                json!({
+                    "date": run.date,
+                    "run_id": run.run_id,
+                    "source": run.source,
+                    "started_at": run.started_at,
+                    "finished_at": run.finished_at,
+                    "order_lines": silver.map(|step| step.rows_in),
+                    "rejects": silver.map(|step| &step.rejects),
+                })
+            })
+            .collect();
+        Ok(Json(json!({
+            "default": runs.newest().map(|run| run.date),
+            "dates": dates,
+        })))
     })
     .await
 }

@@ -2,11 +2,12 @@
 //! version and dates, and the frames of one date of a table at one
 //! version, cached by (table, version, date).
 //!
-//! Gold tables are read at the versions the latest complete pipeline run
-//! wrote (its run manifest records them), so a page never shows figures
-//! of two runs; other tables, and a date asked for explicitly, at their
-//! latest version. Both are resolved at most once a second, so a new run
-//! or a new commit shows within a second.
+//! Gold tables are read at the versions a complete batch run wrote (its
+//! run manifest records them), so a page never shows figures of two runs:
+//! by default the run of the newest date that has one, for `?date=` that
+//! date's ([`crate::batch_runs`]). Other tables, and a gold date without a
+//! complete run, are read at their latest version. Both are resolved at
+//! most once a second, so a new run or a new commit shows within a second.
 //!
 //! The frames are kept in a cache bounded by bytes (`--sql-cache-mb`),
 //! evicting the least recently used. Every method here does lake I/O and
@@ -18,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
-use lake_core::run::{Outcome, RunManifest};
 use lake_table::{At, DateAsked, Lake, Layer, Snapshot, Table, TableRef};
 use polars::prelude::DataFrame;
 use serde::Serialize;
 
+use crate::batch_runs::{BatchRuns, ByDate};
 use crate::cache::{ByteLru, CacheStats};
 
 pub use lake_table::valid_table_name;
@@ -85,8 +86,6 @@ type FrameKey = (Layer, String, i64, NaiveDate);
 /// How long a resolved version is reused: a new run or commit shows
 /// within this, and a busy endpoint does not read logs on every request.
 const RESOLVE_TTL: Duration = Duration::from_secs(1);
-/// Run manifests searched for the latest complete run.
-const RUNS_SEARCHED: usize = 50;
 /// Default bound of the frame cache.
 pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -95,7 +94,7 @@ pub struct Catalog {
     lake: Lake,
     frames: Mutex<ByteLru<FrameKey, PartitionData>>,
     resolved: Mutex<HashMap<ResolveKey, (Instant, Option<Resolved>)>>,
-    batch_run: Mutex<Option<(Instant, Option<Arc<RunManifest>>)>>,
+    batch_runs: BatchRuns,
 }
 
 impl Catalog {
@@ -108,10 +107,10 @@ impl Catalog {
     /// of the frames in memory).
     pub fn with_cache_limit(lake: Lake, bytes: u64) -> Self {
         Catalog {
+            batch_runs: BatchRuns::new(lake.clone(), RESOLVE_TTL),
             lake,
             frames: Mutex::new(ByteLru::new(bytes)),
             resolved: Mutex::new(HashMap::new()),
-            batch_run: Mutex::new(None),
         }
     }
 
@@ -159,34 +158,15 @@ impl Catalog {
         Ok(out)
     }
 
-    /// The latest run that succeeded, among those that wrote gold.
-    pub fn batch_run(&self) -> Result<Option<Arc<RunManifest>>> {
-        {
-            let cached = self.batch_run.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, run)) = cached.as_ref()
-                && at.elapsed() < RESOLVE_TTL
-            {
-                return Ok(run.clone());
-            }
-        }
-        let run = RunManifest::latest_where(&self.lake, RUNS_SEARCHED, |run| {
-            run.outcome == Outcome::Succeeded
-                && run
-                    .steps
-                    .iter()
-                    .flat_map(|s| &s.writes)
-                    .any(|w| w.table.starts_with("gold/"))
-        })?
-        .map(Arc::new);
-        *self.batch_run.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((Instant::now(), run.clone()));
-        Ok(run)
+    /// The newest complete batch run of each date.
+    pub fn batch_runs(&self) -> Result<Arc<ByDate>> {
+        self.batch_runs.by_date()
     }
 
-    /// The version and date to read for a table: `date` at the latest
-    /// version when given; else, for a gold table the latest complete run
-    /// wrote, that run's version and date; else the latest version and its
-    /// latest date. `None` when there is nothing to read.
+    /// The version and date to read for a table: for a gold table, the
+    /// version the complete batch run of `date` wrote (of the newest date
+    /// that has one when `date` is `None`); else `date` (or the latest
+    /// date) at the latest version. `None` when there is nothing to read.
     pub fn resolve(
         &self,
         layer: Layer,
@@ -218,9 +198,14 @@ impl Catalog {
         date: Option<NaiveDate>,
     ) -> Result<Option<Resolved>> {
         let handle = Table::open(&self.lake, TableRef::new(layer, table))?;
-        if date.is_none() && layer == Layer::Gold {
+        if layer == Layer::Gold {
             let name = format!("{layer}/{table}");
-            if let Some(run) = self.batch_run()?
+            let runs = self.batch_runs()?;
+            let run = match date {
+                None => runs.newest(),
+                Some(date) => runs.of(date),
+            };
+            if let Some(run) = run
                 && let Some(written) = run.written(&name)
             {
                 let snapshot = handle

@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod batch_runs;
 pub mod cache;
 pub mod catalog;
 pub mod config;

@@ -354,6 +354,150 @@ async fn gold_tables_and_partitions() {
     );
 }
 
+/// A run's manifest, finished `minutes` after a fixed time.
+fn run_of(run_id: &str, date: &str, minutes: i64, steps: Vec<StepRecord>) -> RunManifest {
+    let at = day("2026-12-07").and_hms_opt(10, 0, 0).unwrap().and_utc()
+        + chrono::Duration::minutes(minutes);
+    RunManifest {
+        run_id: run_id.into(),
+        project_version: "0.1.0".into(),
+        date: day(date),
+        source: "generator".into(),
+        started_at: at,
+        finished_at: at,
+        outcome: Outcome::Succeeded,
+        steps,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_never_turns_the_served_date_back_and_any_date_is_one_parameter_away() {
+    let fixture = fixture();
+    let lake = &fixture.lake;
+    // The daily run of 12-07, then a backfill of 11-20, run after it.
+    let newest = write(lake, Layer::Gold, "kpi_summary", "2026-12-07", kpi(700.0));
+    let countries = |revenue: f64| {
+        df!(
+            "country" => ["France"],
+            "revenue" => [revenue],
+            "order_count" => [7i64],
+            "rank" => [1i64],
+        )
+        .unwrap()
+    };
+    let newest_countries = write(
+        lake,
+        Layer::Gold,
+        "revenue_by_country",
+        "2026-12-07",
+        countries(700.0),
+    );
+    run_of(
+        "run-20261207",
+        "2026-12-07",
+        0,
+        vec![step(
+            "gold",
+            vec![newest.clone(), newest_countries],
+            Outcome::Succeeded,
+        )],
+    )
+    .save(lake)
+    .unwrap();
+    let backfill = write(lake, Layer::Gold, "kpi_summary", "2026-11-20", kpi(20.0));
+    let backfill_countries = write(
+        lake,
+        Layer::Gold,
+        "revenue_by_country",
+        "2026-11-20",
+        countries(20.0),
+    );
+    run_of(
+        "run-20261207-backfill",
+        "2026-11-20",
+        5,
+        vec![step(
+            "gold",
+            vec![backfill.clone(), backfill_countries],
+            Outcome::Succeeded,
+        )],
+    )
+    .save(lake)
+    .unwrap();
+    // A stream run, the newest of all, wrote only a live view: not a batch run.
+    let live = write(
+        lake,
+        Layer::Gold,
+        "live_sales_by_country",
+        "2026-12-08",
+        df!("pays" => ["France"], "total_ventes_live" => [1.0], "nb_transactions" => [1i64])
+            .unwrap(),
+    );
+    run_of(
+        "run-20261208-stream",
+        "2026-12-08",
+        60,
+        vec![step("stream", vec![live], Outcome::Succeeded)],
+    )
+    .save(lake)
+    .unwrap();
+    let app = app(&fixture, SqlLimits::default());
+
+    // By default the newest date's run, though the backfill ran last.
+    let (status, served) = get(&app, "/api/gold/kpi_summary").await;
+    assert_eq!(status, StatusCode::OK, "{served}");
+    assert_eq!(served["date"], "2026-12-07");
+    assert_eq!(served["run_id"], "run-20261207");
+    assert_eq!(served["version"], newest.version);
+    assert_eq!(served["rows"][0]["total_revenue"], 700.0);
+    // The backfilled date at the version its run wrote.
+    let (_, older) = get(&app, "/api/gold/kpi_summary?date=2026-11-20").await;
+    assert_eq!(older["run_id"], "run-20261207-backfill");
+    assert_eq!(older["version"], backfill.version);
+    assert_eq!(older["rows"][0]["total_revenue"], 20.0);
+    // A date without a complete run (the fixture's 11-25, written by no
+    // run) at the latest version, without a run.
+    let (_, no_run) = get(&app, &format!("/api/gold/kpi_summary?date={DAY1}")).await;
+    assert_eq!(no_run["run_id"], Value::Null);
+    assert_eq!(no_run["rows"][0]["total_revenue"], 100.0);
+
+    // The dates the picker offers: one per complete batch run, newest
+    // first; the stream run and the failed run are not among them.
+    let (status, dates) = get(&app, "/api/dates").await;
+    assert_eq!(status, StatusCode::OK, "{dates}");
+    assert_eq!(dates["default"], "2026-12-07");
+    let listed: Vec<(&str, &str)> = dates["dates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["date"].as_str().unwrap(), d["run_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("2026-12-07", "run-20261207"),
+            (DAY2, "run-20261126"),
+            ("2026-11-20", "run-20261207-backfill"),
+        ]
+    );
+    // The fixture's run of DAY2 had a silver step; these had none.
+    assert_eq!(dates["dates"][1]["order_lines"], 2001);
+    assert_eq!(dates["dates"][1]["rejects"]["orphan_product"], 1);
+    assert_eq!(dates["dates"][0]["order_lines"], Value::Null);
+
+    // The unified view takes the same date.
+    let (_, unified) = get(&app, "/api/unified/sales-by-country?date=2026-11-20").await;
+    assert_eq!(unified["batch_date"], "2026-11-20");
+    assert_eq!(unified["batch_run_id"], "run-20261207-backfill");
+    let (_, unified) = get(&app, "/api/unified/sales-by-country").await;
+    assert_eq!(unified["batch_run_id"], "run-20261207");
+    assert_client_error(
+        &get(&app, "/api/dates?date=2026-11-20").await,
+        StatusCode::BAD_REQUEST,
+        "takes no parameter",
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn live_unified_metrics_runs_and_health() {
     let fixture = fixture();
@@ -865,8 +1009,9 @@ async fn the_frame_cache_stays_within_its_bytes_evicting_the_least_recently_used
     );
     let (_, first) = get(&app, &format!("/api/gold/kpi_summary?date={DAY1}")).await;
     assert_eq!(first["rows"][0]["total_revenue"], 100.0);
+    // DAY2 as its complete run wrote it (not the failed run's later version).
     let (_, second) = get(&app, &format!("/api/gold/kpi_summary?date={DAY2}")).await;
-    assert_eq!(second["rows"][0]["total_revenue"], -1.0);
+    assert_eq!(second["rows"][0]["total_revenue"], 1_234_567.891);
     let text = metrics_text(&app).await;
     assert_eq!(metric(&text, BYTES), one);
     assert_eq!(

@@ -15,6 +15,7 @@ use crate::error::ApiError;
 const ACCEPTED: &[(&str, &[&str])] = &[
     ("/api/gold/", &["date"]),
     ("/api/runs", &["limit"]),
+    ("/api/unified/sales-by-country", &["date"]),
     ("/api/live/sales-by-minute", &["since", "pays", "limit"]),
 ];
 
