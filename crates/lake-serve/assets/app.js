@@ -269,9 +269,14 @@ async function loadRuns() {
     );
     body.appendChild(tr);
   });
-  // The batch runs are those with a silver step (a stream run has none).
+  // The latest complete batch run with a silver step (its rejects are the
+  // panel's): a stream run (kind "stream") is never one, as the server's
+  // catalog decides too.
   const complete = runs.find(
-    (run) => run.outcome === "succeeded" && run.steps.some((step) => step.name === SILVER_STEP),
+    (run) =>
+      run.kind === "batch" &&
+      run.outcome === "succeeded" &&
+      run.steps.some((step) => step.name === SILVER_STEP),
   );
   const badge = document.getElementById("batch-freshness");
   if (!complete) {

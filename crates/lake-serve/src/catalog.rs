@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
-use lake_core::run::{Outcome, RunManifest};
+use lake_core::run::RunManifest;
 use lake_table::{At, DateAsked, Lake, Layer, Snapshot, Table, TableRef};
 use polars::prelude::DataFrame;
 use serde::Serialize;
@@ -159,7 +159,8 @@ impl Catalog {
         Ok(out)
     }
 
-    /// The latest run that succeeded, among those that wrote gold.
+    /// The latest batch run that succeeded, among those that wrote gold
+    /// ([`RunManifest::is_complete_batch`]).
     pub fn batch_run(&self) -> Result<Option<Arc<RunManifest>>> {
         {
             let cached = self.batch_run.lock().unwrap_or_else(|p| p.into_inner());
@@ -169,15 +170,11 @@ impl Catalog {
                 return Ok(run.clone());
             }
         }
-        let run = RunManifest::latest_where(&self.lake, RUNS_SEARCHED, |run| {
-            run.outcome == Outcome::Succeeded
-                && run
-                    .steps
-                    .iter()
-                    .flat_map(|s| &s.writes)
-                    .any(|w| w.table.starts_with("gold/"))
-        })?
-        .map(Arc::new);
+        // A stream run writes gold's live views, but never a batch figure:
+        // `is_complete_batch` leaves it out by its kind.
+        let run =
+            RunManifest::latest_where(&self.lake, RUNS_SEARCHED, RunManifest::is_complete_batch)?
+                .map(Arc::new);
         *self.batch_run.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((Instant::now(), run.clone()));
         Ok(run)

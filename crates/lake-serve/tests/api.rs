@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{NaiveDate, Utc};
 use http_body_util::BodyExt;
-use lake_core::run::{Outcome, RunManifest, StepRecord, TableVersion};
+use lake_core::run::{Outcome, RunKind, RunManifest, StepRecord, TableVersion};
 use lake_serve::{AppState, Catalog, LiveSnapshot, MemoryLive, SqlLimits, router};
 use lake_stream::stream_status::StreamStatus;
 use lake_table::{DateWriter, Lake, Layer, TableRef};
@@ -132,6 +132,7 @@ fn fixture() -> Fixture {
     };
     let manifest = |run_id: &str, outcome: Outcome, steps: Vec<StepRecord>| RunManifest {
         run_id: run_id.into(),
+        kind: RunKind::Batch,
         project_version: "0.1.0".into(),
         date: day(DAY2),
         source: "generator".into(),
