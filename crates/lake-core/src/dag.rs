@@ -19,7 +19,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lake_table::Lake;
 
 use crate::error::{RunFailed, backtrace_of, is_transient, one_line, panic_message, say};
-use crate::run::{Outcome, PROJECT_VERSION, RunManifest, StepRecord, TableVersion};
+use crate::run::{Outcome, PROJECT_VERSION, RunKind, RunManifest, StepRecord, TableVersion};
 
 /// What a step reports when it succeeds.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -264,6 +264,7 @@ fn run_steps_printing(
     };
     let manifest = RunManifest {
         run_id: run_id.to_string(),
+        kind: RunKind::Batch,
         project_version: PROJECT_VERSION.to_string(),
         date,
         source: source.to_string(),

@@ -1,6 +1,7 @@
-//! Run manifests: one JSON object per pipeline run under `_runs/`, holding
-//! lineage (each step's inputs and outputs) and history (rows, rejects,
-//! timings, outcome).
+//! Run manifests: one JSON object per run under `_runs/`, holding lineage
+//! (each step's inputs and outputs) and history (rows, rejects, timings,
+//! outcome). A run is a pipeline run ([`RunKind::Batch`]) or a stream run
+//! ([`RunKind::Stream`]: one `lake-stream run`).
 
 use std::collections::BTreeMap;
 
@@ -82,10 +83,25 @@ pub enum Outcome {
     Skipped,
 }
 
+/// What kind of run a manifest records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunKind {
+    /// A pipeline run (batch layers, and its stream stage when it has one);
+    /// manifests written before runs had a kind are all batch runs.
+    #[default]
+    Batch,
+    /// One `lake-stream run`: it writes the stream's tables only (bronze
+    /// events, DLQ and the gold live views), never the batch figures.
+    Stream,
+}
+
 /// The manifest of one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunManifest {
     pub run_id: String,
+    #[serde(default)]
+    pub kind: RunKind,
     pub project_version: String,
     pub date: NaiveDate,
     /// The batch source, without credentials.
@@ -100,6 +116,19 @@ impl RunManifest {
     /// The record of the step named `name`, if the run had one.
     pub fn step(&self, name: &str) -> Option<&StepRecord> {
         self.steps.iter().find(|s| s.name == name)
+    }
+
+    /// A batch run that succeeded and wrote gold: a run whose gold versions
+    /// readers of several gold tables take together. A stream run writes
+    /// the gold live views, but it is never one.
+    pub fn is_complete_batch(&self) -> bool {
+        self.kind == RunKind::Batch
+            && self.outcome == Outcome::Succeeded
+            && self
+                .steps
+                .iter()
+                .flat_map(|s| &s.writes)
+                .any(|w| w.table.starts_with("gold/"))
     }
 
     /// The version of `table` (`layer/table`) this run committed last.
@@ -157,5 +186,77 @@ impl RunManifest {
         Ok(Self::keys_newest_first(lake, limit)?
             .into_iter()
             .map(move |key| Self::read(lake, &key)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(kind: RunKind, outcome: Outcome, wrote: &str) -> RunManifest {
+        let date = NaiveDate::from_ymd_opt(2026, 12, 8).unwrap();
+        RunManifest {
+            run_id: "20261208T010000000Z-000001".into(),
+            kind,
+            project_version: PROJECT_VERSION.into(),
+            date,
+            source: "generator".into(),
+            started_at: Utc::now(),
+            finished_at: Utc::now(),
+            outcome,
+            steps: vec![StepRecord {
+                name: "a step".into(),
+                sources: Vec::new(),
+                reads: Vec::new(),
+                writes: vec![TableVersion {
+                    table: wrote.into(),
+                    version: 3,
+                    date,
+                }],
+                rows_in: 0,
+                rows_out: 0,
+                rejects: BTreeMap::new(),
+                duration_ms: 1,
+                attempts: 1,
+                outcome,
+                error: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_complete_batch_run_is_a_succeeded_batch_run_that_wrote_gold() {
+        assert!(
+            manifest(RunKind::Batch, Outcome::Succeeded, "gold/kpi_summary").is_complete_batch()
+        );
+        assert!(!manifest(RunKind::Batch, Outcome::Failed, "gold/kpi_summary").is_complete_batch());
+        assert!(
+            !manifest(RunKind::Batch, Outcome::Succeeded, "silver/sales_master")
+                .is_complete_batch()
+        );
+        // A stream run writes the gold live views: still not a batch run.
+        let stream = manifest(
+            RunKind::Stream,
+            Outcome::Succeeded,
+            "gold/live_sales_by_country",
+        );
+        assert!(!stream.is_complete_batch());
+    }
+
+    #[test]
+    fn a_manifest_without_a_kind_is_a_batch_run() {
+        let stream = manifest(
+            RunKind::Stream,
+            Outcome::Succeeded,
+            "gold/live_sales_by_country",
+        );
+        let json = serde_json::to_value(&stream).unwrap();
+        assert_eq!(json["kind"], "stream");
+        let mut older = json.clone();
+        older.as_object_mut().unwrap().remove("kind");
+        let read: RunManifest = serde_json::from_value(older).unwrap();
+        assert_eq!(read.kind, RunKind::Batch);
+        let read: RunManifest = serde_json::from_value(json).unwrap();
+        assert_eq!(read, stream);
     }
 }

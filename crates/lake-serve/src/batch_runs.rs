@@ -1,10 +1,9 @@
 //! The complete batch runs, one per run date: which figures the gold API and
 //! the dashboard show.
 //!
-//! A complete batch run is one that succeeded and wrote the headline gold
-//! table, `gold/kpi_summary` (gold's tables are committed all or none, so
-//! it wrote every other batch gold table too; a stream run writes only the
-//! live views). For each date the newest such run counts (the last to
+//! A complete batch run is a batch run (not a stream run, which writes only
+//! the live views) that succeeded and wrote gold
+//! ([`RunManifest::is_complete_batch`]). For each date the newest such run counts (the last to
 //! finish: its versions are the ones a re-run left). By default the
 //! dates' newest is served, so a backfill of an older date never turns the
 //! dashboard back in time; any other date is asked for by `?date=`.
@@ -19,19 +18,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use chrono::NaiveDate;
-use lake_core::run::{Outcome, RunManifest};
+use lake_core::run::RunManifest;
 use lake_table::Lake;
 
-/// The table whose write makes a run a complete batch run.
-pub const HEADLINE_TABLE: &str = "gold/kpi_summary";
 /// Manifests searched, newest first: about a year of daily runs with a
 /// restart of the stream every day.
 pub const RUNS_SEARCHED: usize = 1000;
-
-/// Whether `run` is a complete batch run.
-pub fn is_complete_batch(run: &RunManifest) -> bool {
-    run.outcome == Outcome::Succeeded && run.written(HEADLINE_TABLE).is_some()
-}
 
 /// The newest complete batch run of each date.
 #[derive(Debug, Default)]
@@ -110,7 +102,7 @@ impl BatchRuns {
         let mut fresh = Vec::with_capacity(unread.len());
         for key in unread {
             let run = RunManifest::read(&self.lake, &key)?;
-            fresh.push((key, is_complete_batch(&run).then(|| Arc::new(run))));
+            fresh.push((key, run.is_complete_batch().then(|| Arc::new(run))));
         }
         let by_date = {
             let mut read = self.read.lock().unwrap_or_else(|p| p.into_inner());
@@ -130,16 +122,19 @@ impl BatchRuns {
 mod tests {
     use super::*;
     use chrono::{DateTime, Utc};
-    use lake_core::run::{StepRecord, TableVersion};
+    use lake_core::run::{Outcome, RunKind, StepRecord, TableVersion};
 
     fn day(d: &str) -> NaiveDate {
         d.parse().unwrap()
     }
 
+    const GOLD: &str = "gold/kpi_summary";
+
     fn run(id: &str, date: &str, finished: &str, outcome: Outcome, writes: &[&str]) -> RunManifest {
         let finished_at: DateTime<Utc> = finished.parse().unwrap();
         RunManifest {
             run_id: id.into(),
+            kind: RunKind::Batch,
             project_version: "test".into(),
             date: day(date),
             source: "generator".into(),
@@ -178,33 +173,37 @@ mod tests {
                 "2026-12-07",
                 "2026-12-07T10:00:00Z",
                 Outcome::Succeeded,
-                &[HEADLINE_TABLE],
+                &[GOLD],
             ),
             run(
                 "b",
                 "2026-11-26",
                 "2026-12-07T11:00:00Z",
                 Outcome::Succeeded,
-                &[HEADLINE_TABLE],
+                &[GOLD],
             ),
-            // A re-run of 12-07 that failed, and a stream run after all.
+            // A re-run of 12-07 that failed, and a stream run after all
+            // (which writes gold's live views).
             run(
                 "c",
                 "2026-12-07",
                 "2026-12-07T12:00:00Z",
                 Outcome::Failed,
-                &[HEADLINE_TABLE],
+                &[GOLD],
             ),
-            run(
-                "d",
-                "2026-12-08",
-                "2026-12-08T00:00:00Z",
-                Outcome::Succeeded,
-                &["gold/live_sales_by_country"],
-            ),
+            RunManifest {
+                kind: RunKind::Stream,
+                ..run(
+                    "d",
+                    "2026-12-08",
+                    "2026-12-08T00:00:00Z",
+                    Outcome::Succeeded,
+                    &["gold/live_sales_by_country"],
+                )
+            },
         ]
         .into_iter()
-        .filter(is_complete_batch)
+        .filter(RunManifest::is_complete_batch)
         .map(Arc::new)
         .collect();
         let by_date = ByDate::from_runs(runs.iter());
@@ -223,14 +222,14 @@ mod tests {
                 "2026-12-07",
                 "2026-12-07T09:00:00Z",
                 Outcome::Succeeded,
-                &[HEADLINE_TABLE],
+                &[GOLD],
             ),
             run(
                 "a",
                 "2026-12-07",
                 "2026-12-07T10:00:00Z",
                 Outcome::Succeeded,
-                &[HEADLINE_TABLE],
+                &[GOLD],
             ),
         ]
         .map(Arc::new);

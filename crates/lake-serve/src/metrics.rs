@@ -67,7 +67,7 @@ pub fn render(
     w.family(
         "lake_stream_events_consumed_total",
         "counter",
-        "Messages processed (counted and rejected) by the stream's current run.",
+        "Messages processed (counted and rejected) by the stream query, over every partition.",
     );
     w.sample(
         "lake_stream_events_consumed_total",
@@ -77,7 +77,7 @@ pub fn render(
     w.family(
         "lake_stream_events_counted_total",
         "counter",
-        "Valid events counted in the live views by the stream's current run.",
+        "Valid events counted by the stream query: the live views' transactions.",
     );
     w.sample(
         "lake_stream_events_counted_total",

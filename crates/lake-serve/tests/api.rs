@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{NaiveDate, Utc};
 use http_body_util::BodyExt;
-use lake_core::run::{Outcome, RunManifest, StepRecord, TableVersion};
+use lake_core::run::{Outcome, RunKind, RunManifest, StepRecord, TableVersion};
 use lake_serve::{AppState, Catalog, LiveSnapshot, MemoryLive, SqlLimits, router};
 use lake_stream::stream_status::StreamStatus;
 use lake_table::{DateWriter, Lake, Layer, TableRef};
@@ -132,6 +132,7 @@ fn fixture() -> Fixture {
     };
     let manifest = |run_id: &str, outcome: Outcome, steps: Vec<StepRecord>| RunManifest {
         run_id: run_id.into(),
+        kind: RunKind::Batch,
         project_version: "0.1.0".into(),
         date: day(DAY2),
         source: "generator".into(),
@@ -360,6 +361,7 @@ fn run_of(run_id: &str, date: &str, minutes: i64, steps: Vec<StepRecord>) -> Run
         + chrono::Duration::minutes(minutes);
     RunManifest {
         run_id: run_id.into(),
+        kind: RunKind::Batch,
         project_version: "0.1.0".into(),
         date: day(date),
         source: "generator".into(),
@@ -433,12 +435,15 @@ async fn a_backfill_never_turns_the_served_date_back_and_any_date_is_one_paramet
         df!("pays" => ["France"], "total_ventes_live" => [1.0], "nb_transactions" => [1i64])
             .unwrap(),
     );
-    run_of(
-        "run-20261208-stream",
-        "2026-12-08",
-        60,
-        vec![step("stream", vec![live], Outcome::Succeeded)],
-    )
+    RunManifest {
+        kind: RunKind::Stream,
+        ..run_of(
+            "run-20261208-stream",
+            "2026-12-08",
+            60,
+            vec![step("stream", vec![live], Outcome::Succeeded)],
+        )
+    }
     .save(lake)
     .unwrap();
     let app = app(&fixture, SqlLimits::default());

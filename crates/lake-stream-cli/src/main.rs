@@ -22,6 +22,7 @@ use lake_stream::config::{
 use lake_stream::generator::EventMix;
 use lake_stream::produce::{ProduceOptions, produce};
 use lake_stream::runner::run_kafka;
+use lake_stream::stream_run::StreamRun;
 
 /// Sales events of Kafka into the lake: bronze events, a DLQ, live gold views.
 #[derive(Parser)]
@@ -112,7 +113,8 @@ enum Command {
         #[arg(long, default_value_t = DurationArg(DEFAULT_LATENESS))]
         lateness: DurationArg,
     },
-    /// Delete the query's checkpoints and the stream's outputs (start over).
+    /// Delete the stream's checkpoints (every source's, their claims
+    /// included) and its tables: start over, with any source.
     Reset {
         #[command(flatten)]
         query: QueryArgs,
@@ -160,13 +162,17 @@ fn run(cli: Cli) -> Result<()> {
                 max_clock_skew: max_clock_skew.0,
                 ..KafkaRunOptions::default()
             };
-            let summary = run_kafka(
+            // The run's manifest, under the run id its commits carry,
+            // written however it ends (a process killed writes none).
+            let mut record = StreamRun::begin(&config);
+            let result = run_kafka(
                 &lake,
                 &settings,
                 config,
                 &options,
                 stop,
                 &mut |report, processor| {
+                    record.saw(processor);
                     if let Some(server) = &server {
                         match serve::snapshot(processor) {
                             Ok(snapshot) => server.live.publish(snapshot),
@@ -182,7 +188,14 @@ fn run(cli: Cli) -> Result<()> {
                         );
                     }
                 },
-            )?;
+            );
+            match record.finish(&lake, &result) {
+                Ok(_) => {}
+                // The run's own failure is what it reports.
+                Err(err) if result.is_err() => tracing::warn!("{err:#}"),
+                Err(err) => return Err(err),
+            }
+            let summary = result?;
             println!(
                 "{} forwarded, {} batches, {} messages, {} counted, {} to the DLQ, {} replayed copies skipped",
                 summary.forwarded,
@@ -241,13 +254,21 @@ fn run(cli: Cli) -> Result<()> {
         Command::Reset { query, yes } => {
             if !yes {
                 bail!(
-                    "reset deletes the checkpoints and outputs of query {}: add --yes",
+                    "reset deletes the checkpoints of query {} (every source's) and the \
+                     stream's tables: add --yes",
                     query.query.name
                 );
             }
             let lake = query.lake.open()?;
-            let deleted = lake_stream::admin::reset(&lake, &query.query.name)?;
-            println!("deleted {deleted} objects");
+            let report = lake_stream::admin::reset(&lake, &query.query.name)?;
+            println!(
+                "deleted {} objects: the checkpoints of {} and the stream's tables",
+                report.objects,
+                match report.folders.as_slice() {
+                    [] => "no source".to_string(),
+                    folders => folders.join(", "),
+                }
+            );
         }
     }
     Ok(())

@@ -11,6 +11,8 @@ use lake_serve::{
 use lake_table::Lake;
 
 use lake_stream::processor::Processor;
+use lake_stream::stream_status::StreamStatus;
+use lake_stream::views::LiveTotals;
 
 /// A server whose live views this process publishes.
 pub struct LiveServer {
@@ -26,7 +28,8 @@ pub fn start(addr: &str, lake: &Lake, query: &str, access: &AccessArgs) -> Resul
 }
 
 /// Starts the API as [`start`] does, with the keys and TLS `access` adds
-/// to the handlers' state (tests give keys of their own).
+/// to the handlers' state (tests give keys of their own). The live views
+/// are those of `query`'s checkpoints from the first request on.
 pub fn start_with(
     addr: &str,
     lake: &Lake,
@@ -34,6 +37,9 @@ pub fn start_with(
     access: impl FnOnce(AppState) -> Result<AppState>,
 ) -> Result<LiveServer> {
     let live = MemoryLive::new()?;
+    // Before the first request: the views the query's checkpoints hold,
+    // complete, until this process's first batch replaces them.
+    live.publish(checkpointed(lake, query)?);
     let state = access(AppState::new(
         Arc::new(Catalog::new(lake.clone())),
         Arc::new(live.clone()),
@@ -46,11 +52,22 @@ pub fn start_with(
 
 /// The processor's live views and status as a snapshot.
 pub fn snapshot(processor: &Processor) -> Result<LiveSnapshot> {
-    let totals = processor.live_totals();
+    snapshot_of(processor.live_totals(), Some(processor.status().clone()))
+}
+
+/// The live views and status `query`'s checkpoints hold, as a snapshot:
+/// what the server shows before the stream's first batch (no status when
+/// the query never ran).
+pub fn checkpointed(lake: &Lake, query: &str) -> Result<LiveSnapshot> {
+    let (totals, status) = lake_stream::live::checkpointed(lake, query)?;
+    snapshot_of(&totals, status)
+}
+
+fn snapshot_of(totals: &LiveTotals, status: Option<StreamStatus>) -> Result<LiveSnapshot> {
     LiveSnapshot::new(
         totals.by_country_frame()?,
         totals.by_minute_frame()?,
-        Some(processor.status().clone()),
+        status,
         "memory",
     )
 }

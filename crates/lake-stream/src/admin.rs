@@ -1,5 +1,6 @@
 //! `lake-stream status` and `lake-stream reset`.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::checkpoint::CheckpointStore;
+use crate::claim::{SourceKind, checkpoint_folder};
 use crate::config::{DLQ_TABLE, EVENTS_TABLE, KafkaSettings, LIVE_BY_COUNTRY, LIVE_BY_MINUTE};
 use crate::state::micros_to_rfc3339;
 
@@ -121,34 +123,98 @@ pub fn render(statuses: &[PartitionStatus]) -> String {
     out
 }
 
-/// Deletes the query's checkpoints and everything the stream wrote, so it
-/// starts over from the beginning of the topic.
+/// What [`reset`] deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResetReport {
+    /// Objects deleted, data files and logs included.
+    pub objects: u64,
+    /// The checkpoint folders deleted (`checkpoints/{folder}/`).
+    pub folders: Vec<String>,
+}
+
+/// Deletes the stream's state so that it starts over from the beginning of
+/// its source: every checkpoint folder of the lake (the query's for each
+/// source, `{query}` for Kafka and `embedded_{query}` for the built-in
+/// producer, and any other query's: every query writes the same tables),
+/// with their source claims, then the stream's tables (bronze events, DLQ,
+/// live views). A checkpoint left behind would resume a source past events
+/// its tables no longer hold.
 ///
 /// The internal topic keeps what was forwarded: the next run aggregates it
 /// again from its start, and skips the copies forwarded again (their
 /// source offsets are already passed). If the
 /// internal topic's retention has removed its oldest messages, delete the
 /// topic too before the next run, or those source offsets are skipped.
-pub fn reset(lake: &Lake, query: &str) -> Result<u64> {
-    let mut deleted = 0u64;
-    for (layer, prefix) in [
-        (Layer::Checkpoints, query),
+pub fn reset(lake: &Lake, query: &str) -> Result<ResetReport> {
+    let mut folders: BTreeSet<String> = lake
+        .list_dirs(Layer::Checkpoints, "")?
+        .into_iter()
+        .collect();
+    folders.insert(checkpoint_folder(query, SourceKind::Kafka));
+    folders.insert(checkpoint_folder(query, SourceKind::Embedded));
+    let mut report = ResetReport::default();
+    let checkpoints = folders.iter().map(|f| (Layer::Checkpoints, f.as_str()));
+    let tables = [
         (Layer::Bronze, EVENTS_TABLE),
         (Layer::Bronze, DLQ_TABLE),
         (Layer::Gold, LIVE_BY_COUNTRY),
         (Layer::Gold, LIVE_BY_MINUTE),
-    ] {
-        for object in lake.list(layer, prefix)? {
-            lake.delete(layer, &object.key)?;
-            deleted += 1;
+    ];
+    for (layer, prefix) in checkpoints.chain(tables) {
+        let objects = lake.list(layer, prefix)?;
+        if layer == Layer::Checkpoints && !objects.is_empty() {
+            report.folders.push(prefix.to_string());
+        }
+        for object in objects {
+            lake.delete(layer, &object.key)
+                .with_context(|| format!("resetting query {query}"))?;
+            report.objects += 1;
         }
     }
-    Ok(deleted)
+    Ok(report)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reset_deletes_every_sources_checkpoints_and_the_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let put = |layer, key: &str| {
+            lake.put(layer, key, bytes::Bytes::from_static(b"x"))
+                .unwrap()
+        };
+        put(Layer::Checkpoints, "ventes_temps_reel/partition-0.ckpt");
+        put(
+            Layer::Checkpoints,
+            "embedded_ventes_temps_reel/partition-3.ckpt",
+        );
+        put(
+            Layer::Checkpoints,
+            "embedded_ventes_temps_reel/_source.json",
+        );
+        put(Layer::Checkpoints, "another_query/_status.json");
+        put(
+            Layer::Bronze,
+            "ventes_temps_reel/_delta_log/00000000000000000000.json",
+        );
+        put(Layer::Bronze, "orders/_delta_log/00000000000000000000.json");
+        let report = reset(&lake, "ventes_temps_reel").unwrap();
+        assert_eq!(
+            report.folders,
+            [
+                "another_query",
+                "embedded_ventes_temps_reel",
+                "ventes_temps_reel"
+            ]
+        );
+        assert_eq!(report.objects, 5);
+        assert!(lake.list(Layer::Checkpoints, "").unwrap().is_empty());
+        // The batch tables stay.
+        assert_eq!(lake.list(Layer::Bronze, "orders").unwrap().len(), 1);
+    }
 
     #[test]
     fn the_table_shows_each_partitions_watermark() {

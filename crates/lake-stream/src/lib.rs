@@ -20,18 +20,22 @@
 //!
 //! The run settings are in [`config`], the input's messages in
 //! [`message`], the loops that run a query in [`runner`];
-//! [`stream_status`] is the status a query writes for serving and
-//! monitoring, [`admin`] the operator's `status` and `reset`;
+//! [`claim`] keeps a lake to one stream source; [`stream_run`] is a
+//! `lake-stream run`'s run manifest; [`stream_status`] is the status a
+//! query writes for serving and monitoring, [`live`] the live views and
+//! counters a query resumes with, [`admin`] the operator's `status` and
+//! `reset`;
 //! [`generator`] makes sales events and [`produce`] sends them to Kafka.
 
 pub mod admin;
 pub mod checkpoint;
+pub mod claim;
 pub mod closed;
 pub mod config;
 pub mod drive;
 pub mod event;
 pub mod generator;
-mod live;
+pub mod live;
 pub mod message;
 pub mod processor;
 pub mod produce;
@@ -42,6 +46,7 @@ pub mod sink;
 pub mod source;
 pub mod state;
 pub mod step;
+pub mod stream_run;
 pub mod stream_status;
 mod timer;
 pub mod views;

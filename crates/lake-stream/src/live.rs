@@ -1,17 +1,80 @@
 //! The live views over every partition of the query: this process's
 //! partitions from memory, the others' from their latest checkpoints, and
 //! the windows each partition closed on the view's date ([`crate::closed`]).
+//! The query's counters in its status are those of the same partitions
+//! ([`set_counters`]), so they always add up to the views' rows; a process
+//! that starts has the checkpointed views and counters before its first
+//! batch ([`checkpointed`]).
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, anyhow};
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use lake_table::Lake;
 
 use crate::checkpoint::CheckpointStore;
 use crate::closed::{ClosedWindowStore, Windows};
 use crate::state::PartitionState;
+use crate::stream_status::StreamStatus;
 use crate::views::{LiveTotals, merge_with_closed};
+
+/// The live views and the status of `query` as its checkpoints hold them,
+/// before any new event: what a process starting on the query serves
+/// first (`lake-stream run --serve`), the same the processor starts from
+/// ([`crate::processor::Processor::resume`]). The status is `None` when
+/// the query never saved one and counted nothing (it never ran).
+pub fn checkpointed(lake: &Lake, query: &str) -> Result<(LiveTotals, Option<StreamStatus>)> {
+    let mut views = LiveViews::new(lake, query);
+    let totals = views
+        .refresh(&BTreeMap::new(), Utc::now().date_naive())
+        .with_context(|| format!("reading the checkpointed live views of query {query}"))?
+        .clone();
+    let status = match StreamStatus::load(lake, query)? {
+        None if totals.events_consumed() == 0 => None,
+        saved => Some(with_counters(saved, query, &totals)),
+    };
+    Ok((totals, status))
+}
+
+/// The status `query` last saved (its times and lag), else a new one, with
+/// the counters of `totals`.
+pub(crate) fn resumed_status(
+    lake: &Lake,
+    query: &str,
+    totals: &LiveTotals,
+) -> Result<StreamStatus> {
+    Ok(with_counters(
+        StreamStatus::load(lake, query)?,
+        query,
+        totals,
+    ))
+}
+
+/// `saved`, else a new status of `query`, with the counters of `totals`.
+fn with_counters(saved: Option<StreamStatus>, query: &str, totals: &LiveTotals) -> StreamStatus {
+    let mut status = saved.unwrap_or_else(|| StreamStatus {
+        query: query.to_string(),
+        ..StreamStatus::default()
+    });
+    set_counters(&mut status, totals);
+    status
+}
+
+/// Sets the status's counters to those of `totals`: the query's, over the
+/// partitions the live views' rows come from, so `counted` is the sum of
+/// the rows' transactions whichever process ran which batch.
+pub(crate) fn set_counters(status: &mut StreamStatus, totals: &LiveTotals) {
+    status.counted = totals.counted;
+    status.events_consumed = totals.events_consumed();
+    status.dlq = totals
+        .rejected
+        .iter()
+        .map(|(reason, n)| (reason.as_str().to_string(), *n))
+        .collect();
+    if let Some(micros) = totals.last_event_time() {
+        status.last_event_time = DateTime::from_timestamp_micros(micros).or(status.last_event_time);
+    }
+}
 
 /// The live totals over every partition, and what they are merged from.
 pub(crate) struct LiveViews {

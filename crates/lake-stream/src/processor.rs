@@ -55,12 +55,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, NaiveDate, Utc};
+use lake_core::run::TableVersion;
 use lake_table::Lake;
 
 use crate::checkpoint::CheckpointStore;
 use crate::config::{DEFAULT_MAX_CLOCK_SKEW, StreamConfig};
 use crate::event::DlqReason;
-use crate::live::LiveViews;
+use crate::live::{LiveViews, resumed_status, set_counters};
 use crate::message::{Lane, SourceMessage};
 use crate::replay::{
     BatchClock, Replay, committed_after_checkpoint, replayed_ends, same_date_ends,
@@ -125,6 +126,9 @@ pub struct Processor {
     /// Events more than this ahead of a batch's processing time are from
     /// the future.
     max_clock_skew: Duration,
+    /// Per table (`layer/table`), the last version this process committed:
+    /// what its run manifest records as written.
+    written: BTreeMap<String, TableVersion>,
 }
 
 impl Processor {
@@ -150,6 +154,7 @@ impl Processor {
             forwarder: None,
             forward_from: BTreeMap::new(),
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
+            written: BTreeMap::new(),
             config,
         }
     }
@@ -216,6 +221,11 @@ impl Processor {
             *next = message.offset + 1;
         }
         Ok(true)
+    }
+
+    /// The last version this process committed to each table it wrote.
+    pub fn written(&self) -> Vec<TableVersion> {
+        self.written.values().cloned().collect()
     }
 
     /// Messages waiting for the next batch.
@@ -292,7 +302,10 @@ impl Processor {
         step.lap("view merge");
         let outputs = outputs(&self.config, &applied, self.live.totals(), today)?;
         step.lap("output frames");
-        commit_all(&self.lake, &self.config, outputs)?;
+        for commit in commit_all(&self.lake, &self.config, outputs)? {
+            let written = TableVersion::from(&commit);
+            self.written.insert(written.table.clone(), written);
+        }
         for part in &applied {
             self.compactor.wrote(part.partition, part.date);
         }
@@ -301,7 +314,7 @@ impl Processor {
         step.lap("forward flush");
         self.checkpoint(&applied)?;
         step.lap("checkpoints");
-        self.record(&report, started.elapsed());
+        self.record(started.elapsed());
         self.compactor.compact(&self.lake, &self.config.run_id);
         tracing::debug!(
             "micro-batch of {} messages: {}",
@@ -498,22 +511,30 @@ impl Processor {
         Ok(())
     }
 
-    /// Adds the batch to the status's counters (saved by [`Self::save_status`]).
-    fn record(&mut self, report: &BatchReport, took: Duration) {
+    /// Records the batch in the status (saved by [`Self::save_status`]):
+    /// its counters become those of the live views merged for this batch,
+    /// the query's over every partition, so they add up to the views' rows.
+    fn record(&mut self, took: Duration) {
         let status = &mut self.status;
-        status.events_consumed += report.messages;
-        status.counted += report.counted;
-        for (reason, n) in &report.rejected {
-            *status.dlq.entry(reason.as_str().to_string()).or_insert(0) += n;
-        }
+        set_counters(status, self.live.totals());
         status.last_batch_duration_ms = Some(took.as_millis() as u64);
         status.last_checkpoint_at = Some(Utc::now());
-        let latest = self.states.values().filter_map(|s| s.max_event_time).max();
-        if let Some(micros) = latest {
-            let time = DateTime::from_timestamp_micros(micros);
-            status.last_event_time = status.last_event_time.max(time);
-        }
         self.status_changed = true;
+    }
+
+    /// Takes the query's checkpointed state as the live views and status
+    /// before any batch (every partition from its checkpoint), so a process
+    /// that starts shows what was counted before it, not nothing.
+    pub fn resume(&mut self) -> Result<()> {
+        let today = Utc::now().date_naive();
+        self.live.refresh(&self.states, today).with_context(|| {
+            format!(
+                "reading the checkpointed live views of query {}",
+                self.config.query
+            )
+        })?;
+        self.status = resumed_status(&self.lake, &self.config.query, self.live.totals())?;
+        Ok(())
     }
 
     /// The live totals over every partition after the latest batch.

@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail};
 use lake_table::Lake;
 use rdkafka::consumer::BaseConsumer;
 
+use crate::claim::{SourceClaim, SourceKind, claim};
 use crate::config::{KafkaRunOptions, KafkaSettings, StreamConfig, Trigger};
 use crate::drive::{LoopOptions, drive};
 use crate::event::DlqReason;
@@ -48,6 +49,15 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    /// The messages sent to the DLQ by reason, as run manifests record
+    /// them (`dlq:{reason}`).
+    pub fn dlq_counts(&self) -> BTreeMap<String, u64> {
+        self.rejected
+            .iter()
+            .map(|(reason, count)| (format!("dlq:{}", reason.as_str()), *count))
+            .collect()
+    }
+
     fn add(&mut self, report: &BatchReport) {
         if report.messages + report.forwarded > 0 {
             self.batches += 1;
@@ -64,7 +74,9 @@ impl RunSummary {
 
 /// Runs the query on the topic until the trigger says stop or `stop` is
 /// raised; returns what was done. Creates the internal topic, with as many
-/// partitions as the source, unless it exists.
+/// partitions as the source, unless it exists. Refused when the lake's
+/// stream tables hold another source ([`crate::claim`]); the live views
+/// and status start from the query's checkpoints.
 pub fn run_kafka(
     lake: &Lake,
     settings: &KafkaSettings,
@@ -89,10 +101,20 @@ pub fn run_kafka(
             settings.topic
         );
     }
+    claim(
+        lake,
+        &config.query,
+        &SourceClaim {
+            kind: SourceKind::Kafka,
+            topic: settings.topic.clone(),
+            source: config.source.clone(),
+        },
+    )?;
     let forwarder = Forwarder::new(settings, partitions)?;
-    let processor = Processor::new(lake, config)
+    let mut processor = Processor::new(lake, config)
         .with_forwarder(forwarder)
         .with_max_clock_skew(options.max_clock_skew);
+    processor.resume()?;
     let processor = Arc::new(Mutex::new(processor));
     let mut source = KafkaSource::subscribe(processor.clone(), settings, options)?;
     let loop_options = LoopOptions {
@@ -120,14 +142,26 @@ fn summarize(reports: &[BatchReport], processor: &mut Processor) -> Result<RunSu
 }
 
 /// Runs the query on events from the built-in producer, in process: a fixed
-/// topic for a seed and date, so a rerun has nothing new to count.
+/// topic for a seed and date, so a rerun has nothing new to count. Refused
+/// when the lake's stream tables hold another source ([`crate::claim`]).
 pub fn run_embedded(
     lake: &Lake,
     config: StreamConfig,
     options: &EmbeddedOptions,
 ) -> Result<(RunSummary, ProducerReport)> {
     let name = config.source.clone();
-    let processor = Arc::new(Mutex::new(Processor::new(lake, config)));
+    claim(
+        lake,
+        &config.query,
+        &SourceClaim {
+            kind: SourceKind::Embedded,
+            topic: config.topic.clone(),
+            source: config.source.clone(),
+        },
+    )?;
+    let mut processor = Processor::new(lake, config);
+    processor.resume()?;
+    let processor = Arc::new(Mutex::new(processor));
     let mut source = EmbeddedSource::new(&mut *lock(&processor), &name, options)?;
     let loop_options = LoopOptions {
         trigger: Trigger::AvailableNow,

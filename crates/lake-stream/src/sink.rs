@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, NaiveDate, Utc};
-use lake_table::{AppendOutcome, DateWriter, Lake, Layer, TableRef, Txn};
+use lake_table::{AppendOutcome, Commit, DateWriter, Lake, Layer, TableRef, Txn};
 use polars::prelude::*;
 use serde_json::{Value, json};
 
@@ -142,9 +142,14 @@ pub(crate) struct Output {
 
 /// Commits a batch's outputs, each on a thread of its own: they are
 /// different tables, and a commit mostly waits on storage. The first error
-/// (in output order) fails the batch, before its checkpoint.
-pub(crate) fn commit_all(lake: &Lake, config: &StreamConfig, outputs: Vec<Output>) -> Result<()> {
-    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+/// (in output order) fails the batch, before its checkpoint. Returns the
+/// versions committed (none for an output a replay found already there).
+pub(crate) fn commit_all(
+    lake: &Lake,
+    config: &StreamConfig,
+    outputs: Vec<Output>,
+) -> Result<Vec<Commit>> {
+    let results: Vec<Result<Option<Commit>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = outputs
             .into_iter()
             .map(|output| {
@@ -172,10 +177,11 @@ pub(crate) fn commit_all(lake: &Lake, config: &StreamConfig, outputs: Vec<Output
             })
             .collect()
     });
-    results.into_iter().collect()
+    let commits: Vec<Option<Commit>> = results.into_iter().collect::<Result<_>>()?;
+    Ok(commits.into_iter().flatten().collect())
 }
 
-fn commit_output(lake: &Lake, config: &StreamConfig, output: Output) -> Result<()> {
+fn commit_output(lake: &Lake, config: &StreamConfig, output: Output) -> Result<Option<Commit>> {
     let Output {
         table,
         date,
@@ -188,10 +194,10 @@ fn commit_output(lake: &Lake, config: &StreamConfig, output: Output) -> Result<(
     let mut writer = DateWriter::new(lake, table, date, &config.run_id)?.for_stream();
     let Some((txns, info)) = append else {
         writer.write_frame(&mut frame)?;
-        writer
+        let commit = writer
             .replace()
             .with_context(|| format!("publishing {name} for {date}"))?;
-        return Ok(());
+        return Ok(Some(commit));
     };
     writer = writer.with_commit_info(COMMIT_INFO_KEY, info);
     writer.write_frame(&mut frame)?;
@@ -199,7 +205,8 @@ fn commit_output(lake: &Lake, config: &StreamConfig, output: Output) -> Result<(
         .append(txns)
         .with_context(|| format!("writing {name} for {date}"))?
     {
-        AppendOutcome::Committed(_) | AppendOutcome::Empty => Ok(()),
+        AppendOutcome::Committed(commit) => Ok(Some(commit)),
+        AppendOutcome::Empty => Ok(None),
         AppendOutcome::AlreadyApplied(txns) => bail!(
             "another process has committed {} of query {} to {name}: this process no longer owns \
              those partitions (stopping without checkpointing them)",

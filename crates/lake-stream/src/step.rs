@@ -1,14 +1,17 @@
 //! The stream stage of `cargo xtask pipeline`: an available-now run on
-//! Kafka when one is configured, else the built-in producer in process.
+//! Kafka when one is configured, else the built-in producer in process
+//! (its checkpoints in `checkpoints/embedded_{query}/`, see
+//! [`crate::claim::checkpoint_folder`]).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use chrono::NaiveDate;
 use lake_core::dag::{Step, StepOutput};
-use lake_core::run::{TableVersion, new_run_id};
+use lake_core::run::TableVersion;
 use lake_table::{Lake, Layer, Table, TableRef};
 
+use crate::claim::{SourceKind, checkpoint_folder};
 use crate::config::{
     DEFAULT_LATENESS, DLQ_TABLE, EVENTS_TABLE, KafkaRunOptions, KafkaSettings, LIVE_BY_COUNTRY,
     LIVE_BY_MINUTE, QUERY, StreamConfig, TOPIC,
@@ -18,8 +21,6 @@ use crate::runner::{EmbeddedOptions, RunSummary, run_embedded, run_kafka};
 
 /// Name of the DAG step.
 pub const STEP: &str = "stream/ventes_temps_reel";
-/// Query name of the built-in source, kept apart from a real topic's.
-pub const EMBEDDED_QUERY: &str = "embedded_ventes_temps_reel";
 
 /// Where the pipeline's stream stage reads.
 #[derive(Debug, Clone)]
@@ -56,23 +57,23 @@ fn output(lake: &Lake, summary: RunSummary, input: String) -> anyhow::Result<Ste
         writes,
         rows_in: summary.messages,
         rows_out: summary.counted,
-        rejects: summary
-            .rejected
-            .iter()
-            .map(|(reason, count)| (format!("dlq:{}", reason.as_str()), *count))
-            .collect(),
+        rejects: summary.dlq_counts(),
         ..Default::default()
     })
 }
 
-/// The stream step, after `depends_on`.
+/// The stream step of the pipeline run `run_id`, after `depends_on`: its
+/// commits carry the pipeline's run id, whose manifest records the step
+/// (the stage writes no manifest of its own).
 pub fn pipeline_step(
     lake: &Lake,
     date: NaiveDate,
+    run_id: &str,
     source: StreamSource,
     depends_on: Vec<String>,
 ) -> Step {
     let lake = lake.clone();
+    let run_id = run_id.to_string();
     Step::new(STEP, depends_on, move |ctx| {
         let lateness = DEFAULT_LATENESS;
         match &source {
@@ -82,7 +83,7 @@ pub fn pipeline_step(
                     topic: settings.topic.clone(),
                     source: settings.source_uri(),
                     allowed_lateness: lateness,
-                    run_id: new_run_id(),
+                    run_id: run_id.clone(),
                 };
                 let stop = Arc::new(AtomicBool::new(false));
                 let mut seen = 0u64;
@@ -101,11 +102,11 @@ pub fn pipeline_step(
             }
             StreamSource::Embedded { events, seed } => {
                 let config = StreamConfig {
-                    query: EMBEDDED_QUERY.into(),
+                    query: checkpoint_folder(QUERY, SourceKind::Embedded),
                     topic: TOPIC.into(),
                     source: format!("embedded://producer/{TOPIC}"),
                     allowed_lateness: lateness,
-                    run_id: new_run_id(),
+                    run_id: run_id.clone(),
                 };
                 let options = EmbeddedOptions {
                     events: *events,

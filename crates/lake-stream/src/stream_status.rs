@@ -16,10 +16,13 @@ use lake_table::{Lake, Layer};
 pub struct StreamStatus {
     pub query: String,
     pub updated_at: Option<DateTime<Utc>>,
-    /// Messages processed (counted + rejected) by this process's run.
+    /// Messages processed (counted + rejected) by the query, over every
+    /// partition (checkpointed before this process included): the
+    /// partitions the live views' rows come from.
     pub events_consumed: u64,
+    /// Events counted by the query: the sum of the live views' transactions.
     pub counted: u64,
-    /// Messages sent to the DLQ, by reason.
+    /// Messages the query sent to the DLQ, by reason.
     pub dlq: BTreeMap<String, u64>,
     /// Messages behind the high watermarks, when known (Kafka runs).
     pub lag: Option<i64>,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 
 use crate::closed::Windows;
+use crate::event::DlqReason;
 use crate::state::{MINUTE_MICROS, PartitionState, Sum, Totals};
 
 /// Merged totals of several partitions. Partitions are added in partition
@@ -15,6 +16,23 @@ use crate::state::{MINUTE_MICROS, PartitionState, Sum, Totals};
 pub struct LiveTotals {
     pub by_country: BTreeMap<String, MergedTotals>,
     pub by_minute: BTreeMap<(i64, String), MergedTotals>,
+    /// Events counted, over the same partitions as the rows: the sum of
+    /// `by_country`'s counts (each counted event adds one to one country).
+    pub counted: u64,
+    /// Messages sent to the DLQ, by reason, over the same partitions.
+    pub rejected: BTreeMap<DlqReason, u64>,
+}
+
+impl LiveTotals {
+    /// Messages processed: counted or sent to the DLQ.
+    pub fn events_consumed(&self) -> u64 {
+        self.counted + self.rejected.values().sum::<u64>()
+    }
+
+    /// The latest event time counted, microseconds; `None` before the first.
+    pub fn last_event_time(&self) -> Option<i64> {
+        self.by_country.values().map(|t| t.last_event_time).max()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -67,16 +85,24 @@ pub fn merge_with_closed<'a>(
     parts.sort_by_key(|(s, _)| s.partition);
     let mut by_country = BTreeMap::new();
     let mut by_minute = BTreeMap::new();
+    let mut counted = 0;
+    let mut rejected = BTreeMap::new();
     for (state, closed) in parts {
         merge_into(&mut by_country, &state.by_country);
         if let Some(closed) = closed {
             merge_into(&mut by_minute, closed);
         }
         merge_into(&mut by_minute, &state.by_minute);
+        counted += state.counted;
+        for (reason, n) in &state.rejected {
+            *rejected.entry(*reason).or_insert(0) += n;
+        }
     }
     LiveTotals {
         by_country: finish(by_country),
         by_minute: finish(by_minute),
+        counted,
+        rejected,
     }
 }
 
@@ -196,6 +222,29 @@ mod tests {
         insta::assert_snapshot!("by_minute", render(&live.by_minute_frame().unwrap()));
         // The merge does not depend on the order states are given in.
         assert_eq!(live, merge([&p0, &p1]));
+    }
+
+    #[test]
+    fn the_counters_are_those_of_the_rows() {
+        let (mut p0, p1) = two_partitions();
+        // A duplicate of "a": rejected, not counted.
+        p0.apply(
+            2,
+            Some(
+                &br#"{"event_id":"a","event_time":"2026-11-26T10:00:10Z","pays":"France","montant":10.0}"#[..],
+            ),
+            TimeBounds::lateness(600_000_000),
+        );
+        let live = merge([&p0, &p1]);
+        let rows: u64 = live.by_country.values().map(|t| t.count).sum();
+        assert_eq!((live.counted, rows), (4, 4));
+        assert_eq!(live.rejected, BTreeMap::from([(DlqReason::Duplicate, 1)]));
+        assert_eq!(live.events_consumed(), 5);
+        assert_eq!(
+            live.last_event_time().map(crate::state::micros_to_rfc3339),
+            Some("2026-11-26T10:01:00+00:00".to_string())
+        );
+        assert_eq!(merge([]).last_event_time(), None);
     }
 
     #[test]

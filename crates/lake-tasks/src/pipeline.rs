@@ -137,6 +137,7 @@ pub fn run_pipeline(options: &PipelineOptions) -> Result<PipelineRun> {
         steps.push(lake_stream::step::pipeline_step(
             &lake,
             date,
+            &run_id,
             source.clone(),
             after,
         ));
