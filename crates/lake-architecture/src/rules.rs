@@ -78,6 +78,7 @@ const WRITING_MODULES: &[&str] = &[
     "src/writer.rs",
     "src/commit.rs",
     "src/all_or_none.rs",
+    "src/restore.rs",
     "src/maintenance.rs",
 ];
 

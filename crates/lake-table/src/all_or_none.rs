@@ -1,7 +1,8 @@
 //! Replacing one date in several tables as one change, as far as Delta
 //! allows: it has no transaction across tables, so the commits come last,
 //! in the order given, and when one fails the ones before it are undone
-//! (each by a commit that restores the version before it).
+//! (each by a `RESTORE` commit of the date, [`crate::restore`], as the
+//! version before it held it).
 //!
 //! A step that writes several tables (silver's sales and rejects, bronze's
 //! six copies) thus leaves the date either replaced in all of them or in
@@ -12,7 +13,8 @@
 
 use anyhow::{Result, anyhow};
 
-use crate::commit::{Commit, restore_date};
+use crate::commit::Commit;
+use crate::restore::restore_date;
 use crate::snapshot::At;
 use crate::writer::DateWriter;
 

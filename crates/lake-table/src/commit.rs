@@ -182,124 +182,19 @@ pub(crate) fn commit(
     }
 }
 
-/// Brings `date` of `table` back to what `before` held for it (nothing when
-/// `before` is `None`): one commit that removes the date's current files
-/// and adds `before`'s back, still on storage since no commit deletes a
-/// data file, with `before`'s schema. Refused unless the table is still
-/// at version `expected`: a writer that committed since would see its
-/// change discarded.
-pub(crate) fn restore_date(
-    table: &Table,
-    date: NaiveDate,
-    run_id: &str,
-    before: Option<&Snapshot>,
-    expected: i64,
-) -> Result<Commit> {
-    let name = table.table_ref().clone();
-    let latest = table
-        .latest()?
-        .ok_or_else(|| anyhow!("{name} has no version to restore {date} in"))?;
-    if latest.version() != expected {
-        bail!(
-            "{name} is at v{}, not v{expected}: another writer committed since, \
-             so {date} is left as it is",
-            latest.version()
-        );
-    }
-    let day = date.format("%Y-%m-%d").to_string();
-    let of_date = |values: HashMap<String, Option<String>>| {
-        values.get(PARTITION_COLUMN).cloned().flatten().as_deref() == Some(day.as_str())
-    };
-    let mut actions = Vec::new();
-    if let Some(before) = before
-        && before.state().metadata() != latest.state().metadata()
-    {
-        actions.push(Action::Metadata(before.state().metadata().clone()));
-    }
-    let (mut removed_rows, mut removed_files) = (0u64, 0usize);
-    for file in latest.state().log_data().iter() {
-        if of_date(file.partition_values_map()) {
-            removed_rows += file.num_records().unwrap_or(0) as u64;
-            removed_files += 1;
-            actions.push(Action::Remove(file.remove_action(true)));
-        }
-    }
-    let (mut rows, mut files, mut bytes) = (0u64, 0usize, 0u64);
-    if let Some(before) = before {
-        for file in before.state().log_data().iter() {
-            if of_date(file.partition_values_map()) {
-                rows += file.num_records().unwrap_or(0) as u64;
-                files += 1;
-                bytes += u64::try_from(file.size()).unwrap_or(0);
-                // delta-rs deprecates this in favour of its Arrow arrays,
-                // yet it is the one way to re-add a file with its statistics.
-                #[allow(deprecated)]
-                let add = file.add_action();
-                actions.push(Action::Add(add));
-            }
-        }
-    }
-    let metadata = HashMap::from([
-        ("runId".to_string(), json!(run_id)),
-        ("lakeChange".to_string(), json!("restore")),
-        ("lakeDate".to_string(), json!(day)),
-        (
-            "operationMetrics".to_string(),
-            json!({
-                "numRestoredFiles": files.to_string(),
-                "numOutputRows": rows.to_string(),
-                "numRemovedFiles": removed_files.to_string(),
-                "numRemovedRows": removed_rows.to_string(),
-            }),
-        ),
-    ]);
-    let plan = Plan {
-        actions,
-        operation: DeltaOperation::Restore {
-            version: before.map(|b| b.version() as _),
-            datetime: None,
-        },
-        metadata,
-        txns: Vec::new(),
-        rows,
-        removed_rows,
-        removed_files,
-    };
-    fault::check("before_restore", &name.to_string())?;
-    match plan.commit(table, Some(&latest)) {
-        Ok(version) => Ok(Commit {
-            table: name,
-            version,
-            date,
-            rows,
-            files,
-            bytes,
-            removed_rows,
-            removed_files,
-        }),
-        Err(CommitError::Conflict(reason)) => Err(anyhow!(
-            "{name}: another writer committed while {date} was being restored ({reason}), \
-             so it is left as that writer made it"
-        )),
-        Err(CommitError::Other(err)) => {
-            Err(err).with_context(|| format!("restoring {name} {date}"))
-        }
-    }
-}
-
 /// The actions and operation of one attempt.
-struct Plan {
-    actions: Vec<Action>,
-    operation: DeltaOperation,
-    metadata: HashMap<String, Value>,
-    txns: Vec<Transaction>,
+pub(crate) struct Plan {
+    pub(crate) actions: Vec<Action>,
+    pub(crate) operation: DeltaOperation,
+    pub(crate) metadata: HashMap<String, Value>,
+    pub(crate) txns: Vec<Transaction>,
     /// Rows added and removed, for the commit's metrics.
-    rows: u64,
-    removed_rows: u64,
-    removed_files: usize,
+    pub(crate) rows: u64,
+    pub(crate) removed_rows: u64,
+    pub(crate) removed_files: usize,
 }
 
-enum CommitError {
+pub(crate) enum CommitError {
     /// Lost to a concurrent commit that conflicts: rebuild and retry.
     Conflict(String),
     Other(anyhow::Error),
@@ -442,7 +337,11 @@ impl Plan {
         })
     }
 
-    fn commit(&self, table: &Table, snapshot: Option<&Snapshot>) -> Result<i64, CommitError> {
+    pub(crate) fn commit(
+        &self,
+        table: &Table,
+        snapshot: Option<&Snapshot>,
+    ) -> Result<i64, CommitError> {
         // Checkpoints at delta-rs' interval (every 100 versions); expired
         // log entries are cleaned up below, only after a new checkpoint,
         // instead of listing the log on every commit.

@@ -17,7 +17,7 @@ pub struct HistoryEntry {
     pub timestamp: Option<DateTime<Utc>>,
     /// Delta's operation name: `WRITE`, `STREAMING UPDATE`, `OPTIMIZE`...
     pub operation: String,
-    /// This lake's kind of change: `replace`, `append`, `stream_append`, `compact`, `restore` (a failed change undone).
+    /// This lake's kind of change: `replace`, `append`, `stream_append`, `compact`, `restore` (`lake restore`, or a failed change undone).
     pub change: Option<String>,
     pub run_id: Option<String>,
     pub files_added: u64,

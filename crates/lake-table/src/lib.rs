@@ -9,6 +9,8 @@
 //!   (latest, by number or by time), scanned lazily with Polars.
 //! - [`replace_all`] replaces a date in several tables: every commit
 //!   lands, or those made are undone.
+//! - [`restore::restore_version`] brings a table back to an earlier
+//!   version in one commit (Delta's `RESTORE`).
 //! - [`maintenance`] compacts small files and vacuums removed ones;
 //!   [`history`] lists commits.
 
@@ -22,6 +24,7 @@ pub mod layer;
 pub mod maintenance;
 pub mod parquet;
 pub mod read;
+pub mod restore;
 pub mod s3;
 pub mod schema;
 pub mod snapshot;

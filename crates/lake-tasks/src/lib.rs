@@ -2,6 +2,7 @@
 //! `xtask` launcher runs this crate's binary for every command but `test`),
 //! and as a library so workspace tests run the very same pipeline.
 
+pub mod backfill;
 pub mod bench;
 mod bench_commit;
 mod bench_serve;

@@ -11,6 +11,7 @@ use lake_core::config::{
 };
 use lake_core::dag::RunOptions;
 use lake_core::error::{exit_code, print_out};
+use lake_tasks::backfill;
 use lake_tasks::pipeline::{PipelineOptions, Stage, run_pipeline};
 
 #[derive(Parser)]
@@ -28,10 +29,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run bronze -> silver -> gold and print a summary.
+    /// Run bronze -> silver -> gold and print a summary (or, with --from and
+    /// --to, one run per date of a range: a backfill).
     Pipeline {
         #[command(flatten)]
         lake: LakeArgs,
+        /// Backfill: the first date of a range run one date after another,
+        /// oldest first (with --to; not with --date).
+        #[arg(long, value_parser = parse_date, value_name = "YYYY-MM-DD", requires = "to")]
+        from: Option<NaiveDate>,
+        /// Backfill: the last date of the range (with --from).
+        #[arg(long, value_parser = parse_date, value_name = "YYYY-MM-DD", requires = "from")]
+        to: Option<NaiveDate>,
         #[command(flatten)]
         source: SourceArgs,
         /// Reference date of RFM recency (default: the day after the latest order).
@@ -89,7 +98,7 @@ enum Command {
     Down,
     /// Serve the API and dashboard over the lake (after `pipeline`).
     Serve(lake_serve::ServeArgs),
-    /// Inspect and maintain the lake's tables: `lake ls | history | show | describe | optimize | vacuum`.
+    /// Inspect and maintain the lake's tables: `lake ls | history | show | describe | restore | optimize | vacuum`.
     #[command(subcommand)]
     Lake(LakeCommand),
     /// Benchmarks with their targets: `bench batch --scale N`.
@@ -173,6 +182,17 @@ enum LakeCommand {
         #[command(flatten)]
         version: VersionArgs,
     },
+    /// Bring a table back to an earlier version: one RESTORE commit that
+    /// adds that version's files back and removes the others (every date).
+    Restore {
+        #[command(flatten)]
+        lake: LakeLocation,
+        /// The table, e.g. gold/rfm.
+        table: String,
+        /// The version to bring back (`lake history` lists them).
+        #[arg(long)]
+        version: i64,
+    },
     /// Rewrite a date's small files into larger ones (dataChange=false).
     Optimize {
         #[command(flatten)]
@@ -219,6 +239,8 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Pipeline {
             lake,
+            from,
+            to,
             source,
             as_of,
             workers,
@@ -241,6 +263,19 @@ fn run(cli: Cli) -> Result<()> {
                 workers,
                 ..RunOptions::default()
             };
+            if let (Some(from), Some(to)) = (from, to) {
+                if let Some(date) = options.lake.date {
+                    anyhow::bail!(
+                        "--from/--to run a range of dates and --date (or LAKE_DATE) one date, \
+                         here {date}: give one or the other"
+                    );
+                }
+                let range = backfill::DateRange::new(from, to)?;
+                let done = backfill::backfill(&mut options, range);
+                print_out(&done.render())?;
+                done.into_result()?;
+                return Ok(());
+            }
             let run = run_pipeline(&options)?;
             print_out(&lake_tasks::summary::render(&run)?)?;
         }
@@ -342,6 +377,15 @@ fn lake_command(command: LakeCommand) -> Result<String> {
             &Lake::open_existing(&url.url)?,
             &TableRef::parse(&table)?,
             version.at(),
+        ),
+        LakeCommand::Restore {
+            lake: url,
+            table,
+            version,
+        } => lake::restore::restore(
+            &Lake::open_existing(&url.url)?,
+            &TableRef::parse(&table)?,
+            version,
         ),
         LakeCommand::Optimize {
             lake: url,

@@ -266,27 +266,7 @@ fn sql_result(
     }
     let names: BTreeSet<String> = known.keys().cloned().collect();
     let prepared = sql::prepare(query, &names).map_err(refused)?;
-    let mut tables = Vec::new();
-    for name in &prepared.tables {
-        let Some((layer, table)) = known.get(name) else {
-            return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the SQL check named {name}, which is not a lake table"),
-            ));
-        };
-        let data = catalog
-            .read(*layer, table, None)
-            .map_err(|err| ApiError::internal(&err))?
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("{name} has no committed version yet"),
-                )
-            })?;
-        // A stop point over every table: every morsel read can stop it.
-        let frame = exec::stop_point(data.frame.as_ref().clone().lazy(), stop);
-        tables.push((name.clone(), frame));
-    }
+    let tables = sql::reads::frames(catalog, &prepared, &known, stop)?;
     let sql_error =
         |err: PolarsError| ApiError::new(StatusCode::BAD_REQUEST, format!("SQL error: {err}"));
     let plan = sql::plan(&prepared, tables).map_err(sql_error)?;

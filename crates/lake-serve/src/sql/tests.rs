@@ -1,7 +1,7 @@
 //! The check on every known hostile vector, on the forms a user writes,
 //! and on generated statements (property tests).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 
 use proptest::prelude::*;
@@ -335,6 +335,137 @@ fn a_prepared_query_runs_over_its_tables() {
     assert!(out.equals(&expected), "{out}");
 }
 
+#[test]
+fn time_travel_reads_a_table_of_its_own_without_the_clause() {
+    let prepared = accepted(
+        "SELECT r.segment, gold.rfm.monetary FROM gold.rfm VERSION AS OF 3 \
+         JOIN gold.rfm AS r ON r.customer_id = gold.rfm.customer_id \
+         JOIN silver.sales_master TIMESTAMP AS OF '2026-12-07T10:00:00Z' AS s ON true",
+    );
+    assert_eq!(
+        prepared.text,
+        "SELECT r.segment, \"gold.rfm\".monetary FROM \"gold.rfm@v3\" AS \"gold.rfm\" \
+         JOIN \"gold.rfm\" AS r ON r.customer_id = \"gold.rfm\".customer_id \
+         JOIN \"silver.sales_master@2026-12-07T10:00:00.000Z\" AS s ON true"
+    );
+    let time = DateTime::parse_from_rfc3339("2026-12-07T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let read = |table: &str, as_of| TableRead {
+        table: table.into(),
+        as_of,
+    };
+    assert_eq!(
+        prepared.reads,
+        BTreeMap::from([
+            ("gold.rfm".to_string(), read("gold.rfm", AsOf::Served)),
+            (
+                "gold.rfm@v3".to_string(),
+                read("gold.rfm", AsOf::Version(3))
+            ),
+            (
+                "silver.sales_master@2026-12-07T10:00:00.000Z".to_string(),
+                read("silver.sales_master", AsOf::Time(time)),
+            ),
+        ])
+    );
+    assert_eq!(
+        prepared.tables,
+        ["gold.rfm", "silver.sales_master"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
+    // The times a client writes, all UTC.
+    for (written, expected) in [
+        ("2026-12-07T11:00:00+01:00", "2026-12-07T10:00:00.000Z"),
+        ("2026-12-07 10:00:00", "2026-12-07T10:00:00.000Z"),
+        ("2026-12-07 10:00:00.250", "2026-12-07T10:00:00.250Z"),
+        ("2026-12-07", "2026-12-07T00:00:00.000Z"),
+    ] {
+        let prepared = accepted(&format!(
+            "SELECT * FROM gold.rfm TIMESTAMP AS OF '{written}'"
+        ));
+        let names: Vec<&String> = prepared.reads.keys().collect();
+        assert_eq!(names, [&format!("gold.rfm@{expected}")], "{written}");
+    }
+}
+
+#[test]
+fn naming_run_date_reads_every_date() {
+    for (query, every_date) in [
+        ("SELECT * FROM gold.rfm", false),
+        ("SELECT 'run_date' AS s FROM gold.rfm", false),
+        ("SELECT * FROM gold.rfm WHERE run_date = '2026-11-26'", true),
+        (
+            "SELECT * FROM gold.rfm r WHERE r.RUN_DATE > '2026-11-26'",
+            true,
+        ),
+        ("SELECT run_date, COUNT(*) FROM gold.rfm GROUP BY 1", true),
+        (
+            "SELECT * FROM gold.rfm WHERE \"run_date\" IS NOT NULL",
+            true,
+        ),
+        (
+            "SELECT * FROM gold.rfm WHERE segment IN \
+             (SELECT segment FROM gold.rfm VERSION AS OF 1 WHERE gold.rfm.run_date < '2026-11-26')",
+            true,
+        ),
+    ] {
+        assert_eq!(accepted(query).every_date, every_date, "{query}");
+    }
+}
+
+/// The first parse's dialect is Polars' but for time travel: the same tree
+/// for every query of these tests that has no version clause.
+#[test]
+fn the_time_travel_dialect_parses_the_rest_as_polars_does() {
+    let corpus = [
+        "SELECT * FROM gold.rfm r JOIN read_parquet('/x') p ON r.segment = p.segment",
+        "WITH a AS (SELECT 1 AS x), b AS (SELECT * FROM a) SELECT * FROM b",
+        "SELECT * FROM `gold`.`rfm` WHERE a @> b OR x #> '{a}' OR c ILIKE 'x%'",
+        "SELECT * EXCLUDE (a), COUNT(*) FILTER (WHERE b > 1) FROM gold.rfm GROUP BY ALL",
+        "SELECT a, FROM gold.rfm LIMIT 3 OFFSET 1",
+        "SELECT {'a': 1} AS m, [1, 2][1] AS l, x::DATE, DATE '2026-11-26' FROM t",
+        "SELECT * FROM gold.rfm r, LATERAL (SELECT 1) AS l TABLESAMPLE (10 PERCENT)",
+        "SELECT * FROM gold.rfm PARTITION (p1) WHERE run_date = '2026-11-26' QUALIFY x = 1",
+        "SELECT $1, #tmp.a, @v FROM gold.rfm",
+        "SELECT 1 AS a UNION ALL (SELECT 2 EXCEPT SELECT a FROM read_parquet('/x'))",
+        "SELECT * FROM gold.rfm ORDER BY 1 DESC NULLS LAST FETCH FIRST 3 ROWS ONLY",
+    ];
+    for query in corpus {
+        let generic = parse(query, &GenericDialect);
+        let ours = parse(query, &TimeTravelDialect);
+        assert_eq!(
+            format!("{generic:?}"),
+            format!("{ours:?}"),
+            "{query} parses differently"
+        );
+    }
+}
+
+#[test]
+fn time_travel_refusals_say_what_is_wrong() {
+    let refusals: Vec<String> = [
+        "SELECT * FROM gold.rfm FOR SYSTEM_TIME AS OF '2026-12-07'",
+        "SELECT * FROM gold.rfm AT(TIMESTAMP => '2026-12-07')",
+        "SELECT * FROM gold.rfm BEFORE(STATEMENT => 'x')",
+        "SELECT * FROM gold.rfm VERSION AS OF 1.5",
+        "SELECT * FROM gold.rfm TIMESTAMP AS OF 'yesterday'",
+        "SELECT * FROM gold.rfm TIMESTAMP AS OF now()",
+        "SELECT * FROM gold.rfm TIMESTAMP AS OF 20261207",
+        "SELECT * FROM gold.nothing VERSION AS OF 1",
+        "WITH t AS (SELECT 1 AS a) SELECT * FROM t VERSION AS OF 0",
+        "SELECT * FROM read_parquet VERSION AS OF 1 ('/x')",
+        "SELECT * FROM gold.rfm VERSION AS OF 1 TABLESAMPLE (10 PERCENT)",
+        "SELECT * FROM \"gold.rfm@v1\"",
+    ]
+    .iter()
+    .map(|query| format!("{query}\n  -> {}", refused(query)))
+    .collect();
+    insta::assert_snapshot!(refusals.join("\n"));
+}
+
 // ---- Property tests -------------------------------------------------------
 
 /// A generated query, with what every table reference is.
@@ -629,7 +760,7 @@ fn hostile_from(f: &F, scope: &mut Vec<usize>) -> bool {
 /// the text Polars would run is a lake table or a CTE the text defines,
 /// and no table factor anywhere has arguments.
 fn only_lake_tables(text: &str) -> Result<(), String> {
-    let statements = parse(text).map_err(|e| e.to_string())?;
+    let statements = parse(text, &GenericDialect).map_err(|e| e.to_string())?;
     let mut ctes = BTreeSet::new();
     struct Ctes<'a>(&'a mut BTreeSet<String>, bool);
     impl Visitor for Ctes<'_> {

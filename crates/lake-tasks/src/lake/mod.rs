@@ -1,11 +1,13 @@
 //! `cargo xtask lake ...`: inspect and maintain the lake's tables, local or
-//! on S3: `ls`, `history`, `show`, `describe`, `optimize`, `vacuum`.
+//! on S3: `ls`, `history`, `show`, `describe`, `restore`, `optimize`,
+//! `vacuum`.
 
 pub mod describe;
 pub mod history;
 pub mod ls;
 pub mod maintenance;
 pub mod reference;
+pub mod restore;
 pub mod show;
 
 /// `1536` -> `1.5 KiB`.
