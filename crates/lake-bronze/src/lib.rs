@@ -1,6 +1,6 @@
 //! Bronze: exact copies of the six Northwind tables (data contract,
 //! section 3), each row kept with its source types plus
-//! `_ingestion_timestamp` and `_source`.
+//! `_ingestion_timestamp`, `_source` and `_source_row`.
 //!
 //! Two sources give the same tables: a PostgreSQL database, streamed with
 //! `COPY ... TO STDOUT (FORMAT binary)` in bounded batches, and the built-in

@@ -41,6 +41,8 @@ pub enum BatchSource {
 pub struct PgSource {
     url: PgUrl,
     snapshot: Mutex<Option<ExportedSnapshot>>,
+    /// Rows per decoded batch ([`COPY_BATCH_ROWS`] unless set).
+    batch_rows: usize,
 }
 
 impl PgSource {
@@ -48,7 +50,15 @@ impl PgSource {
         PgSource {
             url,
             snapshot: Mutex::new(None),
+            batch_rows: COPY_BATCH_ROWS,
         }
+    }
+
+    /// Decodes the copies in batches of `rows` rows (at least one): tests
+    /// use small ones to copy a table in several batches.
+    pub fn with_batch_rows(mut self, rows: usize) -> PgSource {
+        self.batch_rows = rows.max(1);
+        self
     }
 
     /// The run's snapshot id, exported on first use.
@@ -150,7 +160,8 @@ fn copy_generated(
         "generator://northwind/{PG_SCHEMA}.{table}?scale={}&seed={}",
         nw.scale, nw.seed
     );
-    add_metadata(&mut df, Utc::now(), &source)?;
+    // The generator's table is one batch: its rows are numbered from 0.
+    add_metadata(&mut df, Utc::now(), &source, 0)?;
     let rows = df.height() as u64;
     writer.write_frame(&mut df)?;
     progress(rows);
@@ -230,7 +241,9 @@ fn copy_postgres(
                     // error is the one reported; the file stays unfinished.
                     Err(_) => bail!("{source}: the copy stopped before its last row"),
                 };
-                add_metadata(&mut batch, ingested_at, source)?;
+                // `rows` is what the batches before this one held, so
+                // `_source_row` continues across batches.
+                add_metadata(&mut batch, ingested_at, source, rows)?;
                 let file = match &mut file {
                     Some(file) => file,
                     None => file.insert(writer.start_file(&batch.schema().clone())?),
@@ -244,7 +257,7 @@ fn copy_postgres(
             Ok((writer, rows))
         });
         let decoded = (|| -> Result<()> {
-            while let Some(batch) = decoder.next_batch(COPY_BATCH_ROWS)? {
+            while let Some(batch) = decoder.next_batch(pg.batch_rows)? {
                 if batches.send(CopyBatch::Rows(batch)).is_err() {
                     return Ok(()); // the writer failed; its error is reported below
                 }

@@ -62,6 +62,13 @@ pub const REJECT_REASONS: [&str; 8] = [
 /// Category name of a line whose product has no category or an unknown one.
 pub const UNCATEGORIZED: &str = "Uncategorized";
 
+/// Bronze's column of a row's 0-based position in the run's read of its
+/// source table (contract, section 3): the source read order of the
+/// `duplicate_line` rule. Bronze dates written before the column existed
+/// lack it (or, read through a table that gained it later, hold nulls in
+/// it); there the order the lines are read in stands for it.
+pub const SOURCE_ROW: &str = "_source_row";
+
 /// Column holding the reason in rejects.
 pub const REJECT_REASON: &str = "reject_reason";
 
@@ -91,6 +98,7 @@ pub struct Dimensions {
 // Internal columns carry a `__` prefix so they never collide with source
 // columns (bronze's own metadata uses a single `_`).
 const LINE_NO: &str = "__line_no";
+const SOURCE_ROW_OF_LINE: &str = "__source_row";
 const ORDER_KEY: &str = "__order_key";
 const PRODUCT_KEY: &str = "__product_key";
 const CATEGORY_KEY: &str = "__category_key";
@@ -254,7 +262,8 @@ pub fn classify_lines(
 
     // Only the columns the rules need travel through the joins; rejects
     // take the full rows back by line number.
-    let lines = order_details.with_row_index(LINE_NO, None).select([
+    let has_source_row = details_schema.contains(SOURCE_ROW);
+    let mut line_columns = vec![
         col(LINE_NO),
         int_key(&details_schema, "order_id").alias(ORDER_KEY),
         int_key(&details_schema, "product_id").alias(PRODUCT_KEY),
@@ -266,7 +275,17 @@ pub fn classify_lines(
             .cast(DataType::Float64)
             .fill_null(lit(0.0))
             .alias("__discount"),
-    ]);
+    ];
+    if has_source_row {
+        line_columns.push(
+            col(SOURCE_ROW)
+                .cast(DataType::Int64)
+                .alias(SOURCE_ROW_OF_LINE),
+        );
+    }
+    let lines = order_details
+        .with_row_index(LINE_NO, None)
+        .select(line_columns);
     let orders = first_per_key(
         orders.select([
             int_key(&orders_schema, "order_id").alias(ORDER_KEY),
@@ -335,26 +354,43 @@ pub fn classify_lines(
     ]));
 
     // duplicate_line: among lines passing every other rule, only the first
-    // (in source read order) of each (order_id, product_id) is a sale. A
+    // in source read order of each (order_id, product_id) is a sale. A
     // valid line has both an order and a product row (a missing one is an
     // orphan); their row numbers, both below 2^32, pack into one exact
-    // UInt64 key. Sorted by that key, stably, the lines of a key stay in
-    // source order (the joins kept the lines' order), so a line with the
-    // key of the line before it repeats an earlier one. Only those lines
-    // (few) are joined back. A group-by over every line cost several times
-    // more: it builds a group for each of them.
+    // UInt64 key. Sorted by that key, then by `_source_row` (bronze's
+    // number of the line in its read of the source, so that an engine
+    // reading files in parallel agrees), stably, a line with the key of
+    // the line before it repeats an earlier one. Without `_source_row`
+    // (bronze dates written before the column existed), or where it is
+    // null, the stable sort keeps the order the lines were read in (the
+    // joins kept it): file order, then row order in each file, as before
+    // the column existed. Only the repeating lines (few) are joined back.
+    // A group-by over every line cost several times more: it builds a
+    // group for each of them.
     let line_key = col(ORDER_ROW).cast(DataType::UInt64) * lit(1u64 << 32)
         + col(PRODUCT_ROW).cast(DataType::UInt64);
+    let mut sort_by = vec![LINE_KEY];
+    let mut valid_line_columns = vec![col(LINE_NO), line_key.alias(LINE_KEY)];
+    if has_source_row {
+        sort_by.push(SOURCE_ROW_OF_LINE);
+        valid_line_columns.push(col(SOURCE_ROW_OF_LINE));
+    }
     let repeats = classified
         .clone()
         .filter(col(REJECT_CODE).is_null())
-        .select([col(LINE_NO), line_key.alias(LINE_KEY)])
+        .select(valid_line_columns)
         .sort(
-            [LINE_KEY],
-            SortMultipleOptions::default().with_maintain_order(true),
+            sort_by,
+            SortMultipleOptions::default()
+                .with_maintain_order(true)
+                .with_nulls_last(true),
         )
         .filter(col(LINE_KEY).eq(col(LINE_KEY).shift(lit(1))))
         .select([col(LINE_NO), lit(true).alias(REPEATS_A_LINE)]);
+    let mut internal = vec![REPEATS_A_LINE, ORDER_ROW, PRODUCT_ROW];
+    if has_source_row {
+        internal.push(SOURCE_ROW_OF_LINE);
+    }
     Ok(left_join(classified, repeats, &[LINE_NO], &[LINE_NO])
         .with_column(
             when(col(REPEATS_A_LINE).is_not_null())
@@ -362,7 +398,7 @@ pub fn classify_lines(
                 .otherwise(col(REJECT_CODE))
                 .alias(REJECT_CODE),
         )
-        .drop(cols([REPEATS_A_LINE, ORDER_ROW, PRODUCT_ROW])))
+        .drop(cols(internal)))
 }
 
 fn timestamp_literal(at: DateTime<Utc>) -> Expr {
@@ -616,6 +652,108 @@ mod tests {
         assert_eq!(
             rejected.column("order_id").unwrap().str().unwrap().get(0),
             Some("x")
+        );
+    }
+
+    /// Order lines of order 1 (customer ALFKI) whose read order and
+    /// `_source_row` order differ, as when an engine reads bronze's files
+    /// in another order than they were written. In read order:
+    ///   0: (1, 10) price 1.0, `_source_row` 2
+    ///   1: (1, 10) price 2.0, `_source_row` 0
+    ///   2: (1, 10) price 3.0, `_source_row` 1
+    ///   3: (1, 11) price 5.0, `_source_row` 5
+    ///   4: (1, 11) price 4.0, quantity 0, `_source_row` 4
+    fn shuffled_lines(source_row: Option<Series>) -> SalesInputs {
+        let mut details = df!(
+            "order_id" => [1i16, 1, 1, 1, 1],
+            "product_id" => [10i16, 10, 10, 11, 11],
+            "unit_price" => [1.0f32, 2.0, 3.0, 5.0, 4.0],
+            "quantity" => [1i16, 1, 1, 1, 0],
+            "discount" => [0.0f32, 0.0, 0.0, 0.0, 0.0],
+        )
+        .unwrap();
+        if let Some(rows) = source_row {
+            details.with_column(rows.into_column()).unwrap();
+        }
+        SalesInputs {
+            order_details: details.lazy(),
+            ..inputs()
+        }
+    }
+
+    /// The sales' and the rejects' frames of `inputs`.
+    fn split(inputs: SalesInputs) -> (DataFrame, DataFrame) {
+        let details = inputs.order_details.clone();
+        let classified = classify(inputs).unwrap().collect().unwrap();
+        let sales = sales_master(classified.clone().lazy(), at())
+            .collect()
+            .unwrap();
+        let rejected = rejects(details, classified.lazy(), at()).collect().unwrap();
+        (sales, rejected)
+    }
+
+    fn prices(df: &DataFrame) -> Vec<f64> {
+        let column = df.column("unit_price").unwrap().cast(&DataType::Float64);
+        column.unwrap().f64().unwrap().into_no_null_iter().collect()
+    }
+
+    #[test]
+    fn the_lowest_source_row_wins_a_duplicate_whatever_the_read_order() {
+        assert_eq!(SOURCE_ROW, lake_bronze::metadata::SOURCE_ROW);
+        let rows = Series::new(SOURCE_ROW.into(), [2i64, 0, 1, 5, 4]);
+        let (sales, rejected) = split(shuffled_lines(Some(rows)));
+        // (1, 10): `_source_row` 0 (price 2.0) was read first from the
+        // source, so it is the sale, although read second here; prices
+        // 1.0 (`_source_row` 2) and 3.0 (1) repeat it. (1, 11): the line
+        // of `_source_row` 4 has quantity 0, so it does not count, and the
+        // one of 5 (price 5.0) is a sale. Both outputs keep read order.
+        assert_eq!(prices(&sales), vec![2.0, 5.0]);
+        assert_eq!(prices(&rejected), vec![1.0, 3.0, 4.0]);
+        assert_eq!(
+            reasons(&rejected),
+            vec!["duplicate_line", "duplicate_line", "invalid_quantity"]
+        );
+        // Rejects carry every order_details column, `_source_row` too.
+        let rejected_rows: Vec<i64> = rejected
+            .column(SOURCE_ROW)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert_eq!(rejected_rows, vec![2, 1, 4]);
+        insta::assert_snapshot!("duplicates_by_source_row_sales", render(&sales));
+        insta::assert_snapshot!("duplicates_by_source_row_rejects", render(&rejected));
+    }
+
+    #[test]
+    fn without_source_row_the_read_order_decides() {
+        // Bronze written before `_source_row` existed: the first line read
+        // (price 1.0) is the sale, 2.0 and 3.0 repeat it.
+        let (sales, rejected) = split(shuffled_lines(None));
+        assert_eq!(prices(&sales), vec![1.0, 5.0]);
+        assert_eq!(prices(&rejected), vec![2.0, 3.0, 4.0]);
+        assert_eq!(
+            reasons(&rejected),
+            vec!["duplicate_line", "duplicate_line", "invalid_quantity"]
+        );
+        assert!(!rejected.schema().contains(SOURCE_ROW));
+        insta::assert_snapshot!("duplicates_without_source_row_sales", render(&sales));
+        insta::assert_snapshot!("duplicates_without_source_row_rejects", render(&rejected));
+    }
+
+    #[test]
+    fn a_date_with_null_source_rows_keeps_the_read_order() {
+        // An older date read through a table that gained `_source_row`
+        // later: the column is there, null on every line. Read order
+        // decides, as without the column.
+        let rows = Series::new(SOURCE_ROW.into(), [None::<i64>, None, None, None, None]);
+        let (sales, rejected) = split(shuffled_lines(Some(rows)));
+        assert_eq!(prices(&sales), vec![1.0, 5.0]);
+        assert_eq!(prices(&rejected), vec![2.0, 3.0, 4.0]);
+        assert_eq!(
+            reasons(&rejected),
+            vec!["duplicate_line", "duplicate_line", "invalid_quantity"]
         );
     }
 }

@@ -227,9 +227,12 @@ impl std::error::Error for NotYetCreated {}
 /// One data file of a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
-    /// Path relative to the table root, e.g. `2026-11-26/part-....parquet`.
+    /// Path relative to the table root, e.g. `2026-11-26/part-....parquet`
+    /// (this lake's layout) or `run_date=2026-11-26/part-....parquet` (the
+    /// layout of Spark and Sail, contract section 2), percent-decoded.
     pub path: String,
-    /// Its `run_date` partition value.
+    /// Its `run_date` partition value, from the log's `partitionValues`:
+    /// never from the path, so both layouts give a file its date alike.
     pub date: NaiveDate,
     pub bytes: u64,
     /// Rows, from the file's statistics (every file this lake writes has them).

@@ -4,7 +4,9 @@
 //! Every table lives at `{layer}/{table}/` with its log in `_delta_log/`
 //! and is partitioned by one column, `run_date`; its data files sit under
 //! `{layer}/{table}/{YYYY-MM-DD}/` (Delta takes partition values from the
-//! log, so the folder names are only a convention of this lake).
+//! log, so the folder names are only a convention of this lake: a date
+//! another engine wrote may sit under its `run_date=YYYY-MM-DD/`, and is
+//! read, replaced, compacted and vacuumed the same).
 
 use std::fmt;
 use std::sync::Arc;
