@@ -183,8 +183,8 @@ fn assert_layout(lake: &Lake) {
         lake.describe(Layer::Bronze, "orders")
             .starts_with("s3://bronze/orders")
     );
-    // One checkpoint per partition (its source and internal offsets), and
-    // the query's status.
+    // The source the query's tables hold (its claim), one checkpoint per
+    // partition (its source and internal offsets), and the query's status.
     let mut checkpoints: Vec<String> = lake
         .list(Layer::Checkpoints, "ventes_temps_reel")
         .unwrap()
@@ -195,6 +195,7 @@ fn assert_layout(lake: &Lake) {
     assert_eq!(
         checkpoints,
         [
+            "ventes_temps_reel/_source.json",
             "ventes_temps_reel/_status.json",
             "ventes_temps_reel/partition-0.ckpt",
             "ventes_temps_reel/partition-1.ckpt",

@@ -5,8 +5,8 @@
 //! Gold tables are read at the versions a complete batch run wrote (its
 //! run manifest records them), so a page never shows figures of two runs:
 //! by default the run of the newest date that has one, for `?date=` that
-//! date's ([`crate::batch_runs`]). Other tables, and a gold date without a
-//! complete run, are read at their latest version. Both are resolved at
+//! date's ([`crate::batch_runs`]). Other tables, the stream's live views
+//! and a gold date without a complete run are read at their latest version. Both are resolved at
 //! most once a second, so a new run or a new commit shows within a second.
 //!
 //! The frames are kept in a cache bounded by bytes (`--sql-cache-mb`),
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
+use lake_stream::config::{LIVE_BY_COUNTRY, LIVE_BY_MINUTE};
 use lake_table::{At, DateAsked, Lake, Layer, Snapshot, Table, TableRef};
 use polars::prelude::DataFrame;
 use serde::Serialize;
@@ -198,7 +199,11 @@ impl Catalog {
         date: Option<NaiveDate>,
     ) -> Result<Option<Resolved>> {
         let handle = Table::open(&self.lake, TableRef::new(layer, table))?;
-        if layer == Layer::Gold {
+        // The stream's live views move on after every micro-batch, whatever
+        // batch run wrote them last (a pipeline's stream stage): read at
+        // their latest version, never pinned to a batch run.
+        let live_view = [LIVE_BY_COUNTRY, LIVE_BY_MINUTE].contains(&table);
+        if layer == Layer::Gold && !live_view {
             let name = format!("{layer}/{table}");
             let runs = self.batch_runs()?;
             let run = match date {

@@ -394,13 +394,25 @@ async fn a_backfill_never_turns_the_served_date_back_and_any_date_is_one_paramet
         "2026-12-07",
         countries(700.0),
     );
+    let live_sales = |sales: f64| {
+        df!("pays" => ["France"], "total_ventes_live" => [sales], "nb_transactions" => [1i64])
+            .unwrap()
+    };
+    // The pipeline's stream stage wrote the live view too.
+    let staged_live = write(
+        lake,
+        Layer::Gold,
+        "live_sales_by_country",
+        "2026-12-07",
+        live_sales(0.5),
+    );
     run_of(
         "run-20261207",
         "2026-12-07",
         0,
         vec![step(
             "gold",
-            vec![newest.clone(), newest_countries],
+            vec![newest.clone(), newest_countries, staged_live],
             Outcome::Succeeded,
         )],
     )
@@ -432,8 +444,7 @@ async fn a_backfill_never_turns_the_served_date_back_and_any_date_is_one_paramet
         Layer::Gold,
         "live_sales_by_country",
         "2026-12-08",
-        df!("pays" => ["France"], "total_ventes_live" => [1.0], "nb_transactions" => [1i64])
-            .unwrap(),
+        live_sales(1.0),
     );
     RunManifest {
         kind: RunKind::Stream,
@@ -441,7 +452,7 @@ async fn a_backfill_never_turns_the_served_date_back_and_any_date_is_one_paramet
             "run-20261208-stream",
             "2026-12-08",
             60,
-            vec![step("stream", vec![live], Outcome::Succeeded)],
+            vec![step("stream", vec![live.clone()], Outcome::Succeeded)],
         )
     }
     .save(lake)
@@ -455,6 +466,11 @@ async fn a_backfill_never_turns_the_served_date_back_and_any_date_is_one_paramet
     assert_eq!(served["run_id"], "run-20261207");
     assert_eq!(served["version"], newest.version);
     assert_eq!(served["rows"][0]["total_revenue"], 700.0);
+    // The live view at its latest version, not the one the batch run's
+    // stream stage wrote.
+    let (_, live_view) = get(&app, "/api/gold/live_sales_by_country").await;
+    assert_eq!(live_view["version"], live.version, "{live_view}");
+    assert_eq!(live_view["rows"][0]["total_ventes_live"], 1.0);
     // The backfilled date at the version its run wrote.
     let (_, older) = get(&app, "/api/gold/kpi_summary?date=2026-11-20").await;
     assert_eq!(older["run_id"], "run-20261207-backfill");
